@@ -1,0 +1,83 @@
+//! Decoding image files and turning them into normalised planes.
+
+use std::path::Path;
+
+use image::{DynamicImage, imageops::FilterType};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::kernels::FeatureMaps;
+
+/// Decodes an image file; the error names the file and repeats what the decoder said.
+pub fn load_image(path: &Path) -> Result<DynamicImage> {
+    let reader = image::ImageReader::open(path)
+        .map_err(|e| Error::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?;
+    reader
+        .decode()
+        .map_err(|e| Error::format(path, format!("cannot decode image: {e}")))
+}
+
+/// Converts an image to `channels` planes (1 = luminance, 3 = RGB) with values in 0..1, resized to
+/// `size` (width, height) when given.
+pub fn image_to_maps(image: &DynamicImage, channels: usize, size: Option<(u32, u32)>) -> Result<FeatureMaps> {
+    let image = match size {
+        Some((w, h)) if (w, h) != (image.width(), image.height()) => image.resize_exact(w, h, FilterType::Triangle),
+        _ => image.clone(),
+    };
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    match channels {
+        1 => Ok(FeatureMaps::new(1, h, w, image.to_luma32f().into_raw())),
+        3 => {
+            let rgb = image.to_rgb32f().into_raw();
+            let mut data = vec![0.0; 3 * h * w];
+            for (i, px) in rgb.chunks_exact(3).enumerate() {
+                for c in 0..3 {
+                    data[c * h * w + i] = px[c];
+                }
+            }
+            Ok(FeatureMaps::new(3, h, w, data))
+        }
+        n => Err(Error::Invalid(format!("images can be read as 1 or 3 channels, not {n}"))),
+    }
+}
+
+/// Per-channel normalisation applied to 0..1 pixel values: `(x - mean) / std`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Normalization {
+    /// Mean per channel.
+    pub mean: Vec<f32>,
+    /// Standard deviation per channel.
+    pub std: Vec<f32>,
+}
+
+impl Normalization {
+    /// MNIST's published statistics.
+    pub fn mnist() -> Self {
+        Self {
+            mean: vec![0.1307],
+            std: vec![0.3081],
+        }
+    }
+
+    /// No change.
+    pub fn identity(channels: usize) -> Self {
+        Self {
+            mean: vec![0.0; channels],
+            std: vec![1.0; channels],
+        }
+    }
+
+    /// Normalises `maps` in place (channels beyond the stored statistics reuse the last one).
+    pub fn apply(&self, values: &mut [f32], channels: usize) {
+        let plane = values.len() / channels.max(1);
+        for (c, chunk) in values.chunks_mut(plane.max(1)).enumerate() {
+            let m = self.mean[c.min(self.mean.len() - 1)];
+            let s = self.std[c.min(self.std.len() - 1)];
+            for v in chunk {
+                *v = (*v - m) / s;
+            }
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Applying kernels in plain, readable Rust — the arithmetic a spreadsheet cell shows.
+//!
+//! CNN "convolution" is cross-correlation: the kernel is laid on the window as it is, not flipped.
+//! Tests check this path against burn's `conv2d`, so the teaching view and the real network agree.
+
+use std::fmt;
+
+use super::{FeatureMaps, Kernel};
+use crate::error::{Error, Result};
+
+/// What happens at the image border.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Padding {
+    /// No padding: only windows fully inside the image; a 3×3 kernel shrinks the output by 2.
+    #[default]
+    Valid,
+    /// Zero padding: the image is surrounded by zeros so the output keeps the input size.
+    Zero,
+    /// Edge padding: border pixels are repeated outwards so the output keeps the input size
+    /// without the dark frame zero padding gives.
+    Same,
+}
+
+impl Padding {
+    /// Parses `valid`, `zero` or `same`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "valid" => Ok(Padding::Valid),
+            "zero" => Ok(Padding::Zero),
+            "same" => Ok(Padding::Same),
+            _ => Err(Error::Invalid(format!(
+                "unknown padding '{s}': expected valid, zero or same"
+            ))),
+        }
+    }
+
+    /// A one-line description for figure captions.
+    pub fn describe(self, kernel_h: usize, kernel_w: usize) -> String {
+        match self {
+            Padding::Valid => format!(
+                "padding valid: output is {} rows and {} columns smaller",
+                kernel_h - 1,
+                kernel_w - 1
+            ),
+            Padding::Zero => "padding zero: border filled with 0, size kept".into(),
+            Padding::Same => "padding same: border pixels repeated, size kept".into(),
+        }
+    }
+
+    /// Output size for an input of `size` and a kernel of `k` along one axis.
+    pub fn output_size(self, size: usize, k: usize) -> usize {
+        match self {
+            Padding::Valid => (size + 1).saturating_sub(k),
+            Padding::Zero | Padding::Same => size,
+        }
+    }
+
+    fn offset(self, k: usize) -> isize {
+        match self {
+            Padding::Valid => 0,
+            Padding::Zero | Padding::Same => (k / 2) as isize,
+        }
+    }
+}
+
+/// Reads `input` at a possibly out-of-range position, as `padding` defines the border.
+fn sample(input: &FeatureMaps, c: usize, y: isize, x: isize, padding: Padding) -> f32 {
+    let inside = y >= 0 && x >= 0 && (y as usize) < input.height && (x as usize) < input.width;
+    if inside {
+        return input.get(c, y as usize, x as usize);
+    }
+    match padding {
+        Padding::Same => {
+            let yy = y.clamp(0, input.height as isize - 1) as usize;
+            let xx = x.clamp(0, input.width as isize - 1) as usize;
+            input.get(c, yy, xx)
+        }
+        _ => 0.0,
+    }
+}
+
+/// The products and sum of one input channel's window with the matching kernel slice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChannelArithmetic {
+    /// The input window (kernel height × width, row-major).
+    pub window: Vec<f32>,
+    /// The kernel slice for this channel.
+    pub kernel: Vec<f32>,
+    /// `window[i] * kernel[i]`.
+    pub products: Vec<f32>,
+    /// The sum of the products.
+    pub sum: f32,
+}
+
+/// The full arithmetic behind one output activation: `max(0, Σ_c Σ window_c·kernel_c + bias)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arithmetic {
+    /// Output row.
+    pub y: usize,
+    /// Output column.
+    pub x: usize,
+    /// Input row and column of the window's top-left cell (negative inside the padding).
+    pub origin: (isize, isize),
+    /// Kernel height.
+    pub kernel_height: usize,
+    /// Kernel width.
+    pub kernel_width: usize,
+    /// One entry per input channel.
+    pub channels: Vec<ChannelArithmetic>,
+    /// The bias added after the sums.
+    pub bias: f32,
+    /// Sum over channels plus bias (the raw activation).
+    pub total: f32,
+    /// `max(0, total)`.
+    pub relu: f32,
+}
+
+/// The arithmetic of output pixel (`y`, `x`) of `kernel` (plus `bias`) applied to `input`.
+pub fn arithmetic_at(
+    input: &FeatureMaps,
+    kernel: &Kernel,
+    bias: f32,
+    padding: Padding,
+    y: usize,
+    x: usize,
+) -> Result<Arithmetic> {
+    if kernel.channels != input.channels {
+        return Err(Error::Kernel(format!(
+            "the kernel spans {} channels but the input has {}",
+            kernel.channels, input.channels
+        )));
+    }
+    let out_h = padding.output_size(input.height, kernel.height);
+    let out_w = padding.output_size(input.width, kernel.width);
+    if y >= out_h || x >= out_w {
+        return Err(Error::Invalid(format!(
+            "position x={x}, y={y} is outside the {out_w}×{out_h} output (x in 0..{out_w}, y in 0..{out_h})"
+        )));
+    }
+    let oy = y as isize - padding.offset(kernel.height);
+    let ox = x as isize - padding.offset(kernel.width);
+    let mut channels = Vec::with_capacity(input.channels);
+    for c in 0..input.channels {
+        let mut window = Vec::with_capacity(kernel.height * kernel.width);
+        let mut weights = Vec::with_capacity(kernel.height * kernel.width);
+        for ky in 0..kernel.height {
+            for kx in 0..kernel.width {
+                window.push(sample(input, c, oy + ky as isize, ox + kx as isize, padding));
+                weights.push(kernel.get(c, ky, kx));
+            }
+        }
+        let products: Vec<f32> = window.iter().zip(&weights).map(|(a, b)| a * b).collect();
+        let sum = products.iter().sum();
+        channels.push(ChannelArithmetic {
+            window,
+            kernel: weights,
+            products,
+            sum,
+        });
+    }
+    let total = channels.iter().map(|c| c.sum).sum::<f32>() + bias;
+    Ok(Arithmetic {
+        y,
+        x,
+        origin: (oy, ox),
+        kernel_height: kernel.height,
+        kernel_width: kernel.width,
+        channels,
+        bias,
+        total,
+        relu: total.max(0.0),
+    })
+}
+
+/// Applies each kernel (with its bias) to `input`: one output plane per kernel.
+pub fn convolve(
+    input: &FeatureMaps,
+    kernels: &[Kernel],
+    biases: &[f32],
+    padding: Padding,
+) -> Result<FeatureMaps> {
+    let first = kernels
+        .first()
+        .ok_or_else(|| Error::Kernel("no kernel to apply".into()))?;
+    let out_h = padding.output_size(input.height, first.height);
+    let out_w = padding.output_size(input.width, first.width);
+    let mut out = FeatureMaps::zeros(kernels.len(), out_h, out_w);
+    for (k, kernel) in kernels.iter().enumerate() {
+        let bias = biases.get(k).copied().unwrap_or(0.0);
+        for y in 0..out_h {
+            for x in 0..out_w {
+                out.set(k, y, x, arithmetic_at(input, kernel, bias, padding, y, x)?.total);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn write_grid(f: &mut fmt::Formatter<'_>, values: &[f32], width: usize, indent: &str) -> fmt::Result {
+    for row in values.chunks(width) {
+        write!(f, "{indent}")?;
+        for v in row {
+            write!(f, "{v:>9.4}")?;
+        }
+        writeln!(f)?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for Arithmetic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let w = self.kernel_width;
+        writeln!(
+            f,
+            "output pixel x={}, y={} (window from input x={}, y={}):",
+            self.x, self.y, self.origin.1, self.origin.0
+        )?;
+        for (c, ch) in self.channels.iter().enumerate() {
+            if self.channels.len() > 1 {
+                writeln!(f, "input channel {c}:")?;
+            }
+            writeln!(f, "  input window:")?;
+            write_grid(f, &ch.window, w, "    ")?;
+            writeln!(f, "  kernel:")?;
+            write_grid(f, &ch.kernel, w, "    ")?;
+            writeln!(f, "  products (window × kernel):")?;
+            write_grid(f, &ch.products, w, "    ")?;
+            let terms: Vec<String> = ch.products.iter().map(|p| format!("{p:.4}")).collect();
+            writeln!(f, "  sum = {} = {:.4}", terms.join(" + "), ch.sum)?;
+        }
+        let sums: Vec<String> = self.channels.iter().map(|c| format!("{:.4}", c.sum)).collect();
+        writeln!(
+            f,
+            "total = {} + bias {:.4} = {:.4}",
+            sums.join(" + "),
+            self.bias,
+            self.total
+        )?;
+        write!(f, "after ReLU = max(0, {:.4}) = {:.4}", self.total, self.relu)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp() -> FeatureMaps {
+        // 5×5, value = 10*y + x
+        FeatureMaps::new(1, 5, 5, (0..25).map(|i| (10 * (i / 5) + i % 5) as f32).collect())
+    }
+
+    #[test]
+    fn bottom_edge_on_a_vertical_ramp_is_sixty_everywhere() {
+        // window rows differ by 10 each; bottom row minus top row: 3 * 20 = 60
+        let out = convolve(&ramp(), &[Kernel::preset("bottom-edge").unwrap()], &[0.0], Padding::Valid)
+            .unwrap();
+        assert_eq!((out.height, out.width), (3, 3));
+        assert!(out.data.iter().all(|&v| v == 60.0));
+        let out = convolve(&ramp(), &[Kernel::preset("top-edge").unwrap()], &[0.0], Padding::Valid)
+            .unwrap();
+        assert!(out.relu().data.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn hand_computed_arithmetic_with_zero_and_same_padding() {
+        let k = Kernel::preset("bottom-edge").unwrap();
+        // top-left output with zero padding: window rows [0 0 0],[0 0 1],[0 10 11]
+        let a = arithmetic_at(&ramp(), &k, 0.5, Padding::Zero, 0, 0).unwrap();
+        assert_eq!(a.channels[0].window, vec![0., 0., 0., 0., 0., 1., 0., 10., 11.]);
+        assert_eq!(a.channels[0].sum, 21.0);
+        assert_eq!(a.total, 21.5);
+        // same padding repeats the border: rows [0 0 1],[0 0 1],[10 10 11]
+        let a = arithmetic_at(&ramp(), &k, 0.0, Padding::Same, 0, 0).unwrap();
+        assert_eq!(a.channels[0].window, vec![0., 0., 1., 0., 0., 1., 10., 10., 11.]);
+        assert_eq!(a.total, 30.0);
+        assert!(arithmetic_at(&ramp(), &k, 0.0, Padding::Valid, 3, 0).is_err());
+    }
+
+    #[test]
+    fn max_pool_halves_and_keeps_maxima() {
+        let p = ramp().max_pool(2);
+        assert_eq!((p.height, p.width), (2, 2));
+        assert_eq!(p.data, vec![11., 13., 31., 33.]);
+    }
+}

@@ -1,0 +1,11 @@
+//! Kernels: what a convolution does to a picture, computed in plain Rust so every number can be shown.
+
+mod apply;
+mod feature_maps;
+mod kernel;
+mod render;
+
+pub use apply::{Arithmetic, ChannelArithmetic, Padding, arithmetic_at, convolve};
+pub use feature_maps::FeatureMaps;
+pub use kernel::{Kernel, LITERAL_SYNTAX, PRESETS};
+pub use render::{KernelFigure, render_kernel_figure};

@@ -1,0 +1,148 @@
+//! The kernel figure: input, raw response (green/red), after ReLU, after max-pool — side by side.
+
+use std::path::Path;
+
+use super::{FeatureMaps, Kernel, Padding, convolve};
+use crate::error::Result;
+use crate::plot::{Canvas, ColorMode, map_to_image};
+
+/// Everything the kernel figure shows, computed once so the CLI can also print numbers from it.
+pub struct KernelFigure {
+    /// The input planes (1 for luminance, 3 for RGB), values in 0..1.
+    pub input: FeatureMaps,
+    /// The kernel as applied (spanning the input's channels).
+    pub kernel: Kernel,
+    /// Border handling.
+    pub padding: Padding,
+    /// The raw response.
+    pub response: FeatureMaps,
+    /// The response after ReLU.
+    pub relu: FeatureMaps,
+    /// After max-pool (`None` when pooling is off).
+    pub pooled: Option<FeatureMaps>,
+    /// Pool window (0 = none).
+    pub pool: usize,
+}
+
+impl KernelFigure {
+    /// Applies `kernel` to `input` (a 2-D kernel is stacked over the input's channels).
+    pub fn compute(input: FeatureMaps, kernel: &Kernel, padding: Padding, pool: usize) -> Result<Self> {
+        let kernel = kernel.for_channels(input.channels)?;
+        let response = convolve(&input, std::slice::from_ref(&kernel), &[0.0], padding)?;
+        let relu = response.relu();
+        let pooled = (pool >= 2).then(|| relu.max_pool(pool));
+        Ok(Self {
+            input,
+            kernel,
+            padding,
+            response,
+            relu,
+            pooled,
+            pool,
+        })
+    }
+}
+
+const MAX_PANEL: u32 = 300;
+const PAD: u32 = 16;
+const TITLE: u32 = 28;
+
+fn scale_for(w: usize, h: usize) -> u32 {
+    let big = w.max(h).max(1) as u32;
+    (MAX_PANEL / big).max(1)
+}
+
+fn shrink(m: &FeatureMaps, max: usize) -> FeatureMaps {
+    // Large photos are shown at most `max` pixels wide: sample every n-th activation.
+    let step = m.width.max(m.height).div_ceil(max).max(1);
+    if step == 1 {
+        return m.clone();
+    }
+    let (h, w) = (m.height / step, m.width / step);
+    let mut out = FeatureMaps::zeros(m.channels, h, w);
+    for c in 0..m.channels {
+        for y in 0..h {
+            for x in 0..w {
+                out.set(c, y, x, m.get(c, y * step, x * step));
+            }
+        }
+    }
+    out
+}
+
+/// Draws the figure to `path`. `gray` renders responses in grayscale instead of green/red.
+pub fn render_kernel_figure(fig: &KernelFigure, gray: bool, path: &Path) -> Result<()> {
+    let (lo, hi) = fig.response.range();
+    let scale = lo.abs().max(hi.abs()).max(1e-6);
+    let mode = if gray {
+        ColorMode::Gray { lo, hi }
+    } else {
+        ColorMode::Signed { scale }
+    };
+    let relu_mode = if gray { ColorMode::Gray { lo: 0.0, hi: hi.max(1e-6) } } else { mode };
+    let input_img = if fig.input.channels == 3 {
+        let m = shrink(&fig.input, MAX_PANEL as usize);
+        image::RgbImage::from_fn(m.width as u32, m.height as u32, |x, y| {
+            let px = |c| (m.get(c, y as usize, x as usize).clamp(0.0, 1.0) * 255.0) as u8;
+            image::Rgb([px(0), px(1), px(2)])
+        })
+    } else {
+        map_to_image(&shrink(&fig.input, MAX_PANEL as usize), 0, ColorMode::Gray { lo: 0.0, hi: 1.0 })
+    };
+    let input_label = if fig.input.channels == 3 { "input (RGB)" } else { "input (grayscale)" };
+    let mut panels: Vec<(String, image::RgbImage)> = vec![
+        (format!("{input_label} {}×{}", fig.input.width, fig.input.height), input_img),
+        (
+            format!("kernel response {}×{}", fig.response.width, fig.response.height),
+            map_to_image(&shrink(&fig.response, MAX_PANEL as usize), 0, mode),
+        ),
+        ("after ReLU".to_string(), map_to_image(&shrink(&fig.relu, MAX_PANEL as usize), 0, relu_mode)),
+    ];
+    if let Some(p) = &fig.pooled {
+        panels.push((
+            format!("after {0}×{0} max-pool {1}×{2}", fig.pool, p.width, p.height),
+            map_to_image(&shrink(p, MAX_PANEL as usize), 0, relu_mode),
+        ));
+    }
+    // Every panel uses the scale of the largest so sizes compare honestly (pooled maps look smaller).
+    let base = scale_for(panels[0].1.width() as usize, panels[0].1.height() as usize);
+    let panel_w = panels.iter().map(|(_, im)| im.width() * base).max().unwrap_or(1).max(220);
+    let panel_h = panels.iter().map(|(_, im)| im.height() * base).max().unwrap_or(1);
+    let footer = 40 + 18 * (fig.kernel.height as u32 * fig.kernel.channels as u32 + 1);
+    let width = PAD + panels.len() as u32 * (panel_w + PAD);
+    let height = TITLE + PAD + panel_h + footer;
+    let mut canvas = Canvas::new(width, height);
+    for (i, (label, img)) in panels.iter().enumerate() {
+        let x = PAD + i as u32 * (panel_w + PAD);
+        canvas.text(x as i32, 6, 16.0, label, [0, 0, 0]);
+        canvas.blit(img, x, TITLE + PAD / 2, base);
+    }
+    let mut y = (TITLE + PAD + panel_h + 8) as i32;
+    let legend = if gray {
+        format!("grayscale: black = {lo:.3}, white = {hi:.3}")
+    } else {
+        format!("green = positive, red = negative, black = 0; full brightness = ±{scale:.3}")
+    };
+    canvas.text(PAD as i32, y, 15.0, &legend, [0, 0, 0]);
+    y += 20;
+    let caption = format!(
+        "{}×{}×{} kernel, {}",
+        fig.kernel.channels,
+        fig.kernel.height,
+        fig.kernel.width,
+        fig.padding.describe(fig.kernel.height, fig.kernel.width)
+    );
+    canvas.text(PAD as i32, y, 15.0, &caption, [0, 0, 0]);
+    y += 22;
+    for c in 0..fig.kernel.channels {
+        for r in 0..fig.kernel.height {
+            let row: Vec<String> = (0..fig.kernel.width)
+                .map(|k| format!("{:>6.2}", fig.kernel.get(c, r, k)))
+                .collect();
+            let prefix = if fig.kernel.channels > 1 && r == 0 { format!("ch {c}: ") } else { String::new() };
+            canvas.text(PAD as i32 + 12, y, 14.0, &format!("{prefix}[{}]", row.join(" ")), [40, 40, 40]);
+            y += 18;
+        }
+    }
+    canvas.save(path)
+}

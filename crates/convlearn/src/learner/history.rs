@@ -1,0 +1,61 @@
+//! The record of a training run: loss per batch and metrics per epoch, with its PNG.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::plot::{Series, plot_curves};
+
+/// Metrics at the end of one epoch.
+#[derive(Clone, Debug, Serialize)]
+pub struct EpochRecord {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training loss over the epoch.
+    pub train_loss: f64,
+    /// Loss on the validation set.
+    pub valid_loss: f64,
+    /// Accuracy on the validation set.
+    pub valid_accuracy: f64,
+    /// Seconds the epoch took (training and validation).
+    pub seconds: f64,
+}
+
+/// Everything recorded while training.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct History {
+    /// (step, training loss) per batch.
+    pub batch_losses: Vec<(usize, f64)>,
+    /// (step, learning rate) per batch.
+    pub learning_rates: Vec<(usize, f64)>,
+    /// Per-epoch metrics.
+    pub epochs: Vec<EpochRecord>,
+    /// Batches per epoch.
+    pub steps_per_epoch: usize,
+}
+
+impl History {
+    /// Draws the training loss (per batch, smoothed) and the validation loss (per epoch) to `path`.
+    pub fn plot_loss(&self, path: &Path) -> Result<()> {
+        let mut smooth = Vec::with_capacity(self.batch_losses.len());
+        let mut avg = 0.0;
+        for (i, &(step, loss)) in self.batch_losses.iter().enumerate() {
+            // fastai's debiased exponential moving average (β = 0.98)
+            avg = 0.98 * avg + 0.02 * loss;
+            smooth.push((step as f64, avg / (1.0 - 0.98f64.powi(i as i32 + 1))));
+        }
+        let per = self.steps_per_epoch.max(1) as f64;
+        let valid = self.epochs.iter().map(|e| (e.epoch as f64 * per, e.valid_loss)).collect();
+        plot_curves(
+            path,
+            "Loss while training",
+            "batches",
+            "loss",
+            &[
+                Series { name: "training loss (smoothed)".into(), points: smooth },
+                Series { name: "validation loss (end of epoch)".into(), points: valid },
+            ],
+        )
+    }
+}

@@ -1,0 +1,15 @@
+//! The learner: losses, schedules, metrics, the training loop and its record.
+
+mod history;
+mod learner;
+mod loss;
+mod metrics;
+mod progress;
+mod schedule;
+
+pub use history::{EpochRecord, History};
+pub use learner::{FitConfig, Learner};
+pub use loss::{bce_with_logits, cross_entropy};
+pub use metrics::{accuracy, argmax_rows};
+pub use progress::Progress;
+pub use schedule::OneCycle;

@@ -1,0 +1,116 @@
+//! The one-file model: weights as safetensors, with everything needed to use them (architecture,
+//! classes, input shape, normalisation) as JSON in the file's metadata under the key `convlearn`.
+
+use std::path::{Path, PathBuf};
+
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::data::Normalization;
+use crate::error::{Error, Result};
+use crate::models::{Cnn, CnnSpec};
+
+/// The metadata key under which [`ModelMeta`] is stored.
+pub const META_KEY: &str = "convlearn";
+
+/// Version of the metadata layout.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What a saved model needs besides its weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    /// Layout version ([`FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// The architecture's name (`simple_cnn`, `spreadsheet`).
+    pub architecture: String,
+    /// The exact layer description.
+    pub spec: CnnSpec,
+    /// Class names, indexed by output.
+    pub classes: Vec<String>,
+    /// Applied to 0..1 pixels before the network.
+    pub normalization: Normalization,
+}
+
+/// A network with its metadata.
+pub struct SavedModel {
+    /// Metadata.
+    pub meta: ModelMeta,
+    /// The network.
+    pub network: Cnn,
+}
+
+/// `path` with `.tmp-<pid>` appended: where atomic writes go before the rename.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".tmp-{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+impl SavedModel {
+    /// Writes the model to `path` atomically (temporary file, then rename).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let json = serde_json::to_string(&self.meta).expect("metadata serialises");
+        let tmp = temp_path(path);
+        let mut store = SafetensorsStore::from_file(&tmp).metadata(META_KEY, json);
+        self.network
+            .save_into(&mut store)
+            .map_err(|e| Error::format(path, format!("cannot write model: {e}")))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    }
+
+    /// Reads only the metadata of a model file.
+    pub fn read_meta(path: &Path) -> Result<ModelMeta> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+            .map_err(|e| Error::format(path, format!("not a convlearn model (safetensors) file: {e}")))?;
+        let json = header
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(META_KEY))
+            .ok_or_else(|| {
+                Error::format(path, format!("has no '{META_KEY}' metadata: it is a bare weights file, not a convlearn model"))
+            })?;
+        let meta: ModelMeta = serde_json::from_str(json)
+            .map_err(|e| Error::format(path, format!("model metadata is malformed: {e}")))?;
+        if meta.format_version > FORMAT_VERSION {
+            return Err(Error::format(
+                path,
+                format!("model format {} is newer than this convlearn ({FORMAT_VERSION})", meta.format_version),
+            ));
+        }
+        Ok(meta)
+    }
+
+    /// Loads a model; tensors that are missing, misshaped or unexpected are all listed in the error.
+    pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        let meta = Self::read_meta(path)?;
+        let mut network = Cnn::new(&meta.spec, device)?;
+        let mut store = SafetensorsStore::from_file(path).validate(false).allow_partial(true);
+        let result = network
+            .load_from(&mut store)
+            .map_err(|e| Error::format(path, format!("cannot read weights: {e}")))?;
+        let mut problems: Vec<String> = result.errors.iter().map(ToString::to_string).collect();
+        problems.extend(result.missing.iter().map(|(name, _)| format!("missing tensor '{name}'")));
+        problems.extend(result.unused.iter().map(|name| format!("unexpected tensor '{name}'")));
+        if !problems.is_empty() {
+            return Err(Error::Weights(format!(
+                "{}: the weights do not fit architecture '{}' ({:?}):\n  {}",
+                path.display(),
+                meta.architecture,
+                meta.spec,
+                problems.join("\n  ")
+            )));
+        }
+        if meta.classes.len() != meta.spec.classes {
+            return Err(Error::format(
+                path,
+                format!("lists {} class names for {} outputs", meta.classes.len(), meta.spec.classes),
+            ));
+        }
+        Ok(Self { meta, network })
+    }
+}

@@ -1,0 +1,46 @@
+//! `convlearn activations MODEL IMAGE -o OUT.png`
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use convlearn::device::inference_device;
+use convlearn::interpret::{read_model_image, render_activations};
+use convlearn::model_file::SavedModel;
+use serde_json::json;
+
+/// Arguments of `activations`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// A saved model.
+    model: PathBuf,
+    /// The image to run through it.
+    image: PathBuf,
+    /// Where to write the figure.
+    #[arg(short, long, default_value = "activations.png")]
+    output: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `activations`.
+pub fn run(args: Args) -> Result<()> {
+    let device = inference_device();
+    let model = SavedModel::load(&args.model, &device)?;
+    let image = read_model_image(&model, &args.image)?;
+    let probs = render_activations(&model, &image, &args.output, &device)?;
+    let best = probs.iter().enumerate().fold(0, |b, (i, &p)| if p > probs[b] { i } else { b });
+    if args.json {
+        let classes: serde_json::Map<String, serde_json::Value> =
+            model.meta.classes.iter().zip(&probs).map(|(c, p)| (c.clone(), json!(p))).collect();
+        super::print_json(&json!({ "output": args.output, "probabilities": classes, "predicted": model.meta.classes[best] }));
+    } else {
+        println!(
+            "activations written to {}; predicted '{}' ({:.1}%)",
+            args.output.display(),
+            model.meta.classes[best],
+            100.0 * probs[best]
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! One file per subcommand.
+
+pub mod activations;
+pub mod demo;
+pub mod explain;
+pub mod kernel;
+pub mod predict;
+pub mod train;
+
+/// Parses "A,B" into two numbers (for `--at`).
+pub fn parse_pair(s: &str) -> Result<(usize, usize), String> {
+    let (a, b) = s
+        .split_once(',')
+        .ok_or_else(|| format!("expected two numbers separated by a comma, like 3,5; got '{s}'"))?;
+    let num = |t: &str| {
+        t.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("'{t}' is not a non-negative whole number (in '{s}')"))
+    };
+    Ok((num(a)?, num(b)?))
+}
+
+/// Prints one JSON object on stdout.
+pub fn print_json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string(value).expect("JSON serialises"));
+}

@@ -1,0 +1,46 @@
+//! `convlearn`: a thin command line over the convlearn library. Each subcommand parses its
+//! arguments, calls the library, and prints (text, or one JSON object with `--json`).
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+/// Understand, train, fine-tune and inspect convolutional image classifiers.
+#[derive(Parser)]
+#[command(name = "convlearn", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a small CNN on generated shapes and write kernel, activation and loss PNGs (no download needed).
+    Demo(commands::demo::Args),
+    /// Show what one kernel does to a picture: response, ReLU, max-pool, and the arithmetic of a pixel.
+    Kernel(commands::kernel::Args),
+    /// Train a CNN from scratch (`mnist` or generated `shapes`).
+    Train(commands::train::Args),
+    /// Predict the class of images with a saved model.
+    Predict(commands::predict::Args),
+    /// Print the arithmetic behind one activation of a conv layer (the spreadsheet view).
+    Explain(commands::explain::Args),
+    /// Draw every layer's feature maps for an image, plus the final probabilities.
+    Activations(commands::activations::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(a) => commands::demo::run(a),
+        Command::Kernel(a) => commands::kernel::run(a),
+        Command::Train(a) => commands::train::run(a),
+        Command::Predict(a) => commands::predict::run(a),
+        Command::Explain(a) => commands::explain::run(a),
+        Command::Activations(a) => commands::activations::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
