@@ -29,11 +29,21 @@ pub fn run(args: Args) -> Result<()> {
     let model = SavedModel::load(&args.model, &device)?;
     let image = read_model_image(&model, &args.image)?;
     let probs = render_activations(&model, &image, &args.output, &device)?;
-    let best = probs.iter().enumerate().fold(0, |b, (i, &p)| if p > probs[b] { i } else { b });
+    let best = probs
+        .iter()
+        .enumerate()
+        .fold(0, |b, (i, &p)| if p > probs[b] { i } else { b });
     if args.json {
-        let classes: serde_json::Map<String, serde_json::Value> =
-            model.meta.classes.iter().zip(&probs).map(|(c, p)| (c.clone(), json!(p))).collect();
-        super::print_json(&json!({ "output": args.output, "probabilities": classes, "predicted": model.meta.classes[best] }));
+        let classes: serde_json::Map<String, serde_json::Value> = model
+            .meta
+            .classes
+            .iter()
+            .zip(&probs)
+            .map(|(c, p)| (c.clone(), json!(p)))
+            .collect();
+        super::print_json(
+            &json!({ "output": args.output, "probabilities": classes, "predicted": model.meta.classes[best] }),
+        );
     } else {
         println!(
             "activations written to {}; predicted '{}' ({:.1}%)",

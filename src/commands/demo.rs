@@ -23,8 +23,13 @@ pub struct Args {
 
 /// Runs `demo`.
 pub fn run(args: Args) -> Result<()> {
-    eprintln!("generating 6000 training and 1200 validation images of 6 shapes (28×28, random place, size, noise)…");
-    let fit = FitConfig { epochs: args.epochs, ..FitConfig::default() };
+    eprintln!(
+        "generating 6000 training and 1200 validation images of 6 shapes (28×28, random place, size, noise)…"
+    );
+    let fit = FitConfig {
+        epochs: args.epochs,
+        ..FitConfig::default()
+    };
     let r = run_demo(&args.output, &fit)?;
     if args.json {
         super::print_json(&json!({
@@ -50,15 +55,30 @@ pub fn run(args: Args) -> Result<()> {
     );
     println!("wrote:");
     println!("  {m}  the model (weights + classes + preprocessing)");
-    println!("  {}  what the bottom-edge kernel does: response, ReLU, max-pool", r.kernel_png.display());
-    println!("  {}  every layer's feature maps for {s}", r.activations_png.display());
+    println!(
+        "  {}  what the bottom-edge kernel does: response, ReLU, max-pool",
+        r.kernel_png.display()
+    );
+    println!(
+        "  {}  every layer's feature maps for {s}",
+        r.activations_png.display()
+    );
     println!("  {}  the loss while training\n", r.loss_png.display());
-    println!("one activation, computed by hand (layer 2, kernel 0, at y=3, x=3):\n{}\n", r.explanation);
+    println!(
+        "the strongest activation of the first layer's kernel 0, computed by hand:\n{}\n",
+        r.explanation
+    );
     println!("what to try next:");
     println!("  convlearn predict {m} {s}");
     println!("  convlearn explain {m} {s} --layer 1 --channel 5 --at 10,12");
-    println!("  convlearn kernel ../shared/data/images/chelsea.png --kernel top-sobel --at 40,40 -o cat-edges.png");
-    println!("  convlearn train mnist --data ../shared/data/mnist --epochs 3   # real data: ≥99% test accuracy");
-    println!("  convlearn train mnist --arch spreadsheet                          # fast.ai's 2-kernel spreadsheet network");
+    println!(
+        "  convlearn kernel ../shared/data/images/chelsea.png --kernel top-sobel --at 40,40 -o cat-edges.png"
+    );
+    println!(
+        "  convlearn train mnist --data ../shared/data/mnist --epochs 3   # real data: ≥99% test accuracy"
+    );
+    println!(
+        "  convlearn train mnist --arch spreadsheet                          # fast.ai's 2-kernel spreadsheet network"
+    );
     Ok(())
 }

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use convlearn::data::{image_to_maps, load_image};
-use convlearn::kernels::{Kernel, KernelFigure, PRESETS, Padding, arithmetic_at, render_kernel_figure};
+use convlearn::kernels::{
+    Kernel, KernelFigure, PRESETS, Padding, arithmetic_at, render_kernel_figure,
+};
 use serde_json::json;
 
 /// Arguments of `kernel`.
@@ -50,12 +52,23 @@ fn kernel_help() -> String {
 pub fn run(args: Args) -> Result<()> {
     let kernel = Kernel::from_spec(&args.kernel)?;
     let padding = Padding::parse(&args.padding)?;
-    let channels = if args.channels == "rgb" || kernel.channels == 3 { 3 } else { 1 };
+    let channels = if args.channels == "rgb" || kernel.channels == 3 {
+        3
+    } else {
+        1
+    };
     let input = image_to_maps(&load_image(&args.image)?, channels, None)?;
     let figure = KernelFigure::compute(input, &kernel, padding, args.pool)?;
     render_kernel_figure(&figure, args.gray, &args.output)?;
     let arithmetic = match args.at {
-        Some((x, y)) => Some(arithmetic_at(&figure.input, &figure.kernel, 0.0, padding, y, x)?),
+        Some((x, y)) => Some(arithmetic_at(
+            &figure.input,
+            &figure.kernel,
+            0.0,
+            padding,
+            y,
+            x,
+        )?),
         None => None,
     };
     let (lo, hi) = figure.response.range();

@@ -32,8 +32,10 @@ pub fn run(args: Args) -> Result<()> {
     for image in &args.images {
         let ranked = predict_image(&model, image, args.top, &device)?;
         if !args.json {
-            let line: Vec<String> =
-                ranked.iter().map(|p| format!("{} {:.1}%", p.class, 100.0 * p.probability)).collect();
+            let line: Vec<String> = ranked
+                .iter()
+                .map(|p| format!("{} {:.1}%", p.class, 100.0 * p.probability))
+                .collect();
             println!("{}: {}", image.display(), line.join(", "));
         }
         results.push(json!({ "image": image, "predictions": ranked }));

@@ -51,7 +51,10 @@ pub fn run(args: Args) -> Result<()> {
     let preset = ModelPreset::parse(&args.arch)?;
     let (train, valid) = match args.dataset.as_str() {
         "mnist" => {
-            let dir = args.data.clone().unwrap_or_else(|| shared_data_dir().join("data/mnist"));
+            let dir = args
+                .data
+                .clone()
+                .unwrap_or_else(|| shared_data_dir().join("data/mnist"));
             let m = Mnist::load(&dir)?;
             (m.train, m.test)
         }
@@ -81,8 +84,12 @@ pub fn run(args: Args) -> Result<()> {
     );
     let (model, report) = train_classifier(preset, &train, &valid, &fit)?;
     let stem = format!("{}-{}", args.dataset, preset.name());
-    let save = args.save.unwrap_or_else(|| PathBuf::from(format!("{stem}.safetensors")));
-    let plot = args.plot.unwrap_or_else(|| PathBuf::from(format!("{stem}-loss.png")));
+    let save = args
+        .save
+        .unwrap_or_else(|| PathBuf::from(format!("{stem}.safetensors")));
+    let plot = args
+        .plot
+        .unwrap_or_else(|| PathBuf::from(format!("{stem}-loss.png")));
     model.save(&save)?;
     report.history.plot_loss(&plot)?;
     if args.json {
@@ -109,7 +116,11 @@ pub fn run(args: Args) -> Result<()> {
             report.seconds,
             report.images_per_second
         );
-        println!("model saved to {}; loss curve in {}", save.display(), plot.display());
+        println!(
+            "model saved to {}; loss curve in {}",
+            save.display(),
+            plot.display()
+        );
     }
     Ok(())
 }

@@ -6,7 +6,9 @@ use crate::kernels::FeatureMaps;
 
 /// The values of a float tensor, row-major.
 pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_into_vec_as::<f32>().expect("float tensor")
+    t.into_data()
+        .try_into_vec_as::<f32>()
+        .expect("float tensor")
 }
 
 /// The first item of a `[batch, c, h, w]` tensor as feature maps.

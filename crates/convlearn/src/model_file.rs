@@ -42,7 +42,10 @@ pub struct SavedModel {
 
 /// `path` with `.tmp-<pid>` appended: where atomic writes go before the rename.
 pub fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(format!(".tmp-{}", std::process::id()));
     path.with_file_name(name)
 }
@@ -65,8 +68,12 @@ impl SavedModel {
     /// Reads only the metadata of a model file.
     pub fn read_meta(path: &Path) -> Result<ModelMeta> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-            .map_err(|e| Error::format(path, format!("not a convlearn model (safetensors) file: {e}")))?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
+            Error::format(
+                path,
+                format!("not a convlearn model (safetensors) file: {e}"),
+            )
+        })?;
         let json = header
             .metadata()
             .as_ref()
@@ -79,7 +86,10 @@ impl SavedModel {
         if meta.format_version > FORMAT_VERSION {
             return Err(Error::format(
                 path,
-                format!("model format {} is newer than this convlearn ({FORMAT_VERSION})", meta.format_version),
+                format!(
+                    "model format {} is newer than this convlearn ({FORMAT_VERSION})",
+                    meta.format_version
+                ),
             ));
         }
         Ok(meta)
@@ -89,13 +99,25 @@ impl SavedModel {
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
         let meta = Self::read_meta(path)?;
         let mut network = Cnn::new(&meta.spec, device)?;
-        let mut store = SafetensorsStore::from_file(path).validate(false).allow_partial(true);
+        let mut store = SafetensorsStore::from_file(path)
+            .validate(false)
+            .allow_partial(true);
         let result = network
             .load_from(&mut store)
             .map_err(|e| Error::format(path, format!("cannot read weights: {e}")))?;
         let mut problems: Vec<String> = result.errors.iter().map(ToString::to_string).collect();
-        problems.extend(result.missing.iter().map(|(name, _)| format!("missing tensor '{name}'")));
-        problems.extend(result.unused.iter().map(|name| format!("unexpected tensor '{name}'")));
+        problems.extend(
+            result
+                .missing
+                .iter()
+                .map(|(name, _)| format!("missing tensor '{name}'")),
+        );
+        problems.extend(
+            result
+                .unused
+                .iter()
+                .map(|name| format!("unexpected tensor '{name}'")),
+        );
         if !problems.is_empty() {
             return Err(Error::Weights(format!(
                 "{}: the weights do not fit architecture '{}' ({:?}):\n  {}",
@@ -108,7 +130,11 @@ impl SavedModel {
         if meta.classes.len() != meta.spec.classes {
             return Err(Error::format(
                 path,
-                format!("lists {} class names for {} outputs", meta.classes.len(), meta.spec.classes),
+                format!(
+                    "lists {} class names for {} outputs",
+                    meta.classes.len(),
+                    meta.spec.classes
+                ),
             ));
         }
         Ok(Self { meta, network })

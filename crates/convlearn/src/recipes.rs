@@ -9,7 +9,7 @@ use crate::data::{ImageSet, generate_shapes};
 use crate::device::{inference_device, training_device};
 use crate::error::Result;
 use crate::interpret::{explain, render_activations};
-use crate::kernels::{Kernel, Padding, KernelFigure, render_kernel_figure};
+use crate::kernels::{Kernel, KernelFigure, Padding, render_kernel_figure};
 use crate::learner::{FitConfig, History, Learner};
 use crate::model_file::{FORMAT_VERSION, ModelMeta, SavedModel};
 use crate::models::{Cnn, ModelPreset};
@@ -47,7 +47,12 @@ pub fn train_classifier(
     fit: &FitConfig,
 ) -> Result<(SavedModel, TrainReport)> {
     let device = training_device();
-    let spec = preset.spec(train.channels, train.height, train.width, train.classes.len());
+    let spec = preset.spec(
+        train.channels,
+        train.height,
+        train.width,
+        train.classes.len(),
+    );
     let normalization = train.normalization();
     let mut learner = Learner::new(Cnn::new(&spec, &device)?, normalization.clone(), device);
     let start = Instant::now();
@@ -111,7 +116,12 @@ pub fn run_demo(out: &Path, fit: &FitConfig) -> Result<DemoReport> {
     // A larger generated picture makes the kernel's effect easy to see.
     let picture = generate_shapes(3, 96, 7).image(2);
     let kernel_png = out.join("kernel-bottom-edge.png");
-    let figure = KernelFigure::compute(picture, &Kernel::preset("bottom-edge").expect("preset"), Padding::Valid, 2)?;
+    let figure = KernelFigure::compute(
+        picture,
+        &Kernel::preset("bottom-edge").expect("preset"),
+        Padding::Valid,
+        2,
+    )?;
     render_kernel_figure(&figure, false, &kernel_png)?;
 
     let sample = valid.image(0);
@@ -124,8 +134,31 @@ pub fn run_demo(out: &Path, fit: &FitConfig) -> Result<DemoReport> {
     let device = inference_device();
     let activations_png = out.join("activations.png");
     render_activations(&model, &sample, &activations_png, &device)?;
-    let explanation = explain(&model, &sample, 2, 0, 3, 3, &device)?.to_string();
+    let (y, x) = strongest_activation(&model, &sample, &device);
+    let explanation = explain(&model, &sample, 1, 0, y, x, &device)?.to_string();
     let loss_png = out.join("loss.png");
     training.history.plot_loss(&loss_png)?;
-    Ok(DemoReport { training, model: model_path, kernel_png, activations_png, loss_png, sample_png, explanation })
+    Ok(DemoReport {
+        training,
+        model: model_path,
+        kernel_png,
+        activations_png,
+        loss_png,
+        sample_png,
+        explanation,
+    })
+}
+
+/// Row and column where kernel 0 of the first conv layer responds most strongly to `image`.
+fn strongest_activation(
+    model: &SavedModel,
+    image: &crate::kernels::FeatureMaps,
+    device: &burn::tensor::Device,
+) -> (usize, usize) {
+    let (_, layers) = model
+        .network
+        .forward_with_activations(crate::interpret::model_input(model, image, device));
+    let maps = crate::host::first_maps(layers[0].maps.clone()).plane(0);
+    let best = (0..maps.data.len()).fold(0, |b, i| if maps.data[i] > maps.data[b] { i } else { b });
+    (best / maps.width, best % maps.width)
 }

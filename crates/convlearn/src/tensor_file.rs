@@ -38,19 +38,49 @@ impl TensorFile {
         for (name, view) in st.tensors() {
             let data = view.data();
             let values: Vec<f32> = match view.dtype() {
-                Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
-                Dtype::F64 => data.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32).collect(),
-                Dtype::I64 => data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32).collect(),
-                Dtype::I32 => data.chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().unwrap()) as f32).collect(),
+                Dtype::F32 => data
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                    .collect(),
+                Dtype::F64 => data
+                    .chunks_exact(8)
+                    .map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32)
+                    .collect(),
+                Dtype::I64 => data
+                    .chunks_exact(8)
+                    .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32)
+                    .collect(),
+                Dtype::I32 => data
+                    .chunks_exact(4)
+                    .map(|b| i32::from_le_bytes(b.try_into().unwrap()) as f32)
+                    .collect(),
                 Dtype::U8 => data.iter().map(|&b| b as f32).collect(),
                 other => {
-                    return Err(Error::format(path, format!("tensor '{name}' has unsupported dtype {other:?}")));
+                    return Err(Error::format(
+                        path,
+                        format!("tensor '{name}' has unsupported dtype {other:?}"),
+                    ));
                 }
             };
-            tensors.insert(name, HostTensor { shape: view.shape().to_vec(), values });
+            tensors.insert(
+                name,
+                HostTensor {
+                    shape: view.shape().to_vec(),
+                    values,
+                },
+            );
         }
-        let metadata = meta.metadata().clone().unwrap_or_default().into_iter().collect();
-        Ok(Self { path: path.to_path_buf(), tensors, metadata })
+        let metadata = meta
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        Ok(Self {
+            path: path.to_path_buf(),
+            tensors,
+            metadata,
+        })
     }
 
     /// The tensor called `name`, or an error naming the file and the tensor.

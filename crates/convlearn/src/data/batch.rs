@@ -37,7 +37,11 @@ impl Batcher {
         let mut values = Vec::with_capacity(indices.len() * n);
         for &i in indices {
             let start = values.len();
-            values.extend(set.pixels[i * n..(i + 1) * n].iter().map(|&p| p as f32 / 255.0));
+            values.extend(
+                set.pixels[i * n..(i + 1) * n]
+                    .iter()
+                    .map(|&p| p as f32 / 255.0),
+            );
             self.normalization.apply(&mut values[start..], set.channels);
         }
         values
@@ -52,7 +56,10 @@ impl Batcher {
         );
         let labels: Vec<usize> = indices.iter().map(|&i| set.labels[i]).collect();
         let targets = Tensor::<1, Int>::from_data(
-            TensorData::new(labels.iter().map(|&l| l as i64).collect::<Vec<_>>(), [labels.len()]),
+            TensorData::new(
+                labels.iter().map(|&l| l as i64).collect::<Vec<_>>(),
+                [labels.len()],
+            ),
             &self.device,
         );
         Batch {
@@ -69,7 +76,10 @@ impl Batcher {
         if let Some(seed) = shuffle_seed {
             order.shuffle(&mut StdRng::seed_from_u64(seed));
         }
-        order.chunks(self.batch_size.max(1)).map(<[usize]>::to_vec).collect()
+        order
+            .chunks(self.batch_size.max(1))
+            .map(<[usize]>::to_vec)
+            .collect()
     }
 
     /// Number of batches in one pass over `len` images.

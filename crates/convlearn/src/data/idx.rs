@@ -11,7 +11,9 @@ fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&raw[..])
             .read_to_end(&mut out)
-            .map_err(|e| Error::format(path, format!("gzip stream is damaged or truncated: {e}")))?;
+            .map_err(|e| {
+                Error::format(path, format!("gzip stream is damaged or truncated: {e}"))
+            })?;
         Ok(out)
     } else {
         Ok(raw)
@@ -19,10 +21,18 @@ fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Checks the magic number and returns the dimensions and the payload.
-fn parse_header<'a>(path: &Path, bytes: &'a [u8], dims: usize, what: &str) -> Result<(Vec<usize>, &'a [u8])> {
+fn parse_header<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+    dims: usize,
+    what: &str,
+) -> Result<(Vec<usize>, &'a [u8])> {
     let expected = 0x0800 + dims as u32;
     if bytes.len() < 4 {
-        return Err(Error::format(path, format!("file is {} bytes, too short for an IDX header", bytes.len())));
+        return Err(Error::format(
+            path,
+            format!("file is {} bytes, too short for an IDX header", bytes.len()),
+        ));
     }
     let magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     if magic != expected {
@@ -35,7 +45,13 @@ fn parse_header<'a>(path: &Path, bytes: &'a [u8], dims: usize, what: &str) -> Re
     }
     let header = 4 + 4 * dims;
     if bytes.len() < header {
-        return Err(Error::format(path, format!("truncated header: expected {header} bytes, file has {}", bytes.len())));
+        return Err(Error::format(
+            path,
+            format!(
+                "truncated header: expected {header} bytes, file has {}",
+                bytes.len()
+            ),
+        ));
     }
     let shape: Vec<usize> = (0..dims)
         .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize)
@@ -98,10 +114,16 @@ mod tests {
         assert_eq!(read_idx_labels(&gz).unwrap(), vec![7, 8, 9]);
 
         let err = read_idx_images(&gz).unwrap_err().to_string();
-        assert!(err.contains("labels.gz") && err.contains("0x00000803"), "{err}");
+        assert!(
+            err.contains("labels.gz") && err.contains("0x00000803"),
+            "{err}"
+        );
         let short = dir.path().join("short");
         std::fs::write(&short, idx(0x803, &[2, 2, 3], &[1; 5])).unwrap();
         let err = read_idx_images(&short).unwrap_err().to_string();
-        assert!(err.contains("short") && err.contains("2×2×3 = 12") && err.contains("holds 5"), "{err}");
+        assert!(
+            err.contains("short") && err.contains("2×2×3 = 12") && err.contains("holds 5"),
+            "{err}"
+        );
     }
 }

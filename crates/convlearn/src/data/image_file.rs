@@ -21,9 +21,15 @@ pub fn load_image(path: &Path) -> Result<DynamicImage> {
 
 /// Converts an image to `channels` planes (1 = luminance, 3 = RGB) with values in 0..1, resized to
 /// `size` (width, height) when given.
-pub fn image_to_maps(image: &DynamicImage, channels: usize, size: Option<(u32, u32)>) -> Result<FeatureMaps> {
+pub fn image_to_maps(
+    image: &DynamicImage,
+    channels: usize,
+    size: Option<(u32, u32)>,
+) -> Result<FeatureMaps> {
     let image = match size {
-        Some((w, h)) if (w, h) != (image.width(), image.height()) => image.resize_exact(w, h, FilterType::Triangle),
+        Some((w, h)) if (w, h) != (image.width(), image.height()) => {
+            image.resize_exact(w, h, FilterType::Triangle)
+        }
         _ => image.clone(),
     };
     let (w, h) = (image.width() as usize, image.height() as usize);
@@ -39,7 +45,9 @@ pub fn image_to_maps(image: &DynamicImage, channels: usize, size: Option<(u32, u
             }
             Ok(FeatureMaps::new(3, h, w, data))
         }
-        n => Err(Error::Invalid(format!("images can be read as 1 or 3 channels, not {n}"))),
+        n => Err(Error::Invalid(format!(
+            "images can be read as 1 or 3 channels, not {n}"
+        ))),
     }
 }
 

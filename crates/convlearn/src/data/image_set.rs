@@ -40,7 +40,10 @@ impl ImageSet {
             )));
         }
         if let Some(bad) = labels.iter().find(|&&l| l >= classes.len()) {
-            return Err(Error::Invalid(format!("label {bad} but only {} classes", classes.len())));
+            return Err(Error::Invalid(format!(
+                "label {bad} but only {} classes",
+                classes.len()
+            )));
         }
         Ok(Self {
             channels,
@@ -74,7 +77,10 @@ impl ImageSet {
             self.channels,
             self.height,
             self.width,
-            self.pixels[i * n..(i + 1) * n].iter().map(|&p| p as f32 / 255.0).collect(),
+            self.pixels[i * n..(i + 1) * n]
+                .iter()
+                .map(|&p| p as f32 / 255.0)
+                .collect(),
         )
     }
 

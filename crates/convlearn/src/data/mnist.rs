@@ -23,7 +23,10 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
             return Ok(p);
         }
     }
-    Err(Error::format(dir, format!("no {stem}.gz or {stem} in this directory (expected MNIST's IDX files)")))
+    Err(Error::format(
+        dir,
+        format!("no {stem}.gz or {stem} in this directory (expected MNIST's IDX files)"),
+    ))
 }
 
 fn load_split(dir: &Path, prefix: &str) -> Result<ImageSet> {
@@ -34,11 +37,18 @@ fn load_split(dir: &Path, prefix: &str) -> Result<ImageSet> {
     if labels.len() != n {
         return Err(Error::format(
             &labels_path,
-            format!("holds {} labels but {} holds {n} images", labels.len(), images_path.display()),
+            format!(
+                "holds {} labels but {} holds {n} images",
+                labels.len(),
+                images_path.display()
+            ),
         ));
     }
     if let Some(bad) = labels.iter().find(|&&l| l > 9) {
-        return Err(Error::format(&labels_path, format!("label {bad} is not a digit 0–9")));
+        return Err(Error::format(
+            &labels_path,
+            format!("label {bad} is not a digit 0–9"),
+        ));
     }
     ImageSet::new(
         1,
@@ -53,7 +63,11 @@ fn load_split(dir: &Path, prefix: &str) -> Result<ImageSet> {
 impl Mnist {
     /// Loads both splits from `dir` (or `dir/mnist` when `dir` is the shared data folder).
     pub fn load(dir: &Path) -> Result<Self> {
-        let dir = if dir.join("mnist").is_dir() { dir.join("mnist") } else { dir.to_path_buf() };
+        let dir = if dir.join("mnist").is_dir() {
+            dir.join("mnist")
+        } else {
+            dir.to_path_buf()
+        };
         Ok(Self {
             train: load_split(&dir, "train")?,
             test: load_split(&dir, "t10k")?,

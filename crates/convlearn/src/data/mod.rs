@@ -11,7 +11,7 @@ pub use batch::{Batch, Batcher};
 pub use idx::{read_idx_images, read_idx_labels};
 pub use image_file::{Normalization, image_to_maps, load_image};
 pub use image_set::ImageSet;
-pub use mnist::{Mnist, MNIST_CLASSES};
+pub use mnist::{MNIST_CLASSES, Mnist};
 pub use synthetic::{SHAPE_CLASSES, generate_shapes};
 
 /// The directory holding the project's shared data: `$CONVLEARN_DATA`, else `../shared`.

@@ -7,7 +7,14 @@ use rand::{Rng, SeedableRng};
 use super::ImageSet;
 
 /// The generated classes.
-pub const SHAPE_CLASSES: [&str; 6] = ["square", "circle", "triangle", "cross", "horizontal bar", "vertical bar"];
+pub const SHAPE_CLASSES: [&str; 6] = [
+    "square",
+    "circle",
+    "triangle",
+    "cross",
+    "horizontal bar",
+    "vertical bar",
+];
 
 fn gaussian(rng: &mut StdRng) -> f32 {
     // Box–Muller.
@@ -62,8 +69,15 @@ pub fn generate_shapes(n: usize, size: usize, seed: u64) -> ImageSet {
         }
         labels.push(class);
     }
-    ImageSet::new(1, size, size, pixels, labels, SHAPE_CLASSES.iter().map(ToString::to_string).collect())
-        .expect("generated sizes agree")
+    ImageSet::new(
+        1,
+        size,
+        size,
+        pixels,
+        labels,
+        SHAPE_CLASSES.iter().map(ToString::to_string).collect(),
+    )
+    .expect("generated sizes agree")
 }
 
 #[cfg(test)]
@@ -78,6 +92,11 @@ mod tests {
         assert_eq!(a.labels.iter().filter(|&&l| l == 3).count(), 10);
         // a filled square covers more bright pixels than a thin horizontal bar
         let bright = |i: usize| a.image(i).data.iter().filter(|&&v| v > 0.5).count();
-        assert!(bright(0) > bright(4), "square {} vs bar {}", bright(0), bright(4));
+        assert!(
+            bright(0) > bright(4),
+            "square {} vs bar {}",
+            bright(0),
+            bright(4)
+        );
     }
 }

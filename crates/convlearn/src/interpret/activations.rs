@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use burn::tensor::activation::softmax;
 use burn::tensor::Device;
+use burn::tensor::activation::softmax;
 
 use super::model_input;
 use crate::error::Result;
@@ -21,14 +21,29 @@ const LABEL: u32 = 24;
 
 /// Draws `image` (0..1 values at the model's input size) through `model` to `path`; returns the
 /// class probabilities in class order.
-pub fn render_activations(model: &SavedModel, image: &FeatureMaps, path: &Path, device: &Device) -> Result<Vec<f32>> {
-    let (logits, layers) = model.network.forward_with_activations(model_input(model, image, device));
+pub fn render_activations(
+    model: &SavedModel,
+    image: &FeatureMaps,
+    path: &Path,
+    device: &Device,
+) -> Result<Vec<f32>> {
+    let (logits, layers) = model
+        .network
+        .forward_with_activations(model_input(model, image, device));
     let probs = values(softmax(logits, 1));
-    let mut rows: Vec<(String, FeatureMaps)> =
-        vec![(format!("input {}×{}", image.width, image.height), image.clone())];
+    let mut rows: Vec<(String, FeatureMaps)> = vec![(
+        format!("input {}×{}", image.width, image.height),
+        image.clone(),
+    )];
     for layer in &layers {
         let maps = first_maps(layer.maps.clone());
-        rows.push((format!("{}: {} channels, {}×{}", layer.name, maps.channels, maps.width, maps.height), maps));
+        rows.push((
+            format!(
+                "{}: {} channels, {}×{}",
+                layer.name, maps.channels, maps.width, maps.height
+            ),
+            maps,
+        ));
     }
     let classes = &model.meta.classes;
     let width = 2 * MARGIN + TILES_PER_ROW as u32 * (TILE + GAP);
@@ -45,9 +60,15 @@ pub fn render_activations(model: &SavedModel, image: &FeatureMaps, path: &Path, 
         let mode = if is_input {
             ColorMode::Gray { lo: 0.0, hi: 1.0 }
         } else {
-            ColorMode::Signed { scale: lo.abs().max(hi.abs()).max(1e-6) }
+            ColorMode::Signed {
+                scale: lo.abs().max(hi.abs()).max(1e-6),
+            }
         };
-        let caption = if is_input { label.clone() } else { format!("{label} (brightest = {:.3})", lo.abs().max(hi.abs())) };
+        let caption = if is_input {
+            label.clone()
+        } else {
+            format!("{label} (brightest = {:.3})", lo.abs().max(hi.abs()))
+        };
         canvas.text(MARGIN as i32, y as i32 + 2, 16.0, &caption, [0, 0, 0]);
         y += LABEL;
         let scale = (TILE / maps.width.max(maps.height).max(1) as u32).max(1);
@@ -57,7 +78,8 @@ pub fn render_activations(model: &SavedModel, image: &FeatureMaps, path: &Path, 
             let ty = y + row * (TILE + GAP + 14);
             let tile = if is_input && maps.channels == 3 {
                 image::RgbImage::from_fn(maps.width as u32, maps.height as u32, |px, py| {
-                    let v = |ch| (maps.get(ch, py as usize, px as usize).clamp(0.0, 1.0) * 255.0) as u8;
+                    let v =
+                        |ch| (maps.get(ch, py as usize, px as usize).clamp(0.0, 1.0) * 255.0) as u8;
                     image::Rgb([v(0), v(1), v(2)])
                 })
             } else {
@@ -65,24 +87,50 @@ pub fn render_activations(model: &SavedModel, image: &FeatureMaps, path: &Path, 
             };
             canvas.blit(&tile, x, ty, scale);
             if !(is_input && maps.channels == 3) {
-                canvas.text(x as i32, (ty + TILE + 1) as i32, 11.0, &format!("ch {c}"), [90, 90, 90]);
+                canvas.text(
+                    x as i32,
+                    (ty + TILE + 1) as i32,
+                    11.0,
+                    &format!("ch {c}"),
+                    [90, 90, 90],
+                );
             }
             if is_input && maps.channels == 3 {
                 break;
             }
         }
-        let tile_rows = if is_input && maps.channels == 3 { 1 } else { maps.channels.div_ceil(TILES_PER_ROW) as u32 };
+        let tile_rows = if is_input && maps.channels == 3 {
+            1
+        } else {
+            maps.channels.div_ceil(TILES_PER_ROW) as u32
+        };
         y += tile_rows * (TILE + GAP + 14) + GAP;
     }
-    canvas.text(MARGIN as i32, y as i32 + 2, 16.0, "softmax probabilities", [0, 0, 0]);
+    canvas.text(
+        MARGIN as i32,
+        y as i32 + 2,
+        16.0,
+        "softmax probabilities",
+        [0, 0, 0],
+    );
     y += LABEL;
     let best = probs.iter().copied().fold(0.0f32, f32::max);
     for (class, p) in classes.iter().zip(&probs) {
         canvas.text(MARGIN as i32, y as i32, 14.0, class, [0, 0, 0]);
         let bar = (p * 300.0).round() as u32;
-        let color = if *p == best { [0, 150, 0] } else { [120, 120, 200] };
+        let color = if *p == best {
+            [0, 150, 0]
+        } else {
+            [120, 120, 200]
+        };
         canvas.fill(MARGIN + 130, y + 2, bar.max(1), 14, color);
-        canvas.text((MARGIN + 140 + bar) as i32, y as i32, 14.0, &format!("{:.1}%", 100.0 * p), [0, 0, 0]);
+        canvas.text(
+            (MARGIN + 140 + bar) as i32,
+            y as i32,
+            14.0,
+            &format!("{:.1}%", 100.0 * p),
+            [0, 0, 0],
+        );
         y += 20;
     }
     canvas.save(path)?;

@@ -5,8 +5,8 @@
 
 use std::fmt;
 
-use burn::tensor::activation::relu;
 use burn::tensor::Device;
+use burn::tensor::activation::relu;
 use serde::Serialize;
 
 use super::model_input;
@@ -16,6 +16,7 @@ use crate::kernels::{Arithmetic, FeatureMaps, Kernel, Padding, arithmetic_at};
 use crate::model_file::SavedModel;
 
 /// One activation explained.
+#[derive(Clone, Debug)]
 pub struct Explanation {
     /// 1-based conv layer.
     pub layer: usize,
@@ -62,13 +63,22 @@ pub fn explain(
     let padding = match model.meta.spec.convs[layer - 1].padding {
         0 => Padding::Valid,
         p if p == kh / 2 && p == kw / 2 => Padding::Zero,
-        p => return Err(Error::Invalid(format!("explain supports padding 0 or kernel/2, layer {layer} has {p}"))),
+        p => {
+            return Err(Error::Invalid(format!(
+                "explain supports padding 0 or kernel/2, layer {layer} has {p}"
+            )));
+        }
     };
     let network = relu(conv.forward(input.clone()));
     let maps = first_maps(input);
     let arithmetic = arithmetic_at(&maps, &kernel, bias, padding, y, x)?;
     let network_value = first_maps(network).get(channel, y, x);
-    Ok(Explanation { layer, channel, arithmetic, network_value })
+    Ok(Explanation {
+        layer,
+        channel,
+        arithmetic,
+        network_value,
+    })
 }
 
 /// The JSON form of an explanation.
@@ -133,6 +143,10 @@ impl fmt::Display for Explanation {
             a.x
         )?;
         writeln!(f, "{a}")?;
-        write!(f, "the network computed {:.4} here (conv + ReLU in burn)", self.network_value)
+        write!(
+            f,
+            "the network computed {:.4} here (conv + ReLU in burn)",
+            self.network_value
+        )
     }
 }

@@ -25,29 +25,46 @@ pub struct Prediction {
 /// (not yet normalised).
 pub fn read_model_image(model: &SavedModel, path: &Path) -> Result<FeatureMaps> {
     let spec = &model.meta.spec;
-    image_to_maps(&load_image(path)?, spec.channels, Some((spec.width as u32, spec.height as u32)))
+    image_to_maps(
+        &load_image(path)?,
+        spec.channels,
+        Some((spec.width as u32, spec.height as u32)),
+    )
 }
 
 /// A batch of one: `maps` normalised as the model expects, as `[1, c, h, w]` on `device`.
 pub fn model_input(model: &SavedModel, maps: &FeatureMaps, device: &Device) -> Tensor<4> {
     let mut values = maps.data.clone();
     model.meta.normalization.apply(&mut values, maps.channels);
-    Tensor::from_data(TensorData::new(values, [1, maps.channels, maps.height, maps.width]), device)
+    Tensor::from_data(
+        TensorData::new(values, [1, maps.channels, maps.height, maps.width]),
+        device,
+    )
 }
 
 /// Class probabilities of the image at `path`, best first, `top` of them.
-pub fn predict_image(model: &SavedModel, path: &Path, top: usize, device: &Device) -> Result<Vec<Prediction>> {
+pub fn predict_image(
+    model: &SavedModel,
+    path: &Path,
+    top: usize,
+    device: &Device,
+) -> Result<Vec<Prediction>> {
     let maps = read_model_image(model, path)?;
-    let probs = values(softmax(model.network.forward(model_input(model, &maps, device)), 1));
+    let probs = values(softmax(
+        model.network.forward(model_input(model, &maps, device)),
+        1,
+    ));
     let mut ranked: Vec<Prediction> = model
         .meta
         .classes
         .iter()
         .zip(probs)
-        .map(|(class, probability)| Prediction { class: class.clone(), probability })
+        .map(|(class, probability)| Prediction {
+            class: class.clone(),
+            probability,
+        })
         .collect();
     ranked.sort_by(|a, b| b.probability.total_cmp(&a.probability));
     ranked.truncate(top.max(1));
     Ok(ranked)
 }
-

@@ -145,7 +145,13 @@ pub fn arithmetic_at(
         let mut weights = Vec::with_capacity(kernel.height * kernel.width);
         for ky in 0..kernel.height {
             for kx in 0..kernel.width {
-                window.push(sample(input, c, oy + ky as isize, ox + kx as isize, padding));
+                window.push(sample(
+                    input,
+                    c,
+                    oy + ky as isize,
+                    ox + kx as isize,
+                    padding,
+                ));
                 weights.push(kernel.get(c, ky, kx));
             }
         }
@@ -189,14 +195,24 @@ pub fn convolve(
         let bias = biases.get(k).copied().unwrap_or(0.0);
         for y in 0..out_h {
             for x in 0..out_w {
-                out.set(k, y, x, arithmetic_at(input, kernel, bias, padding, y, x)?.total);
+                out.set(
+                    k,
+                    y,
+                    x,
+                    arithmetic_at(input, kernel, bias, padding, y, x)?.total,
+                );
             }
         }
     }
     Ok(out)
 }
 
-fn write_grid(f: &mut fmt::Formatter<'_>, values: &[f32], width: usize, indent: &str) -> fmt::Result {
+fn write_grid(
+    f: &mut fmt::Formatter<'_>,
+    values: &[f32],
+    width: usize,
+    indent: &str,
+) -> fmt::Result {
     for row in values.chunks(width) {
         write!(f, "{indent}")?;
         for v in row {
@@ -228,7 +244,11 @@ impl fmt::Display for Arithmetic {
             let terms: Vec<String> = ch.products.iter().map(|p| format!("{p:.4}")).collect();
             writeln!(f, "  sum = {} = {:.4}", terms.join(" + "), ch.sum)?;
         }
-        let sums: Vec<String> = self.channels.iter().map(|c| format!("{:.4}", c.sum)).collect();
+        let sums: Vec<String> = self
+            .channels
+            .iter()
+            .map(|c| format!("{:.4}", c.sum))
+            .collect();
         writeln!(
             f,
             "total = {} + bias {:.4} = {:.4}",
@@ -236,7 +256,11 @@ impl fmt::Display for Arithmetic {
             self.bias,
             self.total
         )?;
-        write!(f, "after ReLU = max(0, {:.4}) = {:.4}", self.total, self.relu)
+        write!(
+            f,
+            "after ReLU = max(0, {:.4}) = {:.4}",
+            self.total, self.relu
+        )
     }
 }
 
@@ -246,18 +270,33 @@ mod tests {
 
     fn ramp() -> FeatureMaps {
         // 5×5, value = 10*y + x
-        FeatureMaps::new(1, 5, 5, (0..25).map(|i| (10 * (i / 5) + i % 5) as f32).collect())
+        FeatureMaps::new(
+            1,
+            5,
+            5,
+            (0..25).map(|i| (10 * (i / 5) + i % 5) as f32).collect(),
+        )
     }
 
     #[test]
     fn bottom_edge_on_a_vertical_ramp_is_sixty_everywhere() {
         // window rows differ by 10 each; bottom row minus top row: 3 * 20 = 60
-        let out = convolve(&ramp(), &[Kernel::preset("bottom-edge").unwrap()], &[0.0], Padding::Valid)
-            .unwrap();
+        let out = convolve(
+            &ramp(),
+            &[Kernel::preset("bottom-edge").unwrap()],
+            &[0.0],
+            Padding::Valid,
+        )
+        .unwrap();
         assert_eq!((out.height, out.width), (3, 3));
         assert!(out.data.iter().all(|&v| v == 60.0));
-        let out = convolve(&ramp(), &[Kernel::preset("top-edge").unwrap()], &[0.0], Padding::Valid)
-            .unwrap();
+        let out = convolve(
+            &ramp(),
+            &[Kernel::preset("top-edge").unwrap()],
+            &[0.0],
+            Padding::Valid,
+        )
+        .unwrap();
         assert!(out.relu().data.iter().all(|&v| v == 0.0));
     }
 
@@ -266,12 +305,18 @@ mod tests {
         let k = Kernel::preset("bottom-edge").unwrap();
         // top-left output with zero padding: window rows [0 0 0],[0 0 1],[0 10 11]
         let a = arithmetic_at(&ramp(), &k, 0.5, Padding::Zero, 0, 0).unwrap();
-        assert_eq!(a.channels[0].window, vec![0., 0., 0., 0., 0., 1., 0., 10., 11.]);
+        assert_eq!(
+            a.channels[0].window,
+            vec![0., 0., 0., 0., 0., 1., 0., 10., 11.]
+        );
         assert_eq!(a.channels[0].sum, 21.0);
         assert_eq!(a.total, 21.5);
         // same padding repeats the border: rows [0 0 1],[0 0 1],[10 10 11]
         let a = arithmetic_at(&ramp(), &k, 0.0, Padding::Same, 0, 0).unwrap();
-        assert_eq!(a.channels[0].window, vec![0., 0., 1., 0., 0., 1., 10., 10., 11.]);
+        assert_eq!(
+            a.channels[0].window,
+            vec![0., 0., 1., 0., 0., 1., 10., 10., 11.]
+        );
         assert_eq!(a.total, 30.0);
         assert!(arithmetic_at(&ramp(), &k, 0.0, Padding::Valid, 3, 0).is_err());
     }

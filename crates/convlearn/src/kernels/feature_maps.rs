@@ -32,7 +32,12 @@ impl FeatureMaps {
 
     /// All zeros.
     pub fn zeros(channels: usize, height: usize, width: usize) -> Self {
-        Self::new(channels, height, width, vec![0.0; channels * height * width])
+        Self::new(
+            channels,
+            height,
+            width,
+            vec![0.0; channels * height * width],
+        )
     }
 
     /// The value at channel `c`, row `y`, column `x`.

@@ -53,7 +53,9 @@ impl Kernel {
         let height = first.len();
         let width = first.first().map_or(0, Vec::len);
         if height == 0 || width == 0 {
-            return Err(Error::Kernel(format!("empty kernel; expected {LITERAL_SYNTAX}")));
+            return Err(Error::Kernel(format!(
+                "empty kernel; expected {LITERAL_SYNTAX}"
+            )));
         }
         let mut weights = Vec::with_capacity(channels.len() * height * width);
         for (c, rows) in channels.iter().enumerate() {
@@ -206,11 +208,22 @@ mod tests {
 
     #[test]
     fn rejects_bad_literals_with_the_expected_form() {
-        for bad in ["1 2; 3", "1 2; 3 4", "1 x 1; 0 0 0; 1 1 1", "", "1 0 0;0 1 0;0 0 1 | 1"] {
+        for bad in [
+            "1 2; 3",
+            "1 2; 3 4",
+            "1 x 1; 0 0 0; 1 1 1",
+            "",
+            "1 0 0;0 1 0;0 0 1 | 1",
+        ] {
             let err = Kernel::from_spec(bad).unwrap_err().to_string();
             assert!(err.contains("rows separated by ';'"), "{bad}: {err}");
         }
-        assert!(Kernel::from_spec("nonsense").unwrap_err().to_string().contains("bottom-edge"));
+        assert!(
+            Kernel::from_spec("nonsense")
+                .unwrap_err()
+                .to_string()
+                .contains("bottom-edge")
+        );
     }
 
     #[test]

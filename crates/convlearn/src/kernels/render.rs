@@ -26,7 +26,12 @@ pub struct KernelFigure {
 
 impl KernelFigure {
     /// Applies `kernel` to `input` (a 2-D kernel is stacked over the input's channels).
-    pub fn compute(input: FeatureMaps, kernel: &Kernel, padding: Padding, pool: usize) -> Result<Self> {
+    pub fn compute(
+        input: FeatureMaps,
+        kernel: &Kernel,
+        padding: Padding,
+        pool: usize,
+    ) -> Result<Self> {
         let kernel = kernel.for_channels(input.channels)?;
         let response = convolve(&input, std::slice::from_ref(&kernel), &[0.0], padding)?;
         let relu = response.relu();
@@ -79,7 +84,14 @@ pub fn render_kernel_figure(fig: &KernelFigure, gray: bool, path: &Path) -> Resu
     } else {
         ColorMode::Signed { scale }
     };
-    let relu_mode = if gray { ColorMode::Gray { lo: 0.0, hi: hi.max(1e-6) } } else { mode };
+    let relu_mode = if gray {
+        ColorMode::Gray {
+            lo: 0.0,
+            hi: hi.max(1e-6),
+        }
+    } else {
+        mode
+    };
     let input_img = if fig.input.channels == 3 {
         let m = shrink(&fig.input, MAX_PANEL as usize);
         image::RgbImage::from_fn(m.width as u32, m.height as u32, |x, y| {
@@ -87,27 +99,56 @@ pub fn render_kernel_figure(fig: &KernelFigure, gray: bool, path: &Path) -> Resu
             image::Rgb([px(0), px(1), px(2)])
         })
     } else {
-        map_to_image(&shrink(&fig.input, MAX_PANEL as usize), 0, ColorMode::Gray { lo: 0.0, hi: 1.0 })
+        map_to_image(
+            &shrink(&fig.input, MAX_PANEL as usize),
+            0,
+            ColorMode::Gray { lo: 0.0, hi: 1.0 },
+        )
     };
-    let input_label = if fig.input.channels == 3 { "input (RGB)" } else { "input (grayscale)" };
+    let input_label = if fig.input.channels == 3 {
+        "input (RGB)"
+    } else {
+        "input (grayscale)"
+    };
     let mut panels: Vec<(String, image::RgbImage)> = vec![
-        (format!("{input_label} {}×{}", fig.input.width, fig.input.height), input_img),
         (
-            format!("kernel response {}×{}", fig.response.width, fig.response.height),
+            format!("{input_label} {}×{}", fig.input.width, fig.input.height),
+            input_img,
+        ),
+        (
+            format!(
+                "kernel response {}×{}",
+                fig.response.width, fig.response.height
+            ),
             map_to_image(&shrink(&fig.response, MAX_PANEL as usize), 0, mode),
         ),
-        ("after ReLU".to_string(), map_to_image(&shrink(&fig.relu, MAX_PANEL as usize), 0, relu_mode)),
+        (
+            "after ReLU".to_string(),
+            map_to_image(&shrink(&fig.relu, MAX_PANEL as usize), 0, relu_mode),
+        ),
     ];
     if let Some(p) = &fig.pooled {
         panels.push((
-            format!("after {0}×{0} max-pool {1}×{2}", fig.pool, p.width, p.height),
+            format!(
+                "after {0}×{0} max-pool {1}×{2}",
+                fig.pool, p.width, p.height
+            ),
             map_to_image(&shrink(p, MAX_PANEL as usize), 0, relu_mode),
         ));
     }
     // Every panel uses the scale of the largest so sizes compare honestly (pooled maps look smaller).
     let base = scale_for(panels[0].1.width() as usize, panels[0].1.height() as usize);
-    let panel_w = panels.iter().map(|(_, im)| im.width() * base).max().unwrap_or(1).max(220);
-    let panel_h = panels.iter().map(|(_, im)| im.height() * base).max().unwrap_or(1);
+    let panel_w = panels
+        .iter()
+        .map(|(_, im)| im.width() * base)
+        .max()
+        .unwrap_or(1)
+        .max(220);
+    let panel_h = panels
+        .iter()
+        .map(|(_, im)| im.height() * base)
+        .max()
+        .unwrap_or(1);
     let footer = 40 + 18 * (fig.kernel.height as u32 * fig.kernel.channels as u32 + 1);
     let width = PAD + panels.len() as u32 * (panel_w + PAD);
     let height = TITLE + PAD + panel_h + footer;
@@ -139,8 +180,18 @@ pub fn render_kernel_figure(fig: &KernelFigure, gray: bool, path: &Path) -> Resu
             let row: Vec<String> = (0..fig.kernel.width)
                 .map(|k| format!("{:>6.2}", fig.kernel.get(c, r, k)))
                 .collect();
-            let prefix = if fig.kernel.channels > 1 && r == 0 { format!("ch {c}: ") } else { String::new() };
-            canvas.text(PAD as i32 + 12, y, 14.0, &format!("{prefix}[{}]", row.join(" ")), [40, 40, 40]);
+            let prefix = if fig.kernel.channels > 1 && r == 0 {
+                format!("ch {c}: ")
+            } else {
+                String::new()
+            };
+            canvas.text(
+                PAD as i32 + 12,
+                y,
+                14.0,
+                &format!("{prefix}[{}]", row.join(" ")),
+                [40, 40, 40],
+            );
             y += 18;
         }
     }

@@ -46,15 +46,25 @@ impl History {
             smooth.push((step as f64, avg / (1.0 - 0.98f64.powi(i as i32 + 1))));
         }
         let per = self.steps_per_epoch.max(1) as f64;
-        let valid = self.epochs.iter().map(|e| (e.epoch as f64 * per, e.valid_loss)).collect();
+        let valid = self
+            .epochs
+            .iter()
+            .map(|e| (e.epoch as f64 * per, e.valid_loss))
+            .collect();
         plot_curves(
             path,
             "Loss while training",
             "batches",
             "loss",
             &[
-                Series { name: "training loss (smoothed)".into(), points: smooth },
-                Series { name: "validation loss (end of epoch)".into(), points: valid },
+                Series {
+                    name: "training loss (smoothed)".into(),
+                    points: smooth,
+                },
+                Series {
+                    name: "validation loss (end of epoch)".into(),
+                    points: valid,
+                },
             ],
         )
     }

@@ -5,7 +5,9 @@ use burn::tensor::{Int, Tensor};
 
 /// Mean cross-entropy of `logits` `[batch, classes]` against class indices (softmax inside).
 pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
-    CrossEntropyLossConfig::new().init(&logits.device()).forward(logits, targets)
+    CrossEntropyLossConfig::new()
+        .init(&logits.device())
+        .forward(logits, targets)
 }
 
 /// Mean binary cross-entropy with logits against 0/1 (or soft) targets of the same shape,

@@ -7,7 +7,9 @@ pub fn argmax_rows(values: &[f32], cols: usize) -> Vec<usize> {
         .map(|row| {
             row.iter()
                 .enumerate()
-                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best })
+                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+                    if v > best.1 { (i, v) } else { best }
+                })
                 .0
         })
         .collect()
@@ -18,7 +20,11 @@ pub fn accuracy(predictions: &[usize], labels: &[usize]) -> f64 {
     if labels.is_empty() {
         return 0.0;
     }
-    let right = predictions.iter().zip(labels).filter(|(p, l)| p == l).count();
+    let right = predictions
+        .iter()
+        .zip(labels)
+        .filter(|(p, l)| p == l)
+        .count();
     right as f64 / labels.len() as f64
 }
 

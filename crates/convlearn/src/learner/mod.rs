@@ -1,14 +1,14 @@
 //! The learner: losses, schedules, metrics, the training loop and its record.
 
+mod fit;
 mod history;
-mod learner;
 mod loss;
 mod metrics;
 mod progress;
 mod schedule;
 
+pub use fit::{FitConfig, Learner};
 pub use history::{EpochRecord, History};
-pub use learner::{FitConfig, Learner};
 pub use loss::{bce_with_logits, cross_entropy};
 pub use metrics::{accuracy, argmax_rows};
 pub use progress::Progress;

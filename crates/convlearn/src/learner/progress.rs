@@ -12,7 +12,11 @@ impl Progress {
     pub fn new(len: u64, title: &str, visible: bool) -> Self {
         let bar = ProgressBar::with_draw_target(
             Some(len),
-            if visible { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
+            if visible {
+                ProgressDrawTarget::stderr()
+            } else {
+                ProgressDrawTarget::hidden()
+            },
         );
         bar.set_style(
             ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed}<{eta} {msg}")

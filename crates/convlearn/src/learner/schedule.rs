@@ -23,7 +23,13 @@ fn cos_anneal(from: f64, to: f64, t: f64) -> f64 {
 impl OneCycle {
     /// PyTorch's defaults: 25 % warm-up, div 25, final_div 1e4.
     pub fn new(max_lr: f64, total_steps: usize) -> Self {
-        Self { max_lr, total_steps, pct_start: 0.25, div: 25.0, final_div: 1e4 }
+        Self {
+            max_lr,
+            total_steps,
+            pct_start: 0.25,
+            div: 25.0,
+            final_div: 1e4,
+        }
     }
 
     /// The learning rate at step `step` (0-based).
@@ -59,10 +65,11 @@ mod tests {
 
     #[test]
     fn one_cycle_starts_low_peaks_and_ends_lower() {
-        let s = OneCycle::new(0.01, 101);
+        // PyTorch's OneCycleLR with total_steps=100: the peak is at step 0.25·100 − 1 = 24, the end at 99
+        let s = OneCycle::new(0.01, 100);
         assert!((s.lr(0) - 0.0004).abs() < 1e-12);
         assert!((s.lr(24) - 0.01).abs() < 1e-12);
-        assert!((s.lr(100) - 0.0004 / 1e4).abs() < 1e-12);
+        assert!((s.lr(99) - 0.0004 / 1e4).abs() < 1e-12);
         assert!(s.lr(60) < s.lr(30));
         assert!((s.momentum(24) - 0.85).abs() < 1e-12);
     }

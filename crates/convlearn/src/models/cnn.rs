@@ -60,7 +60,10 @@ impl Cnn {
         let mut widths = vec![flat];
         widths.extend(&spec.hidden);
         widths.push(spec.classes);
-        let dense = widths.windows(2).map(|w| LinearConfig::new(w[0], w[1]).init(device)).collect();
+        let dense = widths
+            .windows(2)
+            .map(|w| LinearConfig::new(w[0], w[1]).init(device))
+            .collect();
         Ok(Self { convs, dense })
     }
 

@@ -35,6 +35,9 @@ pub struct CnnSpec {
     pub classes: usize,
 }
 
+/// (channels, height, width) of a stack of feature maps.
+pub type MapShape = (usize, usize, usize);
+
 /// The named architectures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModelPreset {
@@ -48,36 +51,61 @@ pub enum ModelPreset {
 
 impl ModelPreset {
     /// All presets with their CLI names.
-    pub const ALL: [(&'static str, ModelPreset); 2] =
-        [("simple_cnn", ModelPreset::SimpleCnn), ("spreadsheet", ModelPreset::Spreadsheet)];
+    pub const ALL: [(&'static str, ModelPreset); 2] = [
+        ("simple_cnn", ModelPreset::SimpleCnn),
+        ("spreadsheet", ModelPreset::Spreadsheet),
+    ];
 
     /// Looks a preset up by CLI name.
     pub fn parse(name: &str) -> Result<Self> {
-        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, p)| *p).ok_or_else(|| {
-            let names: Vec<&str> = Self::ALL.iter().map(|(n, _)| *n).collect();
-            Error::Invalid(format!("unknown architecture '{name}': expected one of {}", names.join(", ")))
-        })
+        Self::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, p)| *p)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|(n, _)| *n).collect();
+                Error::Invalid(format!(
+                    "unknown architecture '{name}': expected one of {}",
+                    names.join(", ")
+                ))
+            })
     }
 
     /// The CLI name.
     pub fn name(self) -> &'static str {
-        Self::ALL.iter().find(|(_, p)| *p == self).map(|(n, _)| *n).unwrap()
+        Self::ALL
+            .iter()
+            .find(|(_, p)| *p == self)
+            .map(|(n, _)| *n)
+            .unwrap()
     }
 
     /// The spec for inputs of `channels × height × width` and `classes` outputs.
     pub fn spec(self, channels: usize, height: usize, width: usize, classes: usize) -> CnnSpec {
-        let conv = |out, padding, pool| ConvSpec { out, kernel: 3, padding, pool };
+        let conv = |out, padding, pool| ConvSpec {
+            out,
+            kernel: 3,
+            padding,
+            pool,
+        };
         let (convs, hidden) = match self {
             ModelPreset::SimpleCnn => (vec![conv(32, 1, 2), conv(64, 1, 2)], vec![128]),
             ModelPreset::Spreadsheet => (vec![conv(2, 0, 0), conv(2, 0, 2)], vec![]),
         };
-        CnnSpec { channels, height, width, convs, hidden, classes }
+        CnnSpec {
+            channels,
+            height,
+            width,
+            convs,
+            hidden,
+            classes,
+        }
     }
 }
 
 impl CnnSpec {
     /// The (channels, height, width) after each conv block, and the flattened size at the end.
-    pub fn shapes(&self) -> Result<(Vec<(usize, usize, usize)>, usize)> {
+    pub fn shapes(&self) -> Result<(Vec<MapShape>, usize)> {
         let (mut c, mut h, mut w) = (self.channels, self.height, self.width);
         let mut out = Vec::new();
         for (i, conv) in self.convs.iter().enumerate() {
@@ -97,7 +125,10 @@ impl CnnSpec {
                 w /= conv.pool;
             }
             if h == 0 || w == 0 {
-                return Err(Error::Invalid(format!("the image is too small: layer {} leaves nothing", i + 1)));
+                return Err(Error::Invalid(format!(
+                    "the image is too small: layer {} leaves nothing",
+                    i + 1
+                )));
             }
             c = conv.out;
             out.push((c, h, w));
@@ -116,7 +147,10 @@ mod tests {
         assert_eq!(shapes, vec![(32, 14, 14), (64, 7, 7)]);
         assert_eq!(flat, 3136);
         // the spreadsheet: 28 → 26 → 24 → pool 12; two channels
-        let (shapes, flat) = ModelPreset::Spreadsheet.spec(1, 28, 28, 10).shapes().unwrap();
+        let (shapes, flat) = ModelPreset::Spreadsheet
+            .spec(1, 28, 28, 10)
+            .shapes()
+            .unwrap();
         assert_eq!(shapes, vec![(2, 26, 26), (2, 12, 12)]);
         assert_eq!(flat, 288);
         assert!(ModelPreset::SimpleCnn.spec(1, 2, 2, 10).shapes().is_err());

@@ -23,9 +23,17 @@ pub enum ColorMode {
 
 /// The colour of `v` on the signed green/red scale.
 pub fn signed_color(v: f32, scale: f32) -> [u8; 3] {
-    let t = if scale > 0.0 { (v.abs() / scale).min(1.0) } else { 0.0 };
+    let t = if scale > 0.0 {
+        (v.abs() / scale).min(1.0)
+    } else {
+        0.0
+    };
     let level = (t * 255.0).round() as u8;
-    if v >= 0.0 { [0, level, 0] } else { [level, 0, 0] }
+    if v >= 0.0 {
+        [0, level, 0]
+    } else {
+        [level, 0, 0]
+    }
 }
 
 /// Renders channel `c` of `maps` as an RGB image.
@@ -35,7 +43,11 @@ pub fn map_to_image(maps: &FeatureMaps, c: usize, mode: ColorMode) -> RgbImage {
         Rgb(match mode {
             ColorMode::Signed { scale } => signed_color(v, scale),
             ColorMode::Gray { lo, hi } => {
-                let t = if hi > lo { ((v - lo) / (hi - lo)).clamp(0.0, 1.0) } else { 0.0 };
+                let t = if hi > lo {
+                    ((v - lo) / (hi - lo)).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
                 let g = (t * 255.0).round() as u8;
                 [g, g, g]
             }

@@ -16,15 +16,32 @@ pub struct Series {
 }
 
 /// Draws `series` on one chart and saves it as a PNG at `path`.
-pub fn plot_curves(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result<()> {
+pub fn plot_curves(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<()> {
     register_bundled_font();
     let (w, h) = (900u32, 540u32);
     let mut buf = vec![255u8; (w * h * 3) as usize];
     let finite = |v: &f64| v.is_finite();
-    let xs: Vec<f64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).filter(finite).collect();
-    let ys: Vec<f64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).filter(finite).collect();
+    let xs: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .filter(finite)
+        .collect();
+    let ys: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .filter(finite)
+        .collect();
     if xs.is_empty() {
-        return Err(Error::Invalid(format!("nothing to plot in {}", path.display())));
+        return Err(Error::Invalid(format!(
+            "nothing to plot in {}",
+            path.display()
+        )));
     }
     let (x0, x1) = min_max(&xs);
     let (y0, y1) = min_max(&ys);
@@ -48,11 +65,16 @@ pub fn plot_curves(path: &Path, title: &str, x_label: &str, y_label: &str, serie
             let color = colors[i % colors.len()];
             chart
                 .draw_series(LineSeries::new(
-                    s.points.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite()),
+                    s.points
+                        .iter()
+                        .copied()
+                        .filter(|p| p.0.is_finite() && p.1.is_finite()),
                     color.stroke_width(2),
                 ))?
                 .label(s.name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -71,5 +93,9 @@ pub fn plot_curves(path: &Path, title: &str, x_label: &str, y_label: &str, serie
 fn min_max(v: &[f64]) -> (f64, f64) {
     let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if hi > lo { (lo, hi) } else { (lo - 0.5, hi + 0.5) }
+    if hi > lo {
+        (lo, hi)
+    } else {
+        (lo - 0.5, hi + 0.5)
+    }
 }

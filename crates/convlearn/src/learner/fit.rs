@@ -32,7 +32,14 @@ pub struct FitConfig {
 
 impl Default for FitConfig {
     fn default() -> Self {
-        Self { epochs: 3, batch_size: 64, max_lr: 1e-2, weight_decay: 0.0, seed: 42, verbose: true }
+        Self {
+            epochs: 3,
+            batch_size: 64,
+            max_lr: 1e-2,
+            weight_decay: 0.0,
+            seed: 42,
+            verbose: true,
+        }
     }
 }
 
@@ -49,7 +56,11 @@ pub struct Learner {
 impl Learner {
     /// Wraps a network created on `device` (which must have autodiff enabled).
     pub fn new(model: Cnn, normalization: Normalization, device: Device) -> Self {
-        Self { model, normalization, device }
+        Self {
+            model,
+            normalization,
+            device,
+        }
     }
 
     fn eval_batcher(&self, batch_size: usize) -> Batcher {
@@ -85,13 +96,21 @@ impl Learner {
             loss_sum += loss * idx.len() as f64;
             predictions.extend(argmax_rows(&values(logits), classes));
         }
-        (loss_sum / set.len().max(1) as f64, accuracy(&predictions, &set.labels))
+        (
+            loss_sum / set.len().max(1) as f64,
+            accuracy(&predictions, &set.labels),
+        )
     }
 
     /// Trains with Adam and a one-cycle schedule, validating after each epoch. A NaN or infinite loss
     /// stops training with an error naming the epoch and batch; the weights from before that batch stay
     /// in `self.model`.
-    pub fn fit_one_cycle(&mut self, train: &ImageSet, valid: &ImageSet, cfg: &FitConfig) -> Result<History> {
+    pub fn fit_one_cycle(
+        &mut self,
+        train: &ImageSet,
+        valid: &ImageSet,
+        cfg: &FitConfig,
+    ) -> Result<History> {
         if train.is_empty() {
             return Err(Error::Invalid("the training set is empty".into()));
         }
@@ -107,13 +126,24 @@ impl Learner {
             adam = adam.with_weight_decay(Some(WeightDecayConfig::new(cfg.weight_decay as f32)));
         }
         let mut optim = adam.init();
-        let mut history = History { steps_per_epoch: per_epoch, ..History::default() };
+        let mut history = History {
+            steps_per_epoch: per_epoch,
+            ..History::default()
+        };
         let mut step = 0;
         for epoch in 1..=cfg.epochs {
             let start = Instant::now();
-            let bar = Progress::new(per_epoch as u64, &format!("epoch {epoch}/{}", cfg.epochs), cfg.verbose);
+            let bar = Progress::new(
+                per_epoch as u64,
+                &format!("epoch {epoch}/{}", cfg.epochs),
+                cfg.verbose,
+            );
             let mut loss_sum = 0.0;
-            for (b, idx) in batcher.epoch_indices(train.len(), Some(cfg.seed + epoch as u64)).iter().enumerate() {
+            for (b, idx) in batcher
+                .epoch_indices(train.len(), Some(cfg.seed + epoch as u64))
+                .iter()
+                .enumerate()
+            {
                 let batch = batcher.batch(train, idx);
                 let model = self.model.clone();
                 let loss = cross_entropy(model.forward(batch.images), batch.targets);

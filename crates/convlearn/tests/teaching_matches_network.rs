@@ -1,0 +1,225 @@
+//! The plain-Rust teaching path (kernels, explain) agrees with burn's convolution, and `explain`
+//! agrees with an independent hand computation from the saved weights.
+
+mod common;
+
+use burn::module::Param;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2dConfig;
+use burn::tensor::{Device, Tensor, TensorData};
+use common::assert_close;
+use convlearn::data::Normalization;
+use convlearn::host::values;
+use convlearn::interpret::explain;
+use convlearn::kernels::{FeatureMaps, Kernel, Padding, convolve};
+use convlearn::model_file::{FORMAT_VERSION, ModelMeta, SavedModel};
+use convlearn::models::{Cnn, ModelPreset};
+use convlearn::tensor_file::TensorFile;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
+}
+
+#[test]
+fn plain_convolution_equals_burn_conv2d() {
+    let device = Device::flex();
+    let (cin, cout, h, w) = (3, 4, 9, 11);
+    let input = FeatureMaps::new(cin, h, w, random(cin * h * w, 1));
+    let weights = random(cout * cin * 9, 2);
+    let biases = random(cout, 3);
+    let kernels: Vec<Kernel> = (0..cout)
+        .map(|k| Kernel {
+            channels: cin,
+            height: 3,
+            width: 3,
+            weights: weights[k * cin * 9..(k + 1) * cin * 9].to_vec(),
+        })
+        .collect();
+    for (padding, pad) in [(Padding::Valid, 0), (Padding::Zero, 1)] {
+        let mut conv = Conv2dConfig::new([cin, cout], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+            .init(&device);
+        conv.weight = Param::from_tensor(Tensor::from_data(
+            TensorData::new(weights.clone(), [cout, cin, 3, 3]),
+            &device,
+        ));
+        conv.bias = Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(biases.clone(), [cout]),
+            &device,
+        )));
+        let x =
+            Tensor::<4>::from_data(TensorData::new(input.data.clone(), [1, cin, h, w]), &device);
+        let burn = values(conv.forward(x));
+        let ours = convolve(&input, &kernels, &biases, padding).unwrap();
+        assert_close(&ours.data, &burn, 1e-5, &format!("{padding:?}"));
+    }
+}
+
+/// The spreadsheet network with random weights, saved and loaded as a user would.
+fn spreadsheet_model(dir: &std::path::Path) -> (SavedModel, std::path::PathBuf) {
+    let device = Device::flex();
+    let spec = ModelPreset::Spreadsheet.spec(1, 28, 28, 10);
+    let model = SavedModel {
+        meta: ModelMeta {
+            format_version: FORMAT_VERSION,
+            architecture: "spreadsheet".into(),
+            spec: spec.clone(),
+            classes: (0..10).map(|d| d.to_string()).collect(),
+            normalization: Normalization {
+                mean: vec![0.25],
+                std: vec![0.5],
+            },
+        },
+        network: Cnn::new(&spec, &device).unwrap(),
+    };
+    let path = dir.join("sheet.safetensors");
+    model.save(&path).unwrap();
+    (SavedModel::load(&path, &device).unwrap(), path)
+}
+
+#[test]
+fn explain_matches_a_hand_computation_of_the_spreadsheet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, path) = spreadsheet_model(tmp.path());
+    // Independent: read the raw tensors back from the file and compute with loops.
+    let f = TensorFile::read(&path).unwrap();
+    let names: Vec<&String> = f.tensors.keys().collect();
+    let get = |n: &str| {
+        &f.tensors
+            .get(n)
+            .unwrap_or_else(|| panic!("no {n} in {names:?}"))
+            .values
+    };
+    let (w1, b1, w2, b2) = (
+        get("convs.0.conv.weight"),
+        get("convs.0.conv.bias"),
+        get("convs.1.conv.weight"),
+        get("convs.1.conv.bias"),
+    );
+    let image = FeatureMaps::new(
+        1,
+        28,
+        28,
+        random(784, 9).iter().map(|v| (v + 1.0) / 2.0).collect(),
+    );
+    let x: Vec<f32> = image.data.iter().map(|v| (v - 0.25) / 0.5).collect();
+    // layer 1: 2 kernels 3×3, valid, ReLU → 2×26×26
+    let mut a1 = vec![0f32; 2 * 26 * 26];
+    for k in 0..2 {
+        for y in 0..26 {
+            for xx in 0..26 {
+                let mut s = b1[k];
+                for i in 0..3 {
+                    for j in 0..3 {
+                        s += x[(y + i) * 28 + xx + j] * w1[k * 9 + i * 3 + j];
+                    }
+                }
+                a1[k * 676 + y * 26 + xx] = s.max(0.0);
+            }
+        }
+    }
+    let device = Device::flex();
+    for (k, y, xx) in [(0, 0, 0), (1, 5, 17), (1, 23, 23), (0, 12, 3)] {
+        let mut sums = [0f32; 2];
+        for (c, sum) in sums.iter_mut().enumerate() {
+            for i in 0..3 {
+                for j in 0..3 {
+                    *sum += a1[c * 676 + (y + i) * 26 + xx + j] * w2[((k * 2 + c) * 3 + i) * 3 + j];
+                }
+            }
+        }
+        let total = sums[0] + sums[1] + b2[k];
+        let e = explain(&model, &image, 2, k, y, xx, &device).unwrap();
+        assert_eq!(e.arithmetic.channels.len(), 2, "layer 2 kernels are 2×3×3");
+        for (c, (ours, hand)) in e.arithmetic.channels.iter().zip(sums).enumerate() {
+            assert!((ours.sum - hand).abs() < 1e-4, "channel {c} sum");
+        }
+        assert!((e.arithmetic.bias - b2[k]).abs() < 1e-7);
+        assert!(
+            (e.arithmetic.total - total).abs() < 1e-4,
+            "{} vs {total}",
+            e.arithmetic.total
+        );
+        assert!((e.arithmetic.relu - total.max(0.0)).abs() < 1e-4);
+        assert!(
+            (e.network_value - e.arithmetic.relu).abs() < 1e-4,
+            "burn agrees"
+        );
+    }
+    // layer 1 has a single input channel
+    let e = explain(&model, &image, 1, 1, 4, 7, &device).unwrap();
+    assert!((e.arithmetic.relu - a1[676 + 4 * 26 + 7]).abs() < 1e-4);
+    // bad requests name the problem
+    assert!(
+        explain(&model, &image, 3, 0, 0, 0, &device)
+            .unwrap_err()
+            .to_string()
+            .contains("layer 3")
+    );
+    assert!(
+        explain(&model, &image, 2, 2, 0, 0, &device)
+            .unwrap_err()
+            .to_string()
+            .contains("2 kernels")
+    );
+    assert!(
+        explain(&model, &image, 2, 0, 24, 0, &device)
+            .unwrap_err()
+            .to_string()
+            .contains("outside")
+    );
+}
+
+#[test]
+fn model_files_round_trip_and_report_misfits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, path) = spreadsheet_model(tmp.path());
+    let again = SavedModel::load(&path, &Device::flex()).unwrap();
+    assert_eq!(again.meta, model.meta);
+    let x = Tensor::<4>::from_data(
+        TensorData::new(random(784, 4), [1, 1, 28, 28]),
+        &Device::flex(),
+    );
+    assert_close(
+        &values(model.network.forward(x.clone())),
+        &values(again.network.forward(x)),
+        0.0,
+        "round trip",
+    );
+
+    // The same weights described as another architecture: every misfit is named with its shapes.
+    let mut meta = model.meta.clone();
+    meta.spec = ModelPreset::SimpleCnn.spec(1, 28, 28, 10);
+    meta.architecture = "simple_cnn".into();
+    let wrong = tmp.path().join("wrong.safetensors");
+    SavedModel {
+        meta,
+        network: model.network.clone(),
+    }
+    .save(&wrong)
+    .unwrap();
+    // (saving used the spreadsheet network, so the file's tensors are the spreadsheet's)
+    let err = SavedModel::load(&wrong, &Device::flex())
+        .err()
+        .expect("misfit")
+        .to_string();
+    assert!(
+        err.contains("wrong.safetensors") && err.contains("convs.0.conv.weight"),
+        "{err}"
+    );
+    assert!(
+        err.contains("[32, 1, 3, 3]") && err.contains("[2, 1, 3, 3]"),
+        "shapes listed: {err}"
+    );
+    assert!(err.contains("dense.1"), "missing layers listed: {err}");
+
+    let bare = tmp.path().join("bare.safetensors");
+    std::fs::write(&bare, b"not a model").unwrap();
+    let err = SavedModel::load(&bare, &Device::flex())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("bare.safetensors"), "{err}");
+}

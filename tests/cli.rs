@@ -1,0 +1,232 @@
+//! The `convlearn` command as a user runs it: outputs, JSON, and errors on bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn convlearn(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_convlearn"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("convlearn runs")
+}
+
+fn json_of(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("valid JSON")
+}
+
+/// A 20×20 picture: black, with a white square at rows 8..14, columns 6..14.
+fn square_png(dir: &Path) -> std::path::PathBuf {
+    let img = image::GrayImage::from_fn(20, 20, |x, y| {
+        image::Luma([if (6..14).contains(&x) && (8..14).contains(&y) {
+            255
+        } else {
+            0
+        }])
+    });
+    let p = dir.join("square.png");
+    img.save(&p).unwrap();
+    p
+}
+
+#[test]
+fn kernel_writes_a_figure_and_explains_a_pixel() {
+    let tmp = tempfile::tempdir().unwrap();
+    square_png(tmp.path());
+    // Output pixel x=7, y=6 (valid padding) covers input rows 6..9, columns 7..10: rows 6,7 black,
+    // row 8 white → bottom-edge = 3 × 1 = 3.
+    let out = convlearn(
+        &[
+            "kernel",
+            "square.png",
+            "--kernel",
+            "bottom-edge",
+            "--at",
+            "7,6",
+            "-o",
+            "k.png",
+            "--json",
+        ],
+        tmp.path(),
+    );
+    let v = json_of(&out);
+    assert!((v["at"]["sum"].as_f64().unwrap() - 3.0).abs() < 1e-6, "{v}");
+    assert_eq!(v["response"], serde_json::json!([18, 18]));
+    assert_eq!(v["pooled"], serde_json::json!([9, 9]));
+    let png = image::open(tmp.path().join("k.png")).unwrap();
+    assert!(png.width() > 600, "four panels side by side");
+
+    // Text mode prints the arithmetic; zero padding keeps the size; rgb makes a 3×3×3 kernel.
+    let out = convlearn(
+        &[
+            "kernel",
+            "square.png",
+            "--kernel",
+            "top-edge",
+            "--padding",
+            "zero",
+            "--channels",
+            "rgb",
+            "--at",
+            "0,0",
+            "-o",
+            "k2.png",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("3×3×3 kernel on a 20×20 image: response 20×20"),
+        "{text}"
+    );
+    assert!(
+        text.contains("products (window × kernel)") && text.contains("after ReLU"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_kernels_and_unreadable_images_give_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    square_png(tmp.path());
+    let out = convlearn(
+        &["kernel", "square.png", "--kernel", "1 2 3; 4 5"],
+        tmp.path(),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("not rectangular") && err.contains("-1 -1 -1; 0 0 0; 1 1 1"),
+        "{err}"
+    );
+
+    std::fs::write(tmp.path().join("broken.png"), b"GIF89a but not really").unwrap();
+    let out = convlearn(&["kernel", "broken.png"], tmp.path());
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("broken.png") && err.contains("cannot decode"),
+        "{err}"
+    );
+
+    let out = convlearn(&["train", "mnist", "--data", "nowhere"], tmp.path());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        !out.status.success() && err.contains("nowhere") && err.contains("train-images-idx3-ubyte"),
+        "{err}"
+    );
+}
+
+#[test]
+fn train_predict_explain_activations_on_generated_shapes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = json_of(&convlearn(
+        &[
+            "train",
+            "shapes",
+            "--epochs",
+            "2",
+            "--limit",
+            "1800",
+            "--save",
+            "m.safetensors",
+            "--plot",
+            "loss.png",
+            "--json",
+        ],
+        tmp.path(),
+    ));
+    assert!(v["valid_accuracy"].as_f64().unwrap() > 0.8, "{v}");
+    assert!(v["images_per_second"].as_f64().unwrap() > 0.0);
+    assert!(image::open(tmp.path().join("loss.png")).is_ok());
+
+    let img = square_png(tmp.path());
+    let v = json_of(&convlearn(
+        &[
+            "predict",
+            "m.safetensors",
+            img.to_str().unwrap(),
+            "--top",
+            "2",
+            "--json",
+        ],
+        tmp.path(),
+    ));
+    let preds = v["results"][0]["predictions"].as_array().unwrap();
+    assert_eq!(preds.len(), 2);
+    assert!(preds[0]["probability"].as_f64().unwrap() >= preds[1]["probability"].as_f64().unwrap());
+
+    let v = json_of(&convlearn(
+        &[
+            "explain",
+            "m.safetensors",
+            "square.png",
+            "--layer",
+            "2",
+            "--channel",
+            "3",
+            "--at",
+            "4,5",
+            "--json",
+        ],
+        tmp.path(),
+    ));
+    assert_eq!(
+        v["windows"].as_array().unwrap().len(),
+        32,
+        "layer 2 sees 32 channels"
+    );
+    let sums: f64 = v["sums"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_f64().unwrap())
+        .sum();
+    assert!((sums + v["bias"].as_f64().unwrap() - v["total"].as_f64().unwrap()).abs() < 1e-3);
+    assert!((v["relu"].as_f64().unwrap() - v["network_value"].as_f64().unwrap()).abs() < 1e-4);
+
+    let v = json_of(&convlearn(
+        &[
+            "activations",
+            "m.safetensors",
+            "square.png",
+            "-o",
+            "acts.png",
+            "--json",
+        ],
+        tmp.path(),
+    ));
+    let total: f64 = v["probabilities"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_f64().unwrap())
+        .sum();
+    assert!((total - 1.0).abs() < 1e-4);
+    assert!(image::open(tmp.path().join("acts.png")).unwrap().height() > 400);
+
+    let out = convlearn(&["predict", "loss.png", "square.png"], tmp.path());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success() && err.contains("loss.png"), "{err}");
+}
+
+#[test]
+fn demo_runs_without_data_and_reaches_high_accuracy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = json_of(&convlearn(&["demo", "-o", "out", "--json"], tmp.path()));
+    assert!(v["valid_accuracy"].as_f64().unwrap() >= 0.95, "{v}");
+    for key in ["kernel_png", "activations_png", "loss_png", "model"] {
+        let p = tmp.path().join(v[key].as_str().unwrap());
+        assert!(p.is_file(), "{key}: {}", p.display());
+    }
+}
