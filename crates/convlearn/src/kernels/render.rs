@@ -48,7 +48,7 @@ impl KernelFigure {
     }
 }
 
-const MAX_PANEL: u32 = 300;
+const MAX_PANEL: u32 = 360;
 const PAD: u32 = 16;
 const TITLE: u32 = 28;
 
@@ -78,7 +78,9 @@ fn shrink(m: &FeatureMaps, max: usize) -> FeatureMaps {
 /// Draws the figure to `path`. `gray` renders responses in grayscale instead of green/red.
 pub fn render_kernel_figure(fig: &KernelFigure, gray: bool, path: &Path) -> Result<()> {
     let (lo, hi) = fig.response.range();
-    let scale = lo.abs().max(hi.abs()).max(1e-6);
+    // Full brightness at the 99.5th percentile of |response|, so a few extreme pixels do not leave
+    // the rest of a photo black; larger values saturate.
+    let scale = percentile_abs(&fig.response.data, 0.995).max(1e-6);
     let mode = if gray {
         ColorMode::Gray { lo, hi }
     } else {
@@ -149,7 +151,7 @@ pub fn render_kernel_figure(fig: &KernelFigure, gray: bool, path: &Path) -> Resu
         .map(|(_, im)| im.height() * base)
         .max()
         .unwrap_or(1);
-    let footer = 40 + 18 * (fig.kernel.height as u32 * fig.kernel.channels as u32 + 1);
+    let footer = 60 + 18 * (fig.kernel.height as u32 + 1);
     let width = PAD + panels.len() as u32 * (panel_w + PAD);
     let height = TITLE + PAD + panel_h + footer;
     let mut canvas = Canvas::new(width, height);
@@ -162,7 +164,10 @@ pub fn render_kernel_figure(fig: &KernelFigure, gray: bool, path: &Path) -> Resu
     let legend = if gray {
         format!("grayscale: black = {lo:.3}, white = {hi:.3}")
     } else {
-        format!("green = positive, red = negative, black = 0; full brightness = ±{scale:.3}")
+        format!(
+            "green = positive, red = negative, black = 0; full brightness = ±{scale:.3} \
+             (99.5th percentile of |response|; range {lo:.3} to {hi:.3})"
+        )
     };
     canvas.text(PAD as i32, y, 15.0, &legend, [0, 0, 0]);
     y += 20;
@@ -176,24 +181,27 @@ pub fn render_kernel_figure(fig: &KernelFigure, gray: bool, path: &Path) -> Resu
     canvas.text(PAD as i32, y, 15.0, &caption, [0, 0, 0]);
     y += 22;
     for c in 0..fig.kernel.channels {
+        let x = (PAD + 12 + c as u32 * (fig.kernel.width as u32 * 52 + 40)) as i32;
+        let mut row_y = y;
+        if fig.kernel.channels > 1 {
+            canvas.text(x, row_y, 14.0, &format!("channel {c}"), [40, 40, 40]);
+            row_y += 18;
+        }
         for r in 0..fig.kernel.height {
-            let row: Vec<String> = (0..fig.kernel.width)
-                .map(|k| format!("{:>6.2}", fig.kernel.get(c, r, k)))
-                .collect();
-            let prefix = if fig.kernel.channels > 1 && r == 0 {
-                format!("ch {c}: ")
-            } else {
-                String::new()
-            };
-            canvas.text(
-                PAD as i32 + 12,
-                y,
-                14.0,
-                &format!("{prefix}[{}]", row.join(" ")),
-                [40, 40, 40],
-            );
-            y += 18;
+            let row: Vec<String> = (0..fig.kernel.width).map(|k| format!("{:>6.2}", fig.kernel.get(c, r, k))).collect();
+            canvas.text(x, row_y, 14.0, &format!("[{}]", row.join(" ")), [40, 40, 40]);
+            row_y += 18;
         }
     }
     canvas.save(path)
+}
+
+/// The `q` quantile of |values| (0 for no values).
+fn percentile_abs(values: &[f32], q: f64) -> f32 {
+    let mut a: Vec<f32> = values.iter().map(|v| v.abs()).collect();
+    if a.is_empty() {
+        return 0.0;
+    }
+    let k = ((a.len() - 1) as f64 * q).round() as usize;
+    *a.select_nth_unstable_by(k, f32::total_cmp).1
 }
