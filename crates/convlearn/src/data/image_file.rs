@@ -69,6 +69,14 @@ impl Normalization {
         }
     }
 
+    /// ImageNet's statistics (torchvision's pretrained weights expect them).
+    pub fn imagenet() -> Self {
+        Self {
+            mean: vec![0.485, 0.456, 0.406],
+            std: vec![0.229, 0.224, 0.225],
+        }
+    }
+
     /// No change.
     pub fn identity(channels: usize) -> Self {
         Self {

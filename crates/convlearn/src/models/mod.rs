@@ -1,12 +1,28 @@
-//! Models: a configurable plain CNN (the lesson's networks are presets of it), its description, and
-//! layers whose semantics must match PyTorch's.
+//! Models: a configurable plain CNN (the lesson's networks are presets of it), pretrained ResNets
+//! and MobileNetV2 with torchvision's names, heads, and the one `Network` type over all of them.
 
+mod backbone;
 mod batch_norm;
 mod cnn;
+mod conv_bn;
+mod head;
+mod mobilenet_v2;
+mod network;
+mod pretrained;
+mod resnet;
 mod spec;
 mod torch_import;
+mod weights;
 
+pub use backbone::{BackboneKind, Body};
 pub use batch_norm::BatchNorm;
 pub use cnn::{Cnn, ConvBlock, LayerActivation};
+pub use conv_bn::{ConvBn, PaddingStyle};
+pub use head::{FastaiHead, Head, HeadKind, HeadSpec, avg_pool, concat_pool};
+pub use mobilenet_v2::{InvertedResidual, MobileNetV2Body, MobileStage, mobilenet_v2_torch_name};
+pub use network::{ArchSpec, Network, Pretrained};
+pub use pretrained::PretrainedWeights;
+pub use resnet::{BasicBlock, Bottleneck, ResBlock, ResNetBody, resnet_torch_name};
 pub use spec::{CnnSpec, ConvSpec, MapShape, ModelPreset};
 pub use torch_import::load_torch_cnn_weights;
+pub use weights::load_named_weights;

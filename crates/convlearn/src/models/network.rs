@@ -1,0 +1,150 @@
+//! Every network convlearn trains or runs, behind one type, with the description that rebuilds it.
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::{BackboneKind, Body, Cnn, CnnSpec, Head, HeadKind, HeadSpec, PaddingStyle};
+use crate::error::Result;
+
+/// What network a model file holds (stored as JSON in the file).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ArchSpec {
+    /// A plain CNN trained from scratch.
+    Plain {
+        /// Preset name (`simple_cnn`, `spreadsheet`).
+        preset: String,
+        /// Its layers.
+        spec: CnnSpec,
+    },
+    /// A pretrained body with a head.
+    Pretrained {
+        /// The body.
+        backbone: BackboneKind,
+        /// How its convolutions pad.
+        padding: PaddingStyle,
+        /// The head.
+        head: HeadSpec,
+    },
+}
+
+impl ArchSpec {
+    /// A short name (`simple_cnn`, `resnet34`, `mobilenet_v2`).
+    pub fn name(&self) -> String {
+        match self {
+            ArchSpec::Plain { preset, .. } => preset.clone(),
+            ArchSpec::Pretrained { backbone, .. } => backbone.name().to_string(),
+        }
+    }
+
+    /// Number of outputs.
+    pub fn classes(&self) -> usize {
+        match self {
+            ArchSpec::Plain { spec, .. } => spec.classes,
+            ArchSpec::Pretrained { head, .. } => head.classes,
+        }
+    }
+}
+
+/// A pretrained body and its head.
+#[derive(Module, Debug)]
+pub struct Pretrained {
+    /// The body (feature extractor).
+    pub body: Body,
+    /// The classifier.
+    pub head: Head,
+}
+
+/// Any network.
+#[derive(Module, Debug)]
+pub enum Network {
+    /// A plain CNN.
+    Plain(Cnn),
+    /// Body + head.
+    Pretrained(Pretrained),
+}
+
+impl Network {
+    /// A freshly initialised network for `arch`.
+    pub fn new(arch: &ArchSpec, device: &Device) -> Result<Self> {
+        Ok(match arch {
+            ArchSpec::Plain { spec, .. } => Network::Plain(Cnn::new(spec, device)?),
+            ArchSpec::Pretrained { backbone, padding, head } => Network::Pretrained(Pretrained {
+                body: Body::new(*backbone, *padding, device)?,
+                head: Head::new(head, backbone.features(), device),
+            }),
+        })
+    }
+
+    /// Logits `[batch, classes]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        match self {
+            Network::Plain(cnn) => cnn.forward(x),
+            Network::Pretrained(p) => p.head.forward_pooled(p.head.pool(p.body.forward(x))),
+        }
+    }
+
+    /// Logits and the named feature maps of every stage, for display.
+    pub fn forward_with_stages(&self, x: Tensor<4>) -> (Tensor<2>, Vec<(String, Tensor<4>)>) {
+        match self {
+            Network::Plain(cnn) => {
+                let (logits, acts) = cnn.forward_with_activations(x);
+                (logits, acts.into_iter().map(|a| (a.name, a.maps)).collect())
+            }
+            Network::Pretrained(p) => {
+                let stages = p.body.stages(x);
+                let last = stages.last().expect("a body has stages").1.clone();
+                (p.head.forward_pooled(p.head.pool(last)), stages)
+            }
+        }
+    }
+
+    /// Number of layer groups: 1 for a plain CNN; early body, late body and head for a pretrained one.
+    pub fn num_groups(&self) -> usize {
+        match self {
+            Network::Plain(_) => 1,
+            Network::Pretrained(_) => 3,
+        }
+    }
+
+    /// Layer group of a parameter path (as burn names it, e.g. `body.layer1.0.conv1.conv.weight`).
+    pub fn group_of(&self, path: &str) -> usize {
+        match self {
+            Network::Plain(_) => 0,
+            Network::Pretrained(p) => match path.strip_prefix("body.") {
+                Some(rest) => p.body.group_of(rest),
+                None => 2,
+            },
+        }
+    }
+
+    /// torchvision's name for a parameter path, for loading pretrained weights (`None`: not in
+    /// torchvision's file, e.g. a new fastai head).
+    pub fn torch_name(&self, path: &str, backbone: BackboneKind) -> Option<String> {
+        match self {
+            Network::Plain(_) => None,
+            Network::Pretrained(p) => match path.strip_prefix("body.") {
+                Some(rest) => Some(p.body.torch_name(rest)),
+                None => match &p.head {
+                    Head::ImageNet(_) => {
+                        let leaf = path.rsplit('.').next()?;
+                        Some(format!("{}.{leaf}", backbone.classifier_name()))
+                    }
+                    Head::Fastai(_) => None,
+                },
+            },
+        }
+    }
+
+    /// The head's kind, for a pretrained network.
+    pub fn head_kind(&self) -> Option<HeadKind> {
+        match self {
+            Network::Plain(_) => None,
+            Network::Pretrained(p) => Some(match p.head {
+                Head::ImageNet(_) => HeadKind::ImageNet,
+                Head::Fastai(_) => HeadKind::Fastai,
+            }),
+        }
+    }
+}

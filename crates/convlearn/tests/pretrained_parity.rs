@@ -1,0 +1,71 @@
+//! Pretrained networks against PyTorch: torchvision ResNet-18 (safetensors) and MobileNetV2 (.pth)
+//! with random BatchNorm statistics, and the TF-'SAME' MobileNetV2 ImageNet weights — eval-mode
+//! logits within 1e-4.
+
+mod common;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use common::{max_abs_diff, shared};
+use convlearn::host::values;
+use convlearn::models::{BackboneKind, PaddingStyle, PretrainedWeights};
+use convlearn::tensor_file::TensorFile;
+
+fn check(weights: &std::path::Path, io: &std::path::Path, input: &str, logits: &str, tol: f32) -> PretrainedWeights {
+    let w = PretrainedWeights::open(weights, None).unwrap();
+    let device = Device::flex();
+    let net = w.build(&w.imagenet_arch().unwrap(), &device).unwrap();
+    let io = TensorFile::read(io).unwrap();
+    let x = io.get(input).unwrap();
+    let shape: [usize; 4] = x.shape.clone().try_into().unwrap();
+    let out = values(net.forward(Tensor::from_data(TensorData::new(x.values.clone(), shape), &device)));
+    let d = max_abs_diff(&out, &io.get(logits).unwrap().values, logits);
+    eprintln!("{}: max |Δ{logits}| = {d:e}", weights.display());
+    assert!(d <= tol, "{}: max |Δ{logits}| = {d:e}", weights.display());
+    w
+}
+
+#[test]
+fn resnet18_safetensors_matches_torchvision() {
+    let Some(dir) = shared() else { return };
+    let f = dir.join("fixtures");
+    let w = check(&f.join("resnet18_bnrand.safetensors"), &f.join("resnet18_bnrand_io.safetensors"), "input", "logits", 1e-4);
+    assert_eq!(w.backbone, BackboneKind::Resnet18, "recognised from the names");
+}
+
+#[test]
+fn mobilenet_v2_pth_matches_torchvision() {
+    let Some(dir) = shared() else { return };
+    let f = dir.join("fixtures");
+    let w = check(&f.join("mobilenet_v2_bnrand.pth"), &f.join("mobilenet_v2_bnrand_io.safetensors"), "input", "logits", 1e-4);
+    assert_eq!((w.backbone, w.padding), (BackboneKind::MobilenetV2, PaddingStyle::Torch));
+}
+
+#[test]
+fn tf_same_mobilenet_v2_matches_its_reference_and_knows_its_preprocessing() {
+    let Some(dir) = shared() else { return };
+    let weights = dir.join("weights/mobilenet_v2_imagenet_from_tflite.safetensors");
+    let io = dir.join("fixtures/mobilenet_v2_tfsame_io.safetensors");
+    let w = check(&weights, &io, "input", "logits", 1e-4);
+    check(&weights, &io, "photo_input", "photo_logits", 1e-4);
+    assert_eq!(w.padding, PaddingStyle::TfSame);
+    assert_eq!(w.normalization.mean, vec![0.5; 3]);
+    assert_eq!(w.labels.as_ref().map(Vec::len), Some(1000));
+}
+
+#[test]
+fn misfitting_weights_name_every_tensor_with_shapes() {
+    let Some(dir) = shared() else { return };
+    let err = PretrainedWeights::open(&dir.join("fixtures/resnet18_bnrand.safetensors"), Some(BackboneKind::Resnet34))
+        .and_then(|w| w.build(&w.imagenet_arch()?, &Device::flex()))
+        .err()
+        .expect("resnet18 weights do not fit resnet34")
+        .to_string();
+    assert!(err.contains("resnet18_bnrand.safetensors"), "{err}");
+    assert!(err.contains("missing 'layer3.2.conv1.weight' (expected shape [256, 256, 3, 3])"), "{err}");
+    let err = PretrainedWeights::open(&dir.join("fixtures/mobilenet_v2_bnrand.pth"), Some(BackboneKind::Resnet18))
+        .and_then(|w| w.build(&w.imagenet_arch()?, &Device::flex()))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("fc.weight"), "{err}");
+}
