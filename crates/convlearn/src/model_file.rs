@@ -7,9 +7,9 @@ use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::data::Normalization;
+use crate::data::Preprocess;
 use crate::error::{Error, Result};
-use crate::models::{Cnn, CnnSpec};
+use crate::models::{ArchSpec, Network};
 
 /// The metadata key under which [`ModelMeta`] is stored.
 pub const META_KEY: &str = "convlearn";
@@ -22,14 +22,12 @@ pub const FORMAT_VERSION: u32 = 1;
 pub struct ModelMeta {
     /// Layout version ([`FORMAT_VERSION`]).
     pub format_version: u32,
-    /// The architecture's name (`simple_cnn`, `spreadsheet`).
-    pub architecture: String,
-    /// The exact layer description.
-    pub spec: CnnSpec,
+    /// The network's exact description.
+    pub arch: ArchSpec,
     /// Class names, indexed by output.
     pub classes: Vec<String>,
-    /// Applied to 0..1 pixels before the network.
-    pub normalization: Normalization,
+    /// How inputs are prepared.
+    pub preprocess: Preprocess,
 }
 
 /// A network with its metadata.
@@ -37,7 +35,7 @@ pub struct SavedModel {
     /// Metadata.
     pub meta: ModelMeta,
     /// The network.
-    pub network: Cnn,
+    pub network: Network,
 }
 
 /// `path` with `.tmp-<pid>` appended: where atomic writes go before the rename.
@@ -58,7 +56,7 @@ impl SavedModel {
         }
         let json = serde_json::to_string(&self.meta).expect("metadata serialises");
         let tmp = temp_path(path);
-        let mut store = SafetensorsStore::from_file(&tmp).metadata(META_KEY, json);
+        let mut store = SafetensorsStore::from_file(&tmp).skip_enum_variants(true).metadata(META_KEY, json);
         self.network
             .save_into(&mut store)
             .map_err(|e| Error::format(path, format!("cannot write model: {e}")))?;
@@ -98,8 +96,8 @@ impl SavedModel {
     /// Loads a model; tensors that are missing, misshaped or unexpected are all listed in the error.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
         let meta = Self::read_meta(path)?;
-        let mut network = Cnn::new(&meta.spec, device)?;
-        let mut store = SafetensorsStore::from_file(path)
+        let mut network = Network::new(&meta.arch, device)?;
+        let mut store = SafetensorsStore::from_file(path).skip_enum_variants(true)
             .validate(false)
             .allow_partial(true);
         let result = network
@@ -122,18 +120,18 @@ impl SavedModel {
             return Err(Error::Weights(format!(
                 "{}: the weights do not fit architecture '{}' ({:?}):\n  {}",
                 path.display(),
-                meta.architecture,
-                meta.spec,
+                meta.arch.name(),
+                meta.arch,
                 problems.join("\n  ")
             )));
         }
-        if meta.classes.len() != meta.spec.classes {
+        if meta.classes.len() != meta.arch.classes() {
             return Err(Error::format(
                 path,
                 format!(
                     "lists {} class names for {} outputs",
                     meta.classes.len(),
-                    meta.spec.classes
+                    meta.arch.classes()
                 ),
             ));
         }

@@ -5,14 +5,14 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::data::{ImageSet, generate_shapes};
+use crate::data::{ImageSet, Preprocess, generate_shapes};
 use crate::device::{inference_device, training_device};
 use crate::error::Result;
 use crate::interpret::{explain, render_activations};
 use crate::kernels::{Kernel, KernelFigure, Padding, render_kernel_figure};
 use crate::learner::{FitConfig, History, Learner};
 use crate::model_file::{FORMAT_VERSION, ModelMeta, SavedModel};
-use crate::models::{Cnn, ModelPreset};
+use crate::models::{ArchSpec, ModelPreset, Network};
 use burn::module::Module;
 
 /// What a training run achieved.
@@ -47,14 +47,10 @@ pub fn train_classifier(
     fit: &FitConfig,
 ) -> Result<(SavedModel, TrainReport)> {
     let device = training_device();
-    let spec = preset.spec(
-        train.channels,
-        train.height,
-        train.width,
-        train.classes.len(),
-    );
+    let spec = preset.spec(train.channels, train.height, train.width, train.classes.len());
+    let arch = ArchSpec::Plain { preset: preset.name().to_string(), spec };
     let normalization = train.normalization();
-    let mut learner = Learner::new(Cnn::new(&spec, &device)?, normalization.clone(), device);
+    let mut learner = Learner::new(Network::new(&arch, &device)?, normalization.clone(), device);
     let start = Instant::now();
     let history = learner.fit_one_cycle(train, valid, fit)?;
     let seconds = start.elapsed().as_secs_f64();
@@ -74,10 +70,15 @@ pub fn train_classifier(
     let model = SavedModel {
         meta: ModelMeta {
             format_version: FORMAT_VERSION,
-            architecture: preset.name().to_string(),
-            spec,
+            arch,
             classes: train.classes.clone(),
-            normalization,
+            preprocess: Preprocess {
+                channels: train.channels,
+                height: train.height,
+                width: train.width,
+                normalization,
+                center_crop: 1.0,
+            },
         },
         network: learner.model.valid(),
     };
@@ -155,10 +156,8 @@ fn strongest_activation(
     image: &crate::kernels::FeatureMaps,
     device: &burn::tensor::Device,
 ) -> (usize, usize) {
-    let (_, layers) = model
-        .network
-        .forward_with_activations(crate::interpret::model_input(model, image, device));
-    let maps = crate::host::first_maps(layers[0].maps.clone()).plane(0);
+    let (_, stages) = model.network.forward_with_stages(crate::interpret::model_input(model, image, device));
+    let maps = crate::host::first_maps(stages[0].1.clone()).plane(0);
     let best = (0..maps.data.len()).fold(0, |b, i| if maps.data[i] > maps.data[b] { i } else { b });
     (best / maps.width, best % maps.width)
 }

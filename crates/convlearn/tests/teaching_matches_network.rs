@@ -8,12 +8,12 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2dConfig;
 use burn::tensor::{Device, Tensor, TensorData};
 use common::assert_close;
-use convlearn::data::Normalization;
+use convlearn::data::{Normalization, Preprocess};
 use convlearn::host::values;
 use convlearn::interpret::explain;
 use convlearn::kernels::{FeatureMaps, Kernel, Padding, convolve};
 use convlearn::model_file::{FORMAT_VERSION, ModelMeta, SavedModel};
-use convlearn::models::{Cnn, ModelPreset};
+use convlearn::models::{ArchSpec, ModelPreset, Network};
 use convlearn::tensor_file::TensorFile;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -61,18 +61,21 @@ fn plain_convolution_equals_burn_conv2d() {
 fn spreadsheet_model(dir: &std::path::Path) -> (SavedModel, std::path::PathBuf) {
     let device = Device::flex();
     let spec = ModelPreset::Spreadsheet.spec(1, 28, 28, 10);
+    let arch = ArchSpec::Plain { preset: "spreadsheet".into(), spec: spec.clone() };
     let model = SavedModel {
         meta: ModelMeta {
             format_version: FORMAT_VERSION,
-            architecture: "spreadsheet".into(),
-            spec: spec.clone(),
+            arch: arch.clone(),
             classes: (0..10).map(|d| d.to_string()).collect(),
-            normalization: Normalization {
-                mean: vec![0.25],
-                std: vec![0.5],
+            preprocess: Preprocess {
+                channels: 1,
+                height: 28,
+                width: 28,
+                normalization: Normalization { mean: vec![0.25], std: vec![0.5] },
+                center_crop: 1.0,
             },
         },
-        network: Cnn::new(&spec, &device).unwrap(),
+        network: Network::new(&arch, &device).unwrap(),
     };
     let path = dir.join("sheet.safetensors");
     model.save(&path).unwrap();
@@ -191,8 +194,7 @@ fn model_files_round_trip_and_report_misfits() {
 
     // The same weights described as another architecture: every misfit is named with its shapes.
     let mut meta = model.meta.clone();
-    meta.spec = ModelPreset::SimpleCnn.spec(1, 28, 28, 10);
-    meta.architecture = "simple_cnn".into();
+    meta.arch = ArchSpec::Plain { preset: "simple_cnn".into(), spec: ModelPreset::SimpleCnn.spec(1, 28, 28, 10) };
     let wrong = tmp.path().join("wrong.safetensors");
     SavedModel {
         meta,

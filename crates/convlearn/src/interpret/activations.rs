@@ -14,6 +14,7 @@ use crate::model_file::SavedModel;
 use crate::plot::{Canvas, ColorMode, map_to_image};
 
 const TILES_PER_ROW: usize = 16;
+const MAX_CHANNELS: usize = 64;
 const TILE: u32 = 64;
 const GAP: u32 = 6;
 const MARGIN: u32 = 16;
@@ -27,23 +28,21 @@ pub fn render_activations(
     path: &Path,
     device: &Device,
 ) -> Result<Vec<f32>> {
-    let (logits, layers) = model
-        .network
-        .forward_with_activations(model_input(model, image, device));
+    let (logits, stages) = model.network.forward_with_stages(model_input(model, image, device));
     let probs = values(softmax(logits, 1));
     let mut rows: Vec<(String, FeatureMaps)> = vec![(
         format!("input {}×{}", image.width, image.height),
         image.clone(),
     )];
-    for layer in &layers {
-        let maps = first_maps(layer.maps.clone());
-        rows.push((
-            format!(
-                "{}: {} channels, {}×{}",
-                layer.name, maps.channels, maps.width, maps.height
-            ),
-            maps,
-        ));
+    for (name, tensor) in stages {
+        let mut maps = first_maps(tensor);
+        let mut label = format!("{name}: {} channels, {}×{}", maps.channels, maps.width, maps.height);
+        if maps.channels > MAX_CHANNELS {
+            label = format!("{label}, first {MAX_CHANNELS} shown");
+            maps.data.truncate(MAX_CHANNELS * maps.height * maps.width);
+            maps.channels = MAX_CHANNELS;
+        }
+        rows.push((label, maps));
     }
     let classes = &model.meta.classes;
     let width = 2 * MARGIN + TILES_PER_ROW as u32 * (TILE + GAP);

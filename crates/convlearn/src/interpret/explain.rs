@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::host::{first_maps, values};
 use crate::kernels::{Arithmetic, FeatureMaps, Kernel, Padding, arithmetic_at};
 use crate::model_file::SavedModel;
+use crate::models::{ArchSpec, Network};
 
 /// One activation explained.
 #[derive(Clone, Debug)]
@@ -39,7 +40,12 @@ pub fn explain(
     x: usize,
     device: &Device,
 ) -> Result<Explanation> {
-    let net = &model.network;
+    let (Network::Plain(net), ArchSpec::Plain { spec, .. }) = (&model.network, &model.meta.arch) else {
+        return Err(Error::Invalid(format!(
+            "explain shows the arithmetic of a plain CNN's conv layers; this model is {}",
+            model.meta.arch.name()
+        )));
+    };
     let input = net.conv_input(model_input(model, image, device), layer)?;
     let conv = &net.convs[layer - 1].conv;
     let [out, cin, kh, kw] = conv.weight.dims();
@@ -60,7 +66,7 @@ pub fn explain(
         Some(b) => values(b.val())[channel],
         None => 0.0,
     };
-    let padding = match model.meta.spec.convs[layer - 1].padding {
+    let padding = match spec.convs[layer - 1].padding {
         0 => Padding::Valid,
         p if p == kh / 2 && p == kw / 2 => Padding::Zero,
         p => {

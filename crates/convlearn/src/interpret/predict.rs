@@ -6,7 +6,6 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 
-use crate::data::{image_to_maps, load_image};
 use crate::error::Result;
 use crate::host::values;
 use crate::kernels::FeatureMaps;
@@ -21,21 +20,16 @@ pub struct Prediction {
     pub probability: f32,
 }
 
-/// Reads an image file as the model expects it: its channel count and input size, values 0..1
+/// Reads an image file as the model expects it: channels, crop and input size, values 0..1
 /// (not yet normalised).
 pub fn read_model_image(model: &SavedModel, path: &Path) -> Result<FeatureMaps> {
-    let spec = &model.meta.spec;
-    image_to_maps(
-        &load_image(path)?,
-        spec.channels,
-        Some((spec.width as u32, spec.height as u32)),
-    )
+    model.meta.preprocess.load(path)
 }
 
 /// A batch of one: `maps` normalised as the model expects, as `[1, c, h, w]` on `device`.
 pub fn model_input(model: &SavedModel, maps: &FeatureMaps, device: &Device) -> Tensor<4> {
     let mut values = maps.data.clone();
-    model.meta.normalization.apply(&mut values, maps.channels);
+    model.meta.preprocess.normalization.apply(&mut values, maps.channels);
     Tensor::from_data(
         TensorData::new(values, [1, maps.channels, maps.height, maps.width]),
         device,

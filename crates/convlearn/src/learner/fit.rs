@@ -11,7 +11,7 @@ use super::{EpochRecord, History, OneCycle, Progress, accuracy, argmax_rows, cro
 use crate::data::{Batcher, ImageSet, Normalization};
 use crate::error::{Error, Result};
 use crate::host::values;
-use crate::models::Cnn;
+use crate::models::Network;
 
 /// How to train.
 #[derive(Clone, Debug)]
@@ -46,7 +46,7 @@ impl Default for FitConfig {
 /// A model being trained, with the normalisation its inputs get.
 pub struct Learner {
     /// The network, on the training (autodiff) device.
-    pub model: Cnn,
+    pub model: Network,
     /// Applied to 0..1 pixels.
     pub normalization: Normalization,
     /// The autodiff device.
@@ -55,7 +55,7 @@ pub struct Learner {
 
 impl Learner {
     /// Wraps a network created on `device` (which must have autodiff enabled).
-    pub fn new(model: Cnn, normalization: Normalization, device: Device) -> Self {
+    pub fn new(model: Network, normalization: Normalization, device: Device) -> Self {
         Self {
             model,
             normalization,
