@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::data::{ImageSet, Preprocess, generate_shapes};
+use crate::data::{Crop, ImageSet, Preprocess, generate_shapes};
 use crate::device::{inference_device, training_device};
 use crate::error::Result;
 use crate::interpret::{explain, render_activations};
@@ -77,7 +77,7 @@ pub fn train_classifier(
                 height: train.height,
                 width: train.width,
                 normalization,
-                center_crop: 1.0,
+                crop: Crop::None,
             },
         },
         network: learner.model.valid(),

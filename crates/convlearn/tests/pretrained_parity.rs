@@ -69,3 +69,28 @@ fn misfitting_weights_name_every_tensor_with_shapes() {
         .to_string();
     assert!(err.contains("fc.weight"), "{err}");
 }
+
+#[test]
+fn pretrained_predictions_on_photos_match_the_reference_preprocessing_and_classes() {
+    let Some(dir) = shared() else { return };
+    let device = Device::flex();
+    let w = PretrainedWeights::open(&dir.join("weights/mobilenet_v2_imagenet_from_tflite.safetensors"), None).unwrap();
+    let model = w.imagenet_model(&device).unwrap();
+    let io = TensorFile::read(&dir.join("fixtures/mobilenet_v2_tfsame_io.safetensors")).unwrap();
+    let reference = &io.get("photo_input").unwrap().values;
+    for (k, (photo, class, p)) in [("cat.bmp", "Egyptian cat", 0.77), ("grace_hopper.bmp", "military uniform", 0.72)]
+        .into_iter()
+        .enumerate()
+    {
+        let path = dir.join("data/images").join(photo);
+        // central 87.5 % of each side, bilinear 224, (x − 127.5) / 127.5
+        let mut ours = model.meta.preprocess.load(&path).unwrap().data;
+        model.meta.preprocess.normalization.apply(&mut ours, 3);
+        let refv = &reference[k * 3 * 224 * 224..(k + 1) * 3 * 224 * 224];
+        let mean_diff: f32 = ours.iter().zip(refv).map(|(a, b)| (a - b).abs()).sum::<f32>() / refv.len() as f32;
+        assert!(mean_diff < 0.005, "{photo}: mean |Δinput| = {mean_diff}");
+        let top = &convlearn::interpret::predict_image(&model, &path, 1, &device).unwrap()[0];
+        assert!(top.class.starts_with(class), "{photo}: {top:?}");
+        assert!((top.probability - p).abs() < 0.03, "{photo}: {top:?} vs PyTorch {p}");
+    }
+}

@@ -8,7 +8,7 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2dConfig;
 use burn::tensor::{Device, Tensor, TensorData};
 use common::assert_close;
-use convlearn::data::{Normalization, Preprocess};
+use convlearn::data::{Crop, Normalization, Preprocess};
 use convlearn::host::values;
 use convlearn::interpret::explain;
 use convlearn::kernels::{FeatureMaps, Kernel, Padding, convolve};
@@ -72,7 +72,7 @@ fn spreadsheet_model(dir: &std::path::Path) -> (SavedModel, std::path::PathBuf) 
                 height: 28,
                 width: 28,
                 normalization: Normalization { mean: vec![0.25], std: vec![0.5] },
-                center_crop: 1.0,
+                crop: Crop::None,
             },
         },
         network: Network::new(&arch, &device).unwrap(),

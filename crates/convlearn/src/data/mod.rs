@@ -13,7 +13,7 @@ pub use idx::{read_idx_images, read_idx_labels};
 pub use image_file::{Normalization, image_to_maps, load_image};
 pub use image_set::ImageSet;
 pub use mnist::{MNIST_CLASSES, Mnist};
-pub use preprocess::{Preprocess, center_crop};
+pub use preprocess::{Crop, Preprocess};
 pub use synthetic::{SHAPE_CLASSES, generate_shapes};
 
 /// The directory holding the project's shared data: `$CONVLEARN_DATA`, else `../shared`.

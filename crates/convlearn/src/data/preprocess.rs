@@ -21,27 +21,47 @@ pub struct Preprocess {
     pub width: usize,
     /// Applied to 0..1 values.
     pub normalization: Normalization,
-    /// Fraction of the shorter side kept by the central square crop before resizing (1 = squash the
-    /// whole image to the input size without cropping).
-    pub center_crop: f32,
+    /// The central crop taken before resizing.
+    pub crop: Crop,
 }
 
-/// The central square of `fraction` × the shorter side (the whole image when `fraction` ≥ 1).
-pub fn center_crop(image: &DynamicImage, fraction: f32) -> DynamicImage {
-    if fraction >= 1.0 {
-        return image.clone();
+/// A central crop, taken before the resize to the input size.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Crop {
+    /// No crop: the whole image is resized (squashed) to the input size.
+    None,
+    /// `fraction` of each side (TF-slim's evaluation crop: 87.5 %).
+    EachSide {
+        /// Kept fraction of the width and of the height.
+        fraction: f32,
+    },
+    /// A square of `fraction` × the shorter side (torchvision's resize 256 → centre crop 224 is 0.875).
+    Square {
+        /// Kept fraction of the shorter side.
+        fraction: f32,
+    },
+}
+
+impl Crop {
+    /// Applies the crop.
+    pub fn apply(self, image: &DynamicImage) -> DynamicImage {
+        let (w, h) = (image.width() as f32, image.height() as f32);
+        let (cw, ch) = match self {
+            Crop::None => return image.clone(),
+            Crop::EachSide { fraction } => (w * fraction, h * fraction),
+            Crop::Square { fraction } => (w.min(h) * fraction, w.min(h) * fraction),
+        };
+        let (cw, ch) = ((cw.round() as u32).clamp(1, image.width()), (ch.round() as u32).clamp(1, image.height()));
+        image.crop_imm((image.width() - cw) / 2, (image.height() - ch) / 2, cw, ch)
     }
-    let side = ((image.width().min(image.height()) as f32) * fraction).round().max(1.0) as u32;
-    let x = (image.width() - side) / 2;
-    let y = (image.height() - side) / 2;
-    image.crop_imm(x, y, side, side)
 }
 
 impl Preprocess {
     /// An image prepared for the model (values 0..1, not yet normalised).
     pub fn prepare(&self, image: &DynamicImage) -> Result<FeatureMaps> {
         image_to_maps(
-            &center_crop(image, self.center_crop),
+            &self.crop.apply(image),
             self.channels,
             Some((self.width as u32, self.height as u32)),
         )

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{ArchSpec, BackboneKind, HeadKind, HeadSpec, Network, PaddingStyle, load_named_weights};
-use crate::data::Normalization;
+use crate::data::{Crop, Normalization};
 use crate::error::{Error, Result};
 use crate::tensor_file::TensorFile;
 use burn::tensor::Device;
@@ -20,8 +20,8 @@ pub struct PretrainedWeights {
     pub padding: PaddingStyle,
     /// Input normalisation they expect (on 0..1 RGB).
     pub normalization: Normalization,
-    /// Central crop fraction used for evaluation.
-    pub center_crop: f32,
+    /// The evaluation crop.
+    pub crop: Crop,
     /// The input size they were trained at.
     pub native_size: usize,
     /// ImageNet class names, if a labels file sits beside the weights.
@@ -46,7 +46,7 @@ impl PretrainedWeights {
             backbone,
             padding: PaddingStyle::Torch,
             normalization: Normalization::imagenet(),
-            center_crop: 0.875,
+            crop: Crop::Square { fraction: 0.875 },
             native_size: 224,
             labels: None,
         };
@@ -63,8 +63,8 @@ impl PretrainedWeights {
                 weights.normalization = Normalization { mean: vec![0.5; 3], std: vec![0.5; 3] };
             }
             let resize = json.pointer("/preprocessing/resize").and_then(|v| v.as_str()).unwrap_or("");
-            if resize.contains("87.5") {
-                weights.center_crop = 0.875;
+            if resize.contains("87.5% of each side") {
+                weights.crop = Crop::EachSide { fraction: 0.875 };
             }
         }
         let labels_path = sidecar(path, ".labels.txt");
@@ -116,5 +116,36 @@ fn recognise(file: &TensorFile) -> Result<BackboneKind> {
             &file.path,
             "is not a torchvision resnet18/34/50/101/152 or mobilenet_v2 state dict: give --arch",
         )),
+    }
+}
+
+impl PretrainedWeights {
+    /// How these weights want their input at `size` pixels.
+    pub fn preprocess(&self, size: usize) -> crate::data::Preprocess {
+        crate::data::Preprocess {
+            channels: 3,
+            height: size,
+            width: size,
+            normalization: self.normalization.clone(),
+            crop: self.crop,
+        }
+    }
+
+    /// The network exactly as published (ImageNet classifier included), ready to predict.
+    pub fn imagenet_model(&self, device: &Device) -> Result<crate::model_file::SavedModel> {
+        let arch = self.imagenet_arch()?;
+        let classes = match &self.labels {
+            Some(l) if l.len() == arch.classes() => l.clone(),
+            _ => (0..arch.classes()).map(|i| format!("class {i}")).collect(),
+        };
+        Ok(crate::model_file::SavedModel {
+            network: self.build(&arch, device)?,
+            meta: crate::model_file::ModelMeta {
+                format_version: crate::model_file::FORMAT_VERSION,
+                arch,
+                classes,
+                preprocess: self.preprocess(self.native_size),
+            },
+        })
     }
 }
