@@ -1,95 +1,213 @@
-//! `convlearn train mnist --data DIR --epochs 3` (and `train shapes`, the generated dataset).
+//! `convlearn train mnist|shapes …` (from scratch) and `convlearn train FOLDER --pretrained WEIGHTS …`
+//! (fine-tuning).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
-use convlearn::data::{Mnist, generate_shapes, shared_data_dir};
-use convlearn::learner::FitConfig;
-use convlearn::models::ModelPreset;
-use convlearn::recipes::train_classifier;
+use anyhow::{Result, anyhow, bail};
+use convlearn::data::{Augment, Mnist, generate_shapes, shared_data_dir};
+use convlearn::learner::{FitConfig, LayerRates};
+use convlearn::models::{BackboneKind, ModelPreset};
+use convlearn::recipes::{TransferConfig, fine_tune, train_classifier};
 use serde_json::json;
 
-/// Arguments of `train`.
+/// Arguments of `train` (shared with `lr-find`).
 #[derive(clap::Args)]
 pub struct Args {
-    /// The dataset: `mnist` (IDX files in --data) or `shapes` (generated, no download).
-    dataset: String,
+    /// `mnist` (IDX files in --data), `shapes` (generated), or a folder of photos
+    /// (`train/<class>/…` + `valid/<class>/…`, or `<class>/…` split by --valid-pct).
+    pub dataset: String,
     /// MNIST's directory (default: $CONVLEARN_DATA/data/mnist, i.e. ../shared/data/mnist).
     #[arg(long)]
-    data: Option<PathBuf>,
-    /// Architecture: simple_cnn (conv32-conv64-fc128) or spreadsheet (fast.ai's 2-kernel Excel network).
-    #[arg(long, default_value = "simple_cnn")]
-    arch: String,
-    /// Passes over the training set.
-    #[arg(long, default_value_t = 3)]
-    epochs: usize,
-    /// Peak learning rate of the one-cycle schedule (Adam).
-    #[arg(long, default_value_t = 1e-2)]
-    lr: f64,
-    /// Images per step.
-    #[arg(long, default_value_t = 64)]
-    batch_size: usize,
-    /// Use only the first N training images (quick experiments).
+    pub data: Option<PathBuf>,
+    /// From scratch: simple_cnn or spreadsheet. Pretrained: resnet18|34|50|101|152 or mobilenet_v2
+    /// (recognised from the weights when omitted).
     #[arg(long)]
-    limit: Option<usize>,
-    /// Shuffling seed.
+    pub arch: Option<String>,
+    /// ImageNet-pretrained weights to fine-tune from (torchvision state dict, .safetensors or .pth).
+    #[arg(long, value_name = "WEIGHTS")]
+    pub pretrained: Option<PathBuf>,
+    /// Input size for photos (default: the size the weights were trained at).
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// Epochs (from scratch: all; fine-tuning: the unfrozen phase).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Fine-tuning: epochs with the body frozen.
+    #[arg(long, default_value_t = 3)]
+    pub freeze_epochs: usize,
+    /// Peak learning rate: `auto` (LR finder, fine-tuning only), a number, `LO..HI` (spread over the
+    /// layer groups) or one per group `A,B,C`.
+    #[arg(long, default_value = "auto")]
+    pub lr: String,
+    /// Keep BatchNorm statistics frozen in the body (the default for fine-tuning).
+    #[arg(long, conflicts_with = "train_bn")]
+    pub freeze_bn: bool,
+    /// Let unfrozen body BatchNorms update their running statistics.
+    #[arg(long)]
+    pub train_bn: bool,
+    /// Train the frozen phase on body activations computed once (no augmentation in that phase).
+    #[arg(long)]
+    pub precompute: bool,
+    /// Augmentation: side-on (rotate ±10°, lighting, flips, zoom), top-down (adds dihedral flips), none.
+    #[arg(long, default_value = "side-on", value_parser = ["side-on", "top-down", "none"])]
+    pub aug: String,
+    /// Images per step (default 64 from scratch, 32 fine-tuning).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Validation fraction for a folder without a train/valid split.
+    #[arg(long, default_value_t = 0.2)]
+    pub valid_pct: f64,
+    /// Use only the first N training images (quick experiments; from scratch).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Seed for splits, shuffling and augmentation.
     #[arg(long, default_value_t = 42)]
-    seed: u64,
+    pub seed: u64,
     /// Where to save the model (default: <dataset>-<arch>.safetensors).
     #[arg(long)]
-    save: Option<PathBuf>,
+    pub save: Option<PathBuf>,
     /// Where to write the loss curve (default: <dataset>-<arch>-loss.png).
     #[arg(long)]
-    plot: Option<PathBuf>,
-    /// Print one JSON object on stdout (progress still goes to stderr).
+    pub plot: Option<PathBuf>,
+    /// Print one JSON object on stdout as the last line (progress still goes to stderr).
     #[arg(long)]
-    json: bool,
+    pub json: bool,
+}
+
+impl Args {
+    /// The transfer-learning options these arguments describe.
+    pub fn transfer_config(&self, weights: &Path) -> Result<TransferConfig> {
+        let arch = match &self.arch {
+            Some(a) => Some(BackboneKind::parse(a).ok_or_else(|| {
+                anyhow!("unknown --arch '{a}' for --pretrained: expected resnet18, resnet34, resnet50, resnet101, resnet152 or mobilenet_v2")
+            })?),
+            None => None,
+        };
+        Ok(TransferConfig {
+            weights: weights.to_path_buf(),
+            arch,
+            size: self.size,
+            freeze_epochs: self.freeze_epochs,
+            epochs: self.epochs.unwrap_or(2),
+            lr: if self.lr == "auto" { None } else { Some(LayerRates::parse(&self.lr)?) },
+            bn_freeze: !self.train_bn,
+            precompute: self.precompute,
+            augment: Augment::parse(&self.aug).expect("clap checked"),
+            batch_size: self.batch_size.unwrap_or(32),
+            valid_pct: self.valid_pct,
+            seed: self.seed,
+            verbose: true,
+            checkpoint: None,
+        })
+    }
+
+    fn stem(&self, arch: &str) -> String {
+        let name = Path::new(&self.dataset).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        format!("{name}-{arch}")
+    }
 }
 
 /// Runs `train`.
 pub fn run(args: Args) -> Result<()> {
-    let preset = ModelPreset::parse(&args.arch)?;
+    match &args.pretrained {
+        Some(weights) => run_transfer(&args, weights),
+        None => run_scratch(&args),
+    }
+}
+
+fn run_transfer(args: &Args, weights: &Path) -> Result<()> {
+    let mut cfg = args.transfer_config(weights)?;
+    let (arch_name, stem) = (cfg.arch.map_or("pretrained", |a| a.name()).to_string(), String::new());
+    let _ = stem;
+    let save = args.save.clone().unwrap_or_else(|| PathBuf::from(format!("{}.safetensors", args.stem(&arch_name))));
+    cfg.checkpoint = Some(save.with_extension("checkpoint.safetensors"));
+    let (model, report) = fine_tune(Path::new(&args.dataset), &cfg)?;
+    model.save(&save)?;
+    if let Some(ckpt) = &cfg.checkpoint {
+        let _ = std::fs::remove_file(ckpt);
+    }
+    let plot = args.plot.clone().unwrap_or_else(|| PathBuf::from(format!("{}-loss.png", args.stem(&report.architecture))));
+    if args.json {
+        super::print_json(&json!({
+            "valid_accuracy": report.valid_accuracy,
+            "epochs": report.epochs,
+            "seconds": report.seconds,
+            "phases": report.phases,
+            "lr": report.lr_find.as_ref().map(|f| f.suggestion),
+            "size": report.size,
+            "architecture": report.architecture,
+            "train_images": report.train_images,
+            "valid_images": report.valid_images,
+            "skipped": report.skipped,
+            "model": save,
+        }));
+    } else {
+        for p in &report.phases {
+            let lrs: Vec<String> = p.lrs.iter().map(|l| format!("{l:.1e}")).collect();
+            println!(
+                "{} phase: {} epochs at lr [{}] → {:.2}% validation accuracy ({:.1} s)",
+                p.phase,
+                p.epochs,
+                lrs.join(", "),
+                100.0 * p.valid_accuracy,
+                p.seconds
+            );
+        }
+        println!(
+            "{} at {} px: {:.2}% validation accuracy on {} images after {} epochs, {:.1} s in all; model saved to {}",
+            report.architecture,
+            report.size,
+            100.0 * report.valid_accuracy,
+            report.valid_images,
+            report.epochs,
+            report.seconds,
+            save.display()
+        );
+    }
+    let _ = plot;
+    Ok(())
+}
+
+fn run_scratch(args: &Args) -> Result<()> {
+    let preset = ModelPreset::parse(args.arch.as_deref().unwrap_or("simple_cnn"))?;
     let (train, valid) = match args.dataset.as_str() {
         "mnist" => {
-            let dir = args
-                .data
-                .clone()
-                .unwrap_or_else(|| shared_data_dir().join("data/mnist"));
+            let dir = args.data.clone().unwrap_or_else(|| shared_data_dir().join("data/mnist"));
             let m = Mnist::load(&dir)?;
             (m.train, m.test)
         }
         "shapes" => (generate_shapes(6000, 28, 1), generate_shapes(1200, 28, 2)),
-        other => bail!("unknown dataset '{other}': expected mnist or shapes"),
+        other if Path::new(other).is_dir() => {
+            bail!("'{other}' is a folder of photos: fine-tune a pretrained network with --pretrained WEIGHTS")
+        }
+        other => bail!("unknown dataset '{other}': expected mnist, shapes or a folder of photos"),
     };
     let train = match args.limit {
         Some(n) => train.take(n),
         None => train,
     };
+    let lr = if args.lr == "auto" { LayerRates::Single(1e-2) } else { LayerRates::parse(&args.lr)? };
     let fit = FitConfig {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        max_lr: args.lr,
+        epochs: args.epochs.unwrap_or(3),
+        batch_size: args.batch_size.unwrap_or(64),
+        lr,
         seed: args.seed,
         ..FitConfig::default()
     };
     eprintln!(
-        "training {} on {} {} images ({} held out), {} epochs, batch {}, one-cycle Adam peaking at {}",
+        "training {} on {} {} images ({} held out), {} epochs, batch {}, one-cycle Adam peaking at {:?}",
         preset.name(),
         train.len(),
         args.dataset,
         valid.len(),
         fit.epochs,
         fit.batch_size,
-        fit.max_lr
+        fit.lr
     );
     let (model, report) = train_classifier(preset, &train, &valid, &fit)?;
-    let stem = format!("{}-{}", args.dataset, preset.name());
-    let save = args
-        .save
-        .unwrap_or_else(|| PathBuf::from(format!("{stem}.safetensors")));
-    let plot = args
-        .plot
-        .unwrap_or_else(|| PathBuf::from(format!("{stem}-loss.png")));
+    let stem = args.stem(preset.name());
+    let save = args.save.clone().unwrap_or_else(|| PathBuf::from(format!("{stem}.safetensors")));
+    let plot = args.plot.clone().unwrap_or_else(|| PathBuf::from(format!("{stem}-loss.png")));
     model.save(&save)?;
     report.history.plot_loss(&plot)?;
     if args.json {
@@ -116,11 +234,7 @@ pub fn run(args: Args) -> Result<()> {
             report.seconds,
             report.images_per_second
         );
-        println!(
-            "model saved to {}; loss curve in {}",
-            save.display(),
-            plot.display()
-        );
+        println!("model saved to {}; loss curve in {}", save.display(), plot.display());
     }
     Ok(())
 }

@@ -1,19 +1,28 @@
-//! Data: image files, MNIST's IDX format, generated shapes, and batching into tensors.
+//! Data: image files and folders, MNIST's IDX format, generated shapes, augmentation, and batching
+//! into tensors ahead of the model.
 
+mod augment;
 mod batch;
+mod folder;
 mod idx;
 mod image_file;
 mod image_set;
 mod mnist;
+mod photo_set;
 mod preprocess;
+mod source;
 mod synthetic;
 
-pub use batch::{Batch, Batcher};
+pub use augment::{Augment, dihedral, lighting, random_crop, rotate};
+pub use batch::{Batch, Batcher, HostBatch};
+pub use folder::{FolderSplit, ItemList};
 pub use idx::{read_idx_images, read_idx_labels};
 pub use image_file::{Normalization, image_to_maps, load_image};
 pub use image_set::ImageSet;
 pub use mnist::{MNIST_CLASSES, Mnist};
+pub use photo_set::PhotoSet;
 pub use preprocess::{Crop, Preprocess};
+pub use source::ImageSource;
 pub use synthetic::{SHAPE_CLASSES, generate_shapes};
 
 /// The directory holding the project's shared data: `$CONVLEARN_DATA`, else `../shared`.

@@ -44,15 +44,23 @@ pub enum Crop {
 }
 
 impl Crop {
+    /// Width and height of the crop of a `w × h` image.
+    pub fn size(self, w: u32, h: u32) -> (u32, u32) {
+        let (fw, fh) = (w as f32, h as f32);
+        let (cw, ch) = match self {
+            Crop::None => (fw, fh),
+            Crop::EachSide { fraction } => (fw * fraction, fh * fraction),
+            Crop::Square { fraction } => (fw.min(fh) * fraction, fw.min(fh) * fraction),
+        };
+        ((cw.round() as u32).clamp(1, w), (ch.round() as u32).clamp(1, h))
+    }
+
     /// Applies the crop.
     pub fn apply(self, image: &DynamicImage) -> DynamicImage {
-        let (w, h) = (image.width() as f32, image.height() as f32);
-        let (cw, ch) = match self {
-            Crop::None => return image.clone(),
-            Crop::EachSide { fraction } => (w * fraction, h * fraction),
-            Crop::Square { fraction } => (w.min(h) * fraction, w.min(h) * fraction),
-        };
-        let (cw, ch) = ((cw.round() as u32).clamp(1, image.width()), (ch.round() as u32).clamp(1, image.height()));
+        if self == Crop::None {
+            return image.clone();
+        }
+        let (cw, ch) = self.size(image.width(), image.height());
         image.crop_imm((image.width() - cw) / 2, (image.height() - ch) / 2, cw, ch)
     }
 }

@@ -1,16 +1,20 @@
-//! The training loop: one-cycle Adam over mini-batches, with validation, progress, NaN detection.
+//! The learner: a network with its metadata, layer groups that can be frozen, and the training loop
+//! (AdamW, a schedule, per-group rates, validation each epoch, progress, NaN detection, checkpoints).
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
+use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
 
-use super::{EpochRecord, History, OneCycle, Progress, accuracy, argmax_rows, cross_entropy};
-use crate::data::{Batcher, ImageSet, Normalization};
+use super::{EpochRecord, FeatureSet, History, LayerRates, Progress, Schedule, accuracy, argmax_rows, cross_entropy};
+use super::groups::{group_params, set_trainable};
+use crate::data::{Batcher, ImageSource, Normalization};
 use crate::error::{Error, Result};
 use crate::host::values;
+use crate::model_file::{ModelMeta, SavedModel};
 use crate::models::Network;
 
 /// How to train.
@@ -20,11 +24,13 @@ pub struct FitConfig {
     pub epochs: usize,
     /// Images per optimiser step.
     pub batch_size: usize,
-    /// Peak learning rate of the one-cycle schedule.
-    pub max_lr: f64,
-    /// Decoupled weight decay (0 = none).
+    /// Peak learning rate(s) per layer group.
+    pub lr: LayerRates,
+    /// The schedule.
+    pub schedule: Schedule,
+    /// Decoupled weight decay (AdamW; 0 = plain Adam).
     pub weight_decay: f64,
-    /// Seed of the shuffling order.
+    /// Seed of the shuffling order and of augmentation.
     pub seed: u64,
     /// Show progress bars and per-epoch lines on stderr.
     pub verbose: bool,
@@ -35,7 +41,8 @@ impl Default for FitConfig {
         Self {
             epochs: 3,
             batch_size: 64,
-            max_lr: 1e-2,
+            lr: LayerRates::Single(1e-2),
+            schedule: Schedule::OneCycle,
             weight_decay: 0.0,
             seed: 42,
             verbose: true,
@@ -43,133 +50,210 @@ impl Default for FitConfig {
     }
 }
 
-/// A model being trained, with the normalisation its inputs get.
+/// A model being trained.
 pub struct Learner {
     /// The network, on the training (autodiff) device.
     pub model: Network,
-    /// Applied to 0..1 pixels.
-    pub normalization: Normalization,
+    /// Architecture, classes and preprocessing (saved with the weights).
+    pub meta: ModelMeta,
     /// The autodiff device.
     pub device: Device,
+    /// Layer groups before this index are frozen.
+    pub frozen_before: usize,
+    /// Body BatchNorms run in eval mode (running statistics fixed) while training.
+    pub bn_freeze: bool,
+    /// Everything recorded so far, over all phases.
+    pub history: History,
+    /// Where to write a checkpoint at the end of each epoch (atomically).
+    pub checkpoint: Option<PathBuf>,
 }
 
 impl Learner {
-    /// Wraps a network created on `device` (which must have autodiff enabled).
-    pub fn new(model: Network, normalization: Normalization, device: Device) -> Self {
-        Self {
-            model,
-            normalization,
-            device,
-        }
+    /// Wraps a network created on `device` (which must have autodiff enabled); everything trains.
+    pub fn new(model: Network, meta: ModelMeta, device: Device) -> Self {
+        Self { model, meta, device, frozen_before: 0, bn_freeze: false, history: History::default(), checkpoint: None }
     }
 
-    fn eval_batcher(&self, batch_size: usize) -> Batcher {
-        Batcher {
-            normalization: self.normalization.clone(),
-            batch_size,
-            device: self.device.clone().without_autodiff(),
-        }
+    /// Number of layer groups.
+    pub fn num_groups(&self) -> usize {
+        self.model.layout().num_groups()
     }
 
-    /// Logits `[len, classes]` (row-major, host) of every image of `set`, in inference mode.
-    pub fn predict_logits(&self, set: &ImageSet, batch_size: usize) -> Vec<f32> {
+    /// Freezes the layer groups before `n`.
+    pub fn freeze_to(&mut self, n: usize) {
+        self.frozen_before = n.min(self.num_groups() - 1);
+        self.model = set_trainable(self.model.clone(), self.frozen_before, self.bn_freeze);
+    }
+
+    /// Only the head trains.
+    pub fn freeze(&mut self) {
+        self.freeze_to(self.num_groups() - 1);
+    }
+
+    /// Every group trains.
+    pub fn unfreeze(&mut self) {
+        self.freeze_to(0);
+    }
+
+    /// Runs every body BatchNorm in eval mode (`true`) or lets unfrozen ones update their statistics.
+    pub fn bn_freeze(&mut self, on: bool) {
+        self.bn_freeze = on;
+        self.model = set_trainable(self.model.clone(), self.frozen_before, on);
+    }
+
+    /// The trained model, ready to save or predict with.
+    pub fn saved_model(&self) -> SavedModel {
+        SavedModel { meta: self.meta.clone(), network: self.model.valid() }
+    }
+
+    fn batcher(&self, batch_size: usize, normalization: Normalization, train: bool) -> Batcher {
+        let device = if train { self.device.clone() } else { self.device.clone().without_autodiff() };
+        Batcher { normalization, batch_size, device }
+    }
+
+    /// Logits `[len, classes]` (row-major, host) of every item of `set`, in inference mode.
+    pub fn predict_logits(&self, set: &dyn ImageSource, batch_size: usize) -> Vec<f32> {
         let model = self.model.valid();
-        let batcher = self.eval_batcher(batch_size);
+        let batcher = self.batcher(batch_size, self.meta.preprocess.normalization.clone(), false);
         let mut out = Vec::new();
         for idx in batcher.epoch_indices(set.len(), None) {
-            let logits = model.forward(batcher.batch(set, &idx).images);
-            out.extend(values(logits));
+            out.extend(values(model.forward(batcher.batch(set, &idx).images)));
         }
         out
     }
 
     /// Mean cross-entropy and accuracy on `set`.
-    pub fn evaluate(&self, set: &ImageSet, batch_size: usize) -> (f64, f64) {
+    pub fn evaluate(&self, set: &dyn ImageSource, batch_size: usize) -> (f64, f64) {
+        self.evaluate_with(set, batch_size, false)
+    }
+
+    fn evaluate_with(&self, set: &dyn ImageSource, batch_size: usize, features: bool) -> (f64, f64) {
         let model = self.model.valid();
-        let batcher = self.eval_batcher(batch_size);
+        let norm = self.normalization_for(features);
+        let batcher = self.batcher(batch_size, norm, false);
         let (mut loss_sum, mut predictions) = (0.0, Vec::with_capacity(set.len()));
         for idx in batcher.epoch_indices(set.len(), None) {
             let batch = batcher.batch(set, &idx);
-            let logits: Tensor<2> = model.forward(batch.images);
+            let logits = forward(&model, batch.images, features);
             let classes = logits.dims()[1];
             let loss = cross_entropy(logits.clone(), batch.targets).into_scalar::<f32>() as f64;
             loss_sum += loss * idx.len() as f64;
             predictions.extend(argmax_rows(&values(logits), classes));
         }
-        (
-            loss_sum / set.len().max(1) as f64,
-            accuracy(&predictions, &set.labels),
-        )
+        (loss_sum / set.len().max(1) as f64, accuracy(&predictions, set.labels()))
     }
 
-    /// Trains with Adam and a one-cycle schedule, validating after each epoch. A NaN or infinite loss
-    /// stops training with an error naming the epoch and batch; the weights from before that batch stay
-    /// in `self.model`.
-    pub fn fit_one_cycle(
-        &mut self,
-        train: &ImageSet,
-        valid: &ImageSet,
-        cfg: &FitConfig,
-    ) -> Result<History> {
+    fn normalization_for(&self, features: bool) -> Normalization {
+        if features {
+            Normalization::identity(1)
+        } else {
+            self.meta.preprocess.normalization.clone()
+        }
+    }
+
+    /// Trains on `train`, validating on `valid` after each epoch. A NaN or infinite loss stops
+    /// training with an error naming the epoch and batch; the weights from before that batch stay.
+    pub fn fit(&mut self, train: &dyn ImageSource, valid: &dyn ImageSource, cfg: &FitConfig) -> Result<History> {
+        self.fit_inner(train, valid, cfg, false)
+    }
+
+    /// Trains only the head on body activations computed once ([`Learner::precompute`]).
+    pub fn fit_head(&mut self, train: &FeatureSet, valid: &FeatureSet, cfg: &FitConfig) -> Result<History> {
+        if self.frozen_before + 1 != self.num_groups() {
+            return Err(Error::Invalid("precompute trains the head alone: freeze the body first".into()));
+        }
+        self.fit_inner(train, valid, cfg, true)
+    }
+
+    /// The body's pooled activations for every item of `set` (no augmentation), computed once.
+    pub fn precompute(&self, set: &dyn ImageSource, batch_size: usize, title: &str, verbose: bool) -> Result<FeatureSet> {
+        let Network::Pretrained(p) = self.model.valid() else {
+            return Err(Error::Invalid("precompute needs a pretrained body".into()));
+        };
+        let batcher = self.batcher(batch_size, self.meta.preprocess.normalization.clone(), false);
+        let order = batcher.epoch_indices(set.len(), None);
+        let bar = Progress::new(order.len() as u64, title, verbose);
+        let mut features = Vec::new();
+        let mut dim = 0;
+        batcher.for_each(set, &order, None, |_, batch| -> Result<()> {
+            let pooled = p.head.pool(p.body.forward(batch.images));
+            dim = pooled.dims()[1];
+            features.extend(values(pooled));
+            bar.step(String::new());
+            Ok(())
+        })?;
+        bar.finish();
+        Ok(FeatureSet { values: features, dim, labels: set.labels().to_vec(), classes: set.classes().to_vec() })
+    }
+
+    fn fit_inner(&mut self, train: &dyn ImageSource, valid: &dyn ImageSource, cfg: &FitConfig, features: bool) -> Result<History> {
         if train.is_empty() {
             return Err(Error::Invalid("the training set is empty".into()));
         }
-        let batcher = Batcher {
-            normalization: self.normalization.clone(),
-            batch_size: cfg.batch_size,
-            device: self.device.clone(),
+        let groups = group_params(&self.model);
+        let rates = cfg.lr.per_group(groups.len())?;
+        // With the whole body frozen, it runs on the plain device (no autodiff bookkeeping) and only
+        // its pooled output enters the graph: the same result, much faster.
+        let frozen_body = match (&self.model, features) {
+            (Network::Pretrained(_), false) if self.frozen_before + 1 == self.num_groups() => match self.model.valid() {
+                Network::Pretrained(p) => Some(p.body),
+                Network::Plain(_) => None,
+            },
+            _ => None,
         };
+        let batcher = self.batcher(cfg.batch_size, self.normalization_for(features), frozen_body.is_none());
         let per_epoch = batcher.num_batches(train.len());
-        let schedule = OneCycle::new(cfg.max_lr, per_epoch * cfg.epochs);
-        let mut adam = AdamConfig::new();
-        if cfg.weight_decay > 0.0 {
-            adam = adam.with_weight_decay(Some(WeightDecayConfig::new(cfg.weight_decay as f32)));
-        }
-        let mut optim = adam.init();
-        let mut history = History {
-            steps_per_epoch: per_epoch,
-            ..History::default()
-        };
-        let mut step = 0;
+        let mut optim = AdamWConfig::new().with_weight_decay(cfg.weight_decay as f32).init();
+        let mut run = History { steps_per_epoch: per_epoch, ..History::default() };
+        let offset = self.history.batch_losses.len();
         for epoch in 1..=cfg.epochs {
             let start = Instant::now();
-            let bar = Progress::new(
-                per_epoch as u64,
-                &format!("epoch {epoch}/{}", cfg.epochs),
-                cfg.verbose,
-            );
+            let bar = Progress::new(per_epoch as u64, &format!("epoch {epoch}/{}", cfg.epochs), cfg.verbose);
             let mut loss_sum = 0.0;
-            for (b, idx) in batcher
-                .epoch_indices(train.len(), Some(cfg.seed + epoch as u64))
-                .iter()
-                .enumerate()
-            {
-                let batch = batcher.batch(train, idx);
+            let order = batcher.epoch_indices(train.len(), Some(cfg.seed + epoch as u64));
+            let augment = (!features).then_some(cfg.seed.wrapping_mul(31).wrapping_add(epoch as u64));
+            let step0 = (epoch - 1) * per_epoch;
+            batcher.for_each(train, &order, augment, |b, batch| -> Result<()> {
+                let step = step0 + b;
+                let factor = cfg.schedule.factor(step, cfg.epochs, per_epoch);
                 let model = self.model.clone();
-                let loss = cross_entropy(model.forward(batch.images), batch.targets);
+                let (logits, targets) = match (&frozen_body, &model) {
+                    (Some(body), Network::Pretrained(p)) => {
+                        let pooled = p.head.pool(body.forward(batch.images));
+                        let pooled = Tensor::<2>::from_data(pooled.into_data(), &self.device);
+                        let targets = Tensor::from_data(batch.targets.into_data(), &self.device);
+                        (p.head.forward_pooled(pooled), targets)
+                    }
+                    _ => (forward(&model, batch.images, features), batch.targets),
+                };
+                let loss = cross_entropy(logits, targets);
                 let value = loss.clone().into_scalar::<f32>() as f64;
                 if !value.is_finite() {
                     bar.finish();
                     return Err(Error::Training(format!(
                         "the loss became {value} at epoch {epoch}, batch {} of {per_epoch} (learning rate {:.2e}); \
-                         training stopped and the weights from before this batch were kept — try a lower learning rate",
+                         training stopped and the weights from before this batch were kept{} — try a lower learning rate",
                         b + 1,
-                        schedule.lr(step)
+                        rates.last().copied().unwrap_or(0.0) * factor,
+                        self.checkpoint.as_ref().map(|p| format!(" (last good checkpoint: {})", p.display())).unwrap_or_default()
                     )));
                 }
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
-                let lr = schedule.lr(step);
-                self.model = optim.step(lr, model, grads);
+                let mut lrs = ModuleLrScheduler::new(rates[0] * factor);
+                for (g, group) in groups.iter().enumerate().skip(1) {
+                    lrs = lrs.with_group(group.clone(), rates[g] * factor);
+                }
+                self.model = optim.step(lrs.step(), model, grads);
                 loss_sum += value;
-                history.batch_losses.push((step, value));
-                history.learning_rates.push((step, lr));
-                step += 1;
+                run.batch_losses.push((offset + step, value));
+                run.learning_rates.push((offset + step, rates.last().copied().unwrap_or(0.0) * factor));
                 bar.step(format!("loss {:.4}", loss_sum / (b + 1) as f64));
-            }
+                Ok(())
+            })?;
             bar.finish();
-            let (valid_loss, valid_accuracy) = self.evaluate(valid, 500);
+            let (valid_loss, valid_accuracy) = self.evaluate_with(valid, 256, features);
             let record = EpochRecord {
-                epoch,
+                epoch: self.history.epochs.len() + 1,
                 train_loss: loss_sum / per_epoch as f64,
                 valid_loss,
                 valid_accuracy,
@@ -185,8 +269,23 @@ impl Learner {
                     record.seconds
                 );
             }
-            history.epochs.push(record);
+            run.epochs.push(record.clone());
+            self.history.batch_losses.extend(run.batch_losses.iter().filter(|(s, _)| *s >= offset + step0).copied());
+            self.history.learning_rates.extend(run.learning_rates.iter().filter(|(s, _)| *s >= offset + step0).copied());
+            self.history.epochs.push(record);
+            self.history.steps_per_epoch = per_epoch;
+            if let Some(path) = &self.checkpoint {
+                self.saved_model().save(path)?;
+            }
         }
-        Ok(history)
+        Ok(run)
+    }
+}
+
+/// Logits from images (or, with `features`, from precomputed pooled activations `[b, f, 1, 1]`).
+fn forward(model: &Network, x: Tensor<4>, features: bool) -> Tensor<2> {
+    match (model, features) {
+        (Network::Pretrained(p), true) => p.head.forward_pooled(x.flatten(1, 3)),
+        _ => model.forward(x),
     }
 }

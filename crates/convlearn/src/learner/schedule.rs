@@ -1,5 +1,21 @@
-//! The one-cycle schedule (Smith 2018; fastai's `fit_one_cycle`, PyTorch's `OneCycleLR`):
-//! a cosine warm-up from `max_lr / div` to `max_lr`, then a cosine decay to `max_lr / (div · final_div)`.
+//! Learning-rate schedules, as a factor of each group's peak rate per step:
+//! one-cycle (Smith 2018; fastai's `fit_one_cycle`, PyTorch's `OneCycleLR`) and SGDR (cosine
+//! annealing with warm restarts, Loshchilov & Hutter 2016; fastai's `fit(cycle_len, cycle_mult)`).
+
+/// How the learning rate moves over a run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Schedule {
+    /// Cosine warm-up from `1/25` of the peak over the first 25 %, then cosine decay to `1/250 000`.
+    OneCycle,
+    /// Cosine decay from the peak to 0 over `cycle_len` epochs, restarting; each cycle `cycle_mult`
+    /// times longer than the one before.
+    Sgdr {
+        /// Epochs in the first cycle.
+        cycle_len: usize,
+        /// Growth of each next cycle.
+        cycle_mult: usize,
+    },
+}
 
 /// A one-cycle learning-rate schedule over `total_steps` optimiser steps.
 #[derive(Clone, Copy, Debug)]
@@ -23,13 +39,7 @@ fn cos_anneal(from: f64, to: f64, t: f64) -> f64 {
 impl OneCycle {
     /// PyTorch's defaults: 25 % warm-up, div 25, final_div 1e4.
     pub fn new(max_lr: f64, total_steps: usize) -> Self {
-        Self {
-            max_lr,
-            total_steps,
-            pct_start: 0.25,
-            div: 25.0,
-            final_div: 1e4,
-        }
+        Self { max_lr, total_steps, pct_start: 0.25, div: 25.0, final_div: 1e4 }
     }
 
     /// The learning rate at step `step` (0-based).
@@ -59,6 +69,33 @@ impl OneCycle {
     }
 }
 
+impl Schedule {
+    /// Factor (0..1] of the peak rate at `step` of a run of `epochs` × `per_epoch` steps.
+    pub fn factor(&self, step: usize, epochs: usize, per_epoch: usize) -> f64 {
+        match *self {
+            Schedule::OneCycle => OneCycle::new(1.0, epochs * per_epoch).lr(step),
+            Schedule::Sgdr { cycle_len, cycle_mult } => {
+                let (mut start, mut len) = (0, cycle_len.max(1) * per_epoch);
+                while step >= start + len {
+                    start += len;
+                    len *= cycle_mult.max(1);
+                }
+                cos_anneal(1.0, 0.0, (step - start) as f64 / len as f64)
+            }
+        }
+    }
+
+    /// Epochs `Sgdr` needs for `cycles` cycles (`OneCycle`: `cycles` itself).
+    pub fn epochs_for(&self, cycles: usize) -> usize {
+        match *self {
+            Schedule::OneCycle => cycles,
+            Schedule::Sgdr { cycle_len, cycle_mult } => {
+                (0..cycles).map(|c| cycle_len * cycle_mult.max(1).pow(c as u32)).sum()
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +109,17 @@ mod tests {
         assert!((s.lr(99) - 0.0004 / 1e4).abs() < 1e-12);
         assert!(s.lr(60) < s.lr(30));
         assert!((s.momentum(24) - 0.85).abs() < 1e-12);
+    }
+
+    #[test]
+    fn sgdr_restarts_with_growing_cycles() {
+        let s = Schedule::Sgdr { cycle_len: 1, cycle_mult: 2 };
+        // cycles of 10, 20, 40 steps with 10 steps per epoch
+        assert_eq!(s.factor(0, 7, 10), 1.0);
+        assert!((s.factor(5, 7, 10) - 0.5).abs() < 1e-12);
+        assert_eq!(s.factor(10, 7, 10), 1.0, "restart");
+        assert!((s.factor(20, 7, 10) - 0.5).abs() < 1e-12, "middle of the 20-step cycle");
+        assert_eq!(s.factor(30, 7, 10), 1.0, "second restart");
+        assert_eq!(s.epochs_for(3), 7);
     }
 }

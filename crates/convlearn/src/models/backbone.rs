@@ -133,16 +133,4 @@ impl Body {
             Body::MobileNetV2(b) => mobilenet_v2_torch_name(path, &b.expansions()),
         }
     }
-
-    /// Layer group (0 = early, 1 = late) of a parameter path relative to the body: ResNet's stem,
-    /// layer1 and layer2 are early; MobileNetV2's `features.0`–`features.6` are early.
-    pub fn group_of(&self, path: &str) -> usize {
-        match self {
-            Body::ResNet(_) => usize::from(path.starts_with("layer3") || path.starts_with("layer4")),
-            Body::MobileNetV2(_) => {
-                let idx: usize = path.split('.').nth(1).and_then(|i| i.parse().ok()).unwrap_or(0);
-                usize::from(idx >= 7)
-            }
-        }
-    }
 }

@@ -47,6 +47,49 @@ impl ArchSpec {
     }
 }
 
+/// How a network's parameters split into layer groups: one group for a plain CNN; early body, late
+/// body and head for a pretrained one (ResNet: stem, layer1, layer2 | layer3, layer4 | head;
+/// MobileNetV2: features 0–6 | features 7–18 | head).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupLayout {
+    /// A plain CNN.
+    Plain,
+    /// A ResNet body with a head.
+    ResNet,
+    /// A MobileNetV2 body with a head.
+    MobileNetV2,
+}
+
+impl GroupLayout {
+    /// Number of layer groups.
+    pub fn num_groups(self) -> usize {
+        match self {
+            GroupLayout::Plain => 1,
+            _ => 3,
+        }
+    }
+
+    /// Layer group of a parameter path (as burn names it, e.g. `body.layer1.0.conv1.conv.weight`).
+    pub fn group_of(self, path: &str) -> usize {
+        let Some(rest) = path.strip_prefix("body.") else {
+            return self.num_groups() - 1;
+        };
+        match self {
+            GroupLayout::Plain => 0,
+            GroupLayout::ResNet => usize::from(rest.starts_with("layer3") || rest.starts_with("layer4")),
+            GroupLayout::MobileNetV2 => {
+                let idx: usize = rest.split('.').nth(1).and_then(|i| i.parse().ok()).unwrap_or(0);
+                usize::from(idx >= 7)
+            }
+        }
+    }
+
+    /// True for the last group of a pretrained network (the new head).
+    pub fn is_head(self, group: usize) -> bool {
+        self != GroupLayout::Plain && group + 1 == self.num_groups()
+    }
+}
+
 /// A pretrained body and its head.
 #[derive(Module, Debug)]
 pub struct Pretrained {
@@ -100,21 +143,13 @@ impl Network {
         }
     }
 
-    /// Number of layer groups: 1 for a plain CNN; early body, late body and head for a pretrained one.
-    pub fn num_groups(&self) -> usize {
+    /// How the parameters split into layer groups.
+    pub fn layout(&self) -> GroupLayout {
         match self {
-            Network::Plain(_) => 1,
-            Network::Pretrained(_) => 3,
-        }
-    }
-
-    /// Layer group of a parameter path (as burn names it, e.g. `body.layer1.0.conv1.conv.weight`).
-    pub fn group_of(&self, path: &str) -> usize {
-        match self {
-            Network::Plain(_) => 0,
-            Network::Pretrained(p) => match path.strip_prefix("body.") {
-                Some(rest) => p.body.group_of(rest),
-                None => 2,
+            Network::Plain(_) => GroupLayout::Plain,
+            Network::Pretrained(p) => match p.body {
+                Body::ResNet(_) => GroupLayout::ResNet,
+                Body::MobileNetV2(_) => GroupLayout::MobileNetV2,
             },
         }
     }

@@ -12,43 +12,36 @@ use std::collections::BTreeSet;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Tensor, TensorData};
 
+use super::param_path::PathStack;
 use crate::error::{Error, Result};
 use crate::tensor_file::TensorFile;
 
 struct Loader<'a, F: Fn(&str) -> Option<String>> {
     file: &'a TensorFile,
     rename: F,
-    stack: Vec<(String, String)>,
+    stack: PathStack,
     used: BTreeSet<String>,
     problems: Vec<String>,
 }
 
 impl<F: Fn(&str) -> Option<String>> Loader<'_, F> {
-    /// The burn path of the parameter being visited, with BatchNorm leaves in PyTorch's words.
+    /// The path of the parameter being visited, with BatchNorm leaves in PyTorch's words, and
+    /// whether it is a `Linear` weight (stored transposed).
     fn path(&self) -> (String, bool) {
-        let mut parts: Vec<&str> = self
-            .stack
-            .iter()
-            .filter(|(_, container)| !container.starts_with("Enum:"))
-            .map(|(name, _)| name.as_str())
-            .collect();
-        let (leaf, container) = self.stack.last().map(|(n, c)| (n.as_str(), c.as_str())).unwrap_or(("", ""));
-        if container == "Struct:BatchNorm" {
-            let torch_leaf = match leaf {
-                "gamma" => "weight",
-                "beta" => "bias",
-                other => other,
-            };
-            parts.pop();
-            parts.push(torch_leaf);
-        }
-        (parts.join("."), container == "Struct:Linear" && leaf == "weight")
+        let path = self.stack.path();
+        let (leaf, container) = self.stack.leaf();
+        let path = match (container, leaf) {
+            ("Struct:BatchNorm", "gamma") => format!("{}weight", &path[..path.len() - 5]),
+            ("Struct:BatchNorm", "beta") => format!("{}bias", &path[..path.len() - 4]),
+            _ => path,
+        };
+        (path, container == "Struct:Linear" && leaf == "weight")
     }
 }
 
 impl<F: Fn(&str) -> Option<String>> ModuleMapper for Loader<'_, F> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.stack.push((name.to_string(), container_type.to_string()));
+        self.stack.push(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
@@ -95,7 +88,7 @@ pub fn load_named_weights<M: Module>(
     unused_ok: impl Fn(&str) -> bool,
     rename: impl Fn(&str) -> Option<String>,
 ) -> Result<M> {
-    let mut loader = Loader { file, rename, stack: Vec::new(), used: BTreeSet::new(), problems: Vec::new() };
+    let mut loader = Loader { file, rename, stack: PathStack::default(), used: BTreeSet::new(), problems: Vec::new() };
     let module = module.map(&mut loader);
     let mut problems = loader.problems;
     for (name, t) in &file.tensors {

@@ -1,89 +1,18 @@
-//! Whole workflows, each one call: train a classifier on an image set, and the built-in demo.
+//! The built-in demo: no download needed.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::data::{Crop, ImageSet, Preprocess, generate_shapes};
-use crate::device::{inference_device, training_device};
+use super::{TrainReport, train_classifier};
+use crate::data::generate_shapes;
+use crate::device::inference_device;
 use crate::error::Result;
 use crate::interpret::{explain, render_activations};
 use crate::kernels::{Kernel, KernelFigure, Padding, render_kernel_figure};
-use crate::learner::{FitConfig, History, Learner};
-use crate::model_file::{FORMAT_VERSION, ModelMeta, SavedModel};
-use crate::models::{ArchSpec, ModelPreset, Network};
-use burn::module::Module;
-
-/// What a training run achieved.
-#[derive(Clone, Debug, Serialize)]
-pub struct TrainReport {
-    /// Accuracy on the held-out set after the last epoch (0–1).
-    pub valid_accuracy: f64,
-    /// Loss on the held-out set after the last epoch.
-    pub valid_loss: f64,
-    /// Epochs run.
-    pub epochs: usize,
-    /// Wall time of training including per-epoch validation, seconds.
-    pub seconds: f64,
-    /// Training images processed per second (forward + backward + update).
-    pub images_per_second: f64,
-    /// Training images.
-    pub train_images: usize,
-    /// Held-out images.
-    pub valid_images: usize,
-    /// Architecture name.
-    pub architecture: String,
-    /// Per-batch and per-epoch record.
-    #[serde(skip)]
-    pub history: History,
-}
-
-/// Trains architecture `preset` on `train`, validating on `valid`; returns the trained model and a report.
-pub fn train_classifier(
-    preset: ModelPreset,
-    train: &ImageSet,
-    valid: &ImageSet,
-    fit: &FitConfig,
-) -> Result<(SavedModel, TrainReport)> {
-    let device = training_device();
-    let spec = preset.spec(train.channels, train.height, train.width, train.classes.len());
-    let arch = ArchSpec::Plain { preset: preset.name().to_string(), spec };
-    let normalization = train.normalization();
-    let mut learner = Learner::new(Network::new(&arch, &device)?, normalization.clone(), device);
-    let start = Instant::now();
-    let history = learner.fit_one_cycle(train, valid, fit)?;
-    let seconds = start.elapsed().as_secs_f64();
-    let last = history.epochs.last().expect("at least one epoch");
-    let train_seconds: f64 = history.epochs.iter().map(|e| e.seconds).sum::<f64>();
-    let report = TrainReport {
-        valid_accuracy: last.valid_accuracy,
-        valid_loss: last.valid_loss,
-        epochs: fit.epochs,
-        seconds,
-        images_per_second: (train.len() * fit.epochs) as f64 / train_seconds.max(1e-9),
-        train_images: train.len(),
-        valid_images: valid.len(),
-        architecture: preset.name().to_string(),
-        history: history.clone(),
-    };
-    let model = SavedModel {
-        meta: ModelMeta {
-            format_version: FORMAT_VERSION,
-            arch,
-            classes: train.classes.clone(),
-            preprocess: Preprocess {
-                channels: train.channels,
-                height: train.height,
-                width: train.width,
-                normalization,
-                crop: Crop::None,
-            },
-        },
-        network: learner.model.valid(),
-    };
-    Ok((model, report))
-}
+use crate::learner::FitConfig;
+use crate::model_file::SavedModel;
+use crate::models::ModelPreset;
 
 /// What the demo produced.
 #[derive(Clone, Debug, Serialize)]

@@ -1,0 +1,42 @@
+//! What the learner trains on: any labelled source of same-sized images.
+
+use rand::rngs::StdRng;
+
+use super::ImageSet;
+use crate::kernels::FeatureMaps;
+
+/// A labelled collection of images the learner can batch.
+pub trait ImageSource: Sync {
+    /// Number of items.
+    fn len(&self) -> usize;
+    /// True when there are no items.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Class index of every item.
+    fn labels(&self) -> &[usize];
+    /// Class names.
+    fn classes(&self) -> &[String];
+    /// (channels, height, width) of every item.
+    fn item_shape(&self) -> [usize; 3];
+    /// Item `i` with values in 0..1 (not normalised); with `rng`, a randomly augmented version.
+    fn item(&self, i: usize, rng: Option<&mut StdRng>) -> FeatureMaps;
+}
+
+impl ImageSource for ImageSet {
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+    fn labels(&self) -> &[usize] {
+        &self.labels
+    }
+    fn classes(&self) -> &[String] {
+        &self.classes
+    }
+    fn item_shape(&self) -> [usize; 3] {
+        [self.channels, self.height, self.width]
+    }
+    fn item(&self, i: usize, _rng: Option<&mut StdRng>) -> FeatureMaps {
+        self.image(i)
+    }
+}

@@ -1,0 +1,111 @@
+//! The learning-rate finder (Smith 2015; fastai's `lr_find`): train for at most one epoch while the
+//! rate grows exponentially from 1e-7 to 10, record the smoothed loss, stop once it diverges, put the
+//! weights back, and suggest a rate.
+
+use std::path::Path;
+
+use burn::optim::{AdamWConfig, GradientsParams};
+use serde::Serialize;
+
+use super::{FitConfig, Learner, Progress, cross_entropy};
+use crate::data::{Batcher, ImageSource};
+use crate::error::{Error, Result};
+use crate::plot::{Series, plot_curves};
+
+/// What the sweep saw.
+#[derive(Clone, Debug, Serialize)]
+pub struct LrFinder {
+    /// Rate at each step.
+    pub lrs: Vec<f64>,
+    /// Smoothed loss at each step.
+    pub losses: Vec<f64>,
+    /// Rate with the lowest smoothed loss.
+    pub min_loss_lr: f64,
+    /// Rate where the smoothed loss fell fastest (per unit of log rate).
+    pub steepest_lr: f64,
+    /// The suggestion: a tenth of the lowest-loss rate (fastai's rule of thumb).
+    pub suggestion: f64,
+}
+
+impl LrFinder {
+    /// Loss against log₁₀(learning rate), with the suggestion marked in the legend.
+    pub fn plot(&self, path: &Path) -> Result<()> {
+        let points = self.lrs.iter().zip(&self.losses).map(|(lr, l)| (lr.log10(), *l)).collect();
+        let lo = self.losses.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = self.losses.first().copied().unwrap_or(lo);
+        plot_curves(
+            path,
+            "Learning-rate finder",
+            "log10(learning rate)",
+            "smoothed loss",
+            &[
+                Series { name: "loss".into(), points },
+                Series {
+                    name: format!("suggested {:.1e}", self.suggestion),
+                    points: vec![(self.suggestion.log10(), lo), (self.suggestion.log10(), hi)],
+                },
+            ],
+        )
+    }
+}
+
+/// Sweeps the learning rate on `train` (at most one epoch, at most 100 steps) and restores the
+/// learner's weights afterwards. On a small set the batches shrink (down to 4 images) so the sweep
+/// still has about 50 steps.
+pub fn lr_find(learner: &mut Learner, train: &dyn ImageSource, cfg: &FitConfig) -> Result<LrFinder> {
+    let (start, end) = (1e-7f64, 10.0f64);
+    let batcher = Batcher {
+        normalization: learner.meta.preprocess.normalization.clone(),
+        batch_size: cfg.batch_size.min(train.len() / 50).max(4),
+        device: learner.device.clone(),
+    };
+    let mut order = batcher.epoch_indices(train.len(), Some(cfg.seed));
+    order.truncate(100);
+    let steps = order.len().max(2);
+    let saved = learner.model.clone();
+    let mut optim = AdamWConfig::new().with_weight_decay(cfg.weight_decay as f32).init();
+    let (mut lrs, mut losses) = (Vec::new(), Vec::new());
+    let (mut avg, mut best) = (0.0, f64::INFINITY);
+    let bar = Progress::new(steps as u64, "lr_find", cfg.verbose);
+    let result = batcher.for_each(train, &order, Some(cfg.seed), |b, batch| -> std::result::Result<(), ()> {
+        let lr = start * (end / start).powf(b as f64 / (steps - 1) as f64);
+        let model = learner.model.clone();
+        let loss = cross_entropy(model.forward(batch.images), batch.targets);
+        let value = loss.clone().into_scalar::<f32>() as f64;
+        if !value.is_finite() {
+            return Err(());
+        }
+        avg = 0.98 * avg + 0.02 * value;
+        let smooth = avg / (1.0 - 0.98f64.powi(b as i32 + 1));
+        lrs.push(lr);
+        losses.push(smooth);
+        best = best.min(smooth);
+        bar.step(format!("lr {lr:.1e} loss {smooth:.4}"));
+        if smooth > 4.0 * best && b > 10 {
+            return Err(());
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        learner.model = optim.step(lr, model, grads);
+        Ok(())
+    });
+    bar.finish();
+    let _diverged = result.is_err();
+    learner.model = saved;
+    if lrs.len() < 5 {
+        return Err(Error::Training(format!(
+            "the learning-rate finder saw only {} steps before the loss diverged; use more images",
+            lrs.len()
+        )));
+    }
+    let (min_i, _) = losses.iter().enumerate().fold((0, f64::INFINITY), |b, (i, &l)| if l < b.1 { (i, l) } else { b });
+    // steepest descent before the minimum, ignoring the first tenth (the smoothing's warm-up)
+    let from = (lrs.len() / 10).max(1);
+    let steepest = (from..=min_i.max(from).min(losses.len() - 1))
+        .map(|i| (i, (losses[i] - losses[i - 1]) / (lrs[i].log10() - lrs[i - 1].log10())))
+        .fold((0, f64::INFINITY), |b, (i, g)| if g < b.1 { (i, g) } else { b })
+        .0;
+    let min_loss_lr = lrs[min_i];
+    let steepest_lr = lrs[steepest];
+    let suggestion = min_loss_lr / 10.0;
+    Ok(LrFinder { lrs, losses, min_loss_lr, steepest_lr, suggestion })
+}

@@ -1,0 +1,10 @@
+//! Whole workflows, each one call: train a CNN from scratch, fine-tune a pretrained one on a folder
+//! of photos, and the built-in demo.
+
+mod demo;
+mod scratch;
+mod transfer;
+
+pub use demo::{DemoReport, run_demo};
+pub use scratch::{TrainReport, train_classifier};
+pub use transfer::{PhaseReport, TransferConfig, TransferReport, TransferRun, fine_tune, prepare, size_warning};

@@ -1,0 +1,240 @@
+//! Fine-tuning a pretrained network on a folder of photos — fastai's recipe: cut the ImageNet head,
+//! put a new one on, train it with the body frozen (optionally on precomputed activations), then
+//! unfreeze and train every layer group with discriminative rates. BatchNorm statistics can stay
+//! frozen throughout (`bn_freeze`), as the lesson advises for ImageNet-like photos.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::data::{Augment, FolderSplit, ImageSource, PhotoSet};
+use crate::device::training_device;
+use crate::error::Result;
+use crate::learner::{FitConfig, LayerRates, Learner, LrFinder, Schedule, lr_find};
+use crate::model_file::{FORMAT_VERSION, ModelMeta, SavedModel};
+use crate::models::{ArchSpec, BackboneKind, HeadKind, HeadSpec, PretrainedWeights};
+
+/// Options of [`fine_tune`].
+#[derive(Clone, Debug)]
+pub struct TransferConfig {
+    /// The pretrained weights (torchvision state dict, `.safetensors` or `.pth`).
+    pub weights: PathBuf,
+    /// Architecture (recognised from the weights when `None`).
+    pub arch: Option<BackboneKind>,
+    /// Input size; `None` = the size the weights were trained at.
+    pub size: Option<usize>,
+    /// Epochs with the body frozen.
+    pub freeze_epochs: usize,
+    /// Epochs with everything unfrozen (0 = stop after the frozen phase).
+    pub epochs: usize,
+    /// Peak rate(s); `None` = pick with the LR finder.
+    pub lr: Option<LayerRates>,
+    /// Keep every body BatchNorm in eval mode.
+    pub bn_freeze: bool,
+    /// Train the frozen phase on precomputed body activations (no augmentation in that phase).
+    pub precompute: bool,
+    /// Training augmentation.
+    pub augment: Augment,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Validation fraction when the folder has no train/valid split.
+    pub valid_pct: f64,
+    /// Seed for the split, shuffling and augmentation.
+    pub seed: u64,
+    /// Progress bars and per-epoch lines.
+    pub verbose: bool,
+    /// Write a checkpoint here at the end of every epoch.
+    pub checkpoint: Option<PathBuf>,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        Self {
+            weights: PathBuf::new(),
+            arch: None,
+            size: None,
+            freeze_epochs: 3,
+            epochs: 2,
+            lr: None,
+            bn_freeze: true,
+            precompute: false,
+            augment: Augment::SideOn,
+            batch_size: 32,
+            valid_pct: 0.2,
+            seed: 42,
+            verbose: true,
+            checkpoint: None,
+        }
+    }
+}
+
+/// One phase of the run.
+#[derive(Clone, Debug, Serialize)]
+pub struct PhaseReport {
+    /// `frozen`, `frozen (precomputed)` or `unfrozen`.
+    pub phase: String,
+    /// Epochs.
+    pub epochs: usize,
+    /// Per-group peak rates.
+    pub lrs: Vec<f64>,
+    /// Validation accuracy at its end.
+    pub valid_accuracy: f64,
+    /// Wall time, seconds (precomputing included).
+    pub seconds: f64,
+}
+
+/// What [`fine_tune`] achieved.
+#[derive(Clone, Debug, Serialize)]
+pub struct TransferReport {
+    /// Final validation accuracy.
+    pub valid_accuracy: f64,
+    /// Epochs over both phases.
+    pub epochs: usize,
+    /// Total wall time, seconds (decoding included).
+    pub seconds: f64,
+    /// Per phase.
+    pub phases: Vec<PhaseReport>,
+    /// The LR finder's sweep, when it chose the rate.
+    pub lr_find: Option<LrFinder>,
+    /// Training / validation images used.
+    pub train_images: usize,
+    /// Validation images used.
+    pub valid_images: usize,
+    /// Files skipped because they could not be decoded.
+    pub skipped: Vec<String>,
+    /// Input size.
+    pub size: usize,
+    /// Architecture.
+    pub architecture: String,
+}
+
+/// A warning when `size` is far from the size the weights learned at.
+pub fn size_warning(size: usize, native: usize) -> Option<String> {
+    let ratio = size as f64 / native as f64;
+    (!(0.5..=2.0).contains(&ratio)).then(|| {
+        format!(
+            "warning: training at {size} px, far from the {native} px these weights were trained at: \
+             features learned at one scale may not fit objects at another (the lesson: too different a size \
+             can destroy what the weights learned); consider progressive resizing towards {native}"
+        )
+    })
+}
+
+/// The learner, data and rates of a fine-tuning run, ready for its phases.
+pub struct TransferRun {
+    /// The learner (head already replaced).
+    pub learner: Learner,
+    /// Training photos.
+    pub train: PhotoSet,
+    /// Validation photos.
+    pub valid: PhotoSet,
+}
+
+/// Opens the weights and the folder and builds the learner with a new head.
+pub fn prepare(data: &Path, cfg: &TransferConfig) -> Result<TransferRun> {
+    let weights = PretrainedWeights::open(&cfg.weights, cfg.arch)?;
+    let size = cfg.size.unwrap_or(weights.native_size);
+    if let Some(w) = size_warning(size, weights.native_size) {
+        eprintln!("{w}");
+    }
+    let split = FolderSplit::open(data, cfg.valid_pct, cfg.seed)?;
+    let preprocess = weights.preprocess(size);
+    let train = PhotoSet::decode(&split.train, &split.classes, 3, size, preprocess.crop, cfg.augment, "decoding training images", cfg.verbose);
+    let valid = PhotoSet::decode(&split.valid, &split.classes, 3, size, preprocess.crop, Augment::None, "decoding validation images", cfg.verbose);
+    let skipped = train.skipped.len() + valid.skipped.len();
+    if skipped > 0 {
+        eprintln!("{skipped} file(s) could not be decoded and were skipped");
+    }
+    let arch = ArchSpec::Pretrained {
+        backbone: weights.backbone,
+        padding: weights.padding,
+        head: HeadSpec { kind: HeadKind::Fastai, hidden: 512, classes: split.classes.len() },
+    };
+    let device = training_device();
+    let network = weights.build(&arch, &device)?;
+    let meta = ModelMeta { format_version: FORMAT_VERSION, arch, classes: split.classes.clone(), preprocess };
+    let mut learner = Learner::new(network, meta, device);
+    learner.checkpoint = cfg.checkpoint.clone();
+    learner.bn_freeze(cfg.bn_freeze);
+    learner.freeze();
+    Ok(TransferRun { learner, train, valid })
+}
+
+/// fastai's `fine_tune`: frozen phase on the head, then every group with discriminative rates.
+pub fn fine_tune(data: &Path, cfg: &TransferConfig) -> Result<(SavedModel, TransferReport)> {
+    let start = Instant::now();
+    let TransferRun { mut learner, train, valid } = prepare(data, cfg)?;
+    let fit = |epochs: usize, lr: LayerRates| FitConfig {
+        epochs,
+        batch_size: cfg.batch_size,
+        lr,
+        schedule: Schedule::OneCycle,
+        weight_decay: 1e-2,
+        seed: cfg.seed,
+        verbose: cfg.verbose,
+    };
+    let (lr, finder) = match &cfg.lr {
+        Some(lr) => (lr.max(), None),
+        None => {
+            let f = lr_find(&mut learner, &train, &fit(1, LayerRates::Single(1e-3)))?;
+            let lr = f.suggestion.clamp(1e-4, 1e-2);
+            if cfg.verbose {
+                eprintln!(
+                    "lr_find: lowest loss at {:.1e}, steepest descent at {:.1e}; using {lr:.1e} for the head",
+                    f.min_loss_lr, f.steepest_lr
+                );
+            }
+            (lr, Some(f))
+        }
+    };
+    let mut phases = Vec::new();
+    if cfg.freeze_epochs > 0 {
+        let t = Instant::now();
+        let rates = cfg.lr.clone().unwrap_or(LayerRates::Single(lr));
+        if cfg.precompute {
+            let tf = learner.precompute(&train, 16, "precomputing training activations", cfg.verbose)?;
+            let vf = learner.precompute(&valid, 16, "precomputing validation activations", cfg.verbose)?;
+            learner.fit_head(&tf, &vf, &fit(cfg.freeze_epochs, rates.clone()))?;
+        } else {
+            learner.fit(&train, &valid, &fit(cfg.freeze_epochs, rates.clone()))?;
+        }
+        phases.push(PhaseReport {
+            phase: if cfg.precompute { "frozen (precomputed)".into() } else { "frozen".into() },
+            epochs: cfg.freeze_epochs,
+            lrs: rates.per_group(learner.num_groups())?,
+            valid_accuracy: learner.history.epochs.last().map_or(0.0, |e| e.valid_accuracy),
+            seconds: t.elapsed().as_secs_f64(),
+        });
+    }
+    if cfg.epochs > 0 {
+        let t = Instant::now();
+        learner.unfreeze();
+        let rates = match &cfg.lr {
+            Some(LayerRates::Single(l)) => LayerRates::Range(l / 200.0, l / 2.0),
+            Some(r) => r.clone(),
+            None => LayerRates::Range(lr / 200.0, lr / 2.0),
+        };
+        learner.fit(&train, &valid, &fit(cfg.epochs, rates.clone()))?;
+        phases.push(PhaseReport {
+            phase: "unfrozen".into(),
+            epochs: cfg.epochs,
+            lrs: rates.per_group(learner.num_groups())?,
+            valid_accuracy: learner.history.epochs.last().map_or(0.0, |e| e.valid_accuracy),
+            seconds: t.elapsed().as_secs_f64(),
+        });
+    }
+    let report = TransferReport {
+        valid_accuracy: learner.history.epochs.last().map_or(0.0, |e| e.valid_accuracy),
+        epochs: cfg.freeze_epochs + cfg.epochs,
+        seconds: start.elapsed().as_secs_f64(),
+        phases,
+        lr_find: finder,
+        train_images: train.len(),
+        valid_images: valid.len(),
+        skipped: train.skipped.iter().chain(&valid.skipped).map(|(p, e)| format!("{}: {e}", p.display())).collect(),
+        size: train.size,
+        architecture: learner.meta.arch.name(),
+    };
+    Ok((learner.saved_model(), report))
+}
