@@ -7,7 +7,7 @@ use anyhow::{Result, anyhow, bail};
 use convlearn::data::{Augment, Mnist, generate_shapes, shared_data_dir};
 use convlearn::learner::{FitConfig, LayerRates};
 use convlearn::models::{BackboneKind, ModelPreset};
-use convlearn::recipes::{TransferConfig, fine_tune, train_classifier};
+use convlearn::recipes::{TransferConfig, fine_tune, train_classifier_with};
 use serde_json::json;
 
 /// Arguments of `train` (shared with `lr-find`).
@@ -69,6 +69,10 @@ pub struct Args {
     /// Where to write the loss curve (default: <dataset>-<arch>-loss.png).
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Continue an interrupted run from its checkpoint (`<save>.checkpoint.safetensors`, written
+    /// after every epoch) at the same schedule position.
+    #[arg(long)]
+    pub resume: bool,
     /// Print one JSON object on stdout as the last line (progress still goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -98,12 +102,20 @@ impl Args {
             seed: self.seed,
             verbose: true,
             checkpoint: None,
+            resume: self.resume,
         })
     }
 
     fn stem(&self, arch: &str) -> String {
         let name = Path::new(&self.dataset).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         format!("{name}-{arch}")
+    }
+
+    /// Where the model goes, and where its checkpoint goes while training.
+    fn outputs(&self, arch: &str) -> (PathBuf, PathBuf, PathBuf) {
+        let save = self.save.clone().unwrap_or_else(|| PathBuf::from(format!("{}.safetensors", self.stem(arch))));
+        let plot = self.plot.clone().unwrap_or_else(|| PathBuf::from(format!("{}-loss.png", self.stem(arch))));
+        (save.clone(), save.with_extension("checkpoint.safetensors"), plot)
     }
 }
 
@@ -117,16 +129,13 @@ pub fn run(args: Args) -> Result<()> {
 
 fn run_transfer(args: &Args, weights: &Path) -> Result<()> {
     let mut cfg = args.transfer_config(weights)?;
-    let (arch_name, stem) = (cfg.arch.map_or("pretrained", |a| a.name()).to_string(), String::new());
-    let _ = stem;
-    let save = args.save.clone().unwrap_or_else(|| PathBuf::from(format!("{}.safetensors", args.stem(&arch_name))));
-    cfg.checkpoint = Some(save.with_extension("checkpoint.safetensors"));
+    let (save, checkpoint, plot) = args.outputs(cfg.arch.map_or("pretrained", |a| a.name()));
+    cfg.checkpoint = Some(checkpoint.clone());
     let (model, report) = fine_tune(Path::new(&args.dataset), &cfg)?;
     model.save(&save)?;
-    if let Some(ckpt) = &cfg.checkpoint {
-        let _ = std::fs::remove_file(ckpt);
-    }
-    let plot = args.plot.clone().unwrap_or_else(|| PathBuf::from(format!("{}-loss.png", args.stem(&report.architecture))));
+    report.history.plot_loss(&plot)?;
+    // The finished model replaces the checkpoint.
+    let _ = std::fs::remove_file(&checkpoint);
     if args.json {
         super::print_json(&json!({
             "valid_accuracy": report.valid_accuracy,
@@ -140,6 +149,7 @@ fn run_transfer(args: &Args, weights: &Path) -> Result<()> {
             "valid_images": report.valid_images,
             "skipped": report.skipped,
             "model": save,
+            "loss_png": plot,
         }));
     } else {
         for p in &report.phases {
@@ -164,7 +174,6 @@ fn run_transfer(args: &Args, weights: &Path) -> Result<()> {
             save.display()
         );
     }
-    let _ = plot;
     Ok(())
 }
 
@@ -204,11 +213,10 @@ fn run_scratch(args: &Args) -> Result<()> {
         fit.batch_size,
         fit.lr
     );
-    let (model, report) = train_classifier(preset, &train, &valid, &fit)?;
-    let stem = args.stem(preset.name());
-    let save = args.save.clone().unwrap_or_else(|| PathBuf::from(format!("{stem}.safetensors")));
-    let plot = args.plot.clone().unwrap_or_else(|| PathBuf::from(format!("{stem}-loss.png")));
+    let (save, checkpoint, plot) = args.outputs(preset.name());
+    let (model, report) = train_classifier_with(preset, &train, &valid, &fit, Some(&checkpoint), args.resume)?;
     model.save(&save)?;
+    let _ = std::fs::remove_file(&checkpoint);
     report.history.plot_loss(&plot)?;
     if args.json {
         super::print_json(&json!({

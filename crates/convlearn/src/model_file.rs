@@ -51,35 +51,40 @@ pub fn temp_path(path: &Path) -> PathBuf {
 impl SavedModel {
     /// Writes the model to `path` atomically (temporary file, then rename).
     pub fn save(&self, path: &Path) -> Result<()> {
+        self.save_with(path, &[])
+    }
+
+    /// Like [`SavedModel::save`], with extra metadata entries (e.g. a checkpoint's training state).
+    pub fn save_with(&self, path: &Path, extra: &[(&str, String)]) -> Result<()> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
         let json = serde_json::to_string(&self.meta).expect("metadata serialises");
         let tmp = temp_path(path);
         let mut store = SafetensorsStore::from_file(&tmp).skip_enum_variants(true).metadata(META_KEY, json);
+        for (key, value) in extra {
+            store = store.metadata(*key, value.clone());
+        }
         self.network
             .save_into(&mut store)
             .map_err(|e| Error::format(path, format!("cannot write model: {e}")))?;
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
     }
 
+    /// A metadata entry of a model file (`None` when absent).
+    pub fn read_metadata_entry(path: &Path, key: &str) -> Result<Option<String>> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+            .map_err(|e| Error::format(path, format!("not a convlearn model (safetensors) file: {e}")))?;
+        Ok(header.metadata().as_ref().and_then(|m| m.get(key)).cloned())
+    }
+
     /// Reads only the metadata of a model file.
     pub fn read_meta(path: &Path) -> Result<ModelMeta> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
-            Error::format(
-                path,
-                format!("not a convlearn model (safetensors) file: {e}"),
-            )
+        let json = Self::read_metadata_entry(path, META_KEY)?.ok_or_else(|| {
+            Error::format(path, format!("has no '{META_KEY}' metadata: it is a bare weights file, not a convlearn model"))
         })?;
-        let json = header
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get(META_KEY))
-            .ok_or_else(|| {
-                Error::format(path, format!("has no '{META_KEY}' metadata: it is a bare weights file, not a convlearn model"))
-            })?;
-        let meta: ModelMeta = serde_json::from_str(json)
+        let meta: ModelMeta = serde_json::from_str(&json)
             .map_err(|e| Error::format(path, format!("model metadata is malformed: {e}")))?;
         if meta.format_version > FORMAT_VERSION {
             return Err(Error::format(

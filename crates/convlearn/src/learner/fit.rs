@@ -11,6 +11,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::{EpochRecord, FeatureSet, History, LayerRates, Progress, Schedule, accuracy, argmax_rows, cross_entropy};
 use super::groups::{group_params, set_trainable};
+use super::{TrainingState, write_checkpoint};
 use crate::data::{Batcher, ImageSource, Normalization};
 use crate::error::{Error, Result};
 use crate::host::values;
@@ -32,6 +33,8 @@ pub struct FitConfig {
     pub weight_decay: f64,
     /// Seed of the shuffling order and of augmentation.
     pub seed: u64,
+    /// Epochs already done (a resumed run starts after them, at the same schedule position).
+    pub start_epoch: usize,
     /// Show progress bars and per-epoch lines on stderr.
     pub verbose: bool,
 }
@@ -45,6 +48,7 @@ impl Default for FitConfig {
             schedule: Schedule::OneCycle,
             weight_decay: 0.0,
             seed: 42,
+            start_epoch: 0,
             verbose: true,
         }
     }
@@ -66,12 +70,24 @@ pub struct Learner {
     pub history: History,
     /// Where to write a checkpoint at the end of each epoch (atomically).
     pub checkpoint: Option<PathBuf>,
+    /// What the checkpoint records besides the weights (phase, rate); `epochs_done` and `history`
+    /// are filled in as training goes.
+    pub state: TrainingState,
 }
 
 impl Learner {
     /// Wraps a network created on `device` (which must have autodiff enabled); everything trains.
     pub fn new(model: Network, meta: ModelMeta, device: Device) -> Self {
-        Self { model, meta, device, frozen_before: 0, bn_freeze: false, history: History::default(), checkpoint: None }
+        Self {
+            model,
+            meta,
+            device,
+            frozen_before: 0,
+            bn_freeze: false,
+            history: History::default(),
+            checkpoint: None,
+            state: TrainingState::default(),
+        }
     }
 
     /// Number of layer groups.
@@ -206,7 +222,7 @@ impl Learner {
         let mut optim = AdamWConfig::new().with_weight_decay(cfg.weight_decay as f32).init();
         let mut run = History { steps_per_epoch: per_epoch, ..History::default() };
         let offset = self.history.batch_losses.len();
-        for epoch in 1..=cfg.epochs {
+        for epoch in cfg.start_epoch + 1..=cfg.epochs {
             let start = Instant::now();
             let bar = Progress::new(per_epoch as u64, &format!("epoch {epoch}/{}", cfg.epochs), cfg.verbose);
             let mut loss_sum = 0.0;
@@ -275,7 +291,9 @@ impl Learner {
             self.history.epochs.push(record);
             self.history.steps_per_epoch = per_epoch;
             if let Some(path) = &self.checkpoint {
-                self.saved_model().save(path)?;
+                self.state.epochs_done = epoch;
+                self.state.history = self.history.clone();
+                write_checkpoint(path, &self.saved_model(), &self.state)?;
             }
         }
         Ok(run)

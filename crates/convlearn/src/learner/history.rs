@@ -2,13 +2,13 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::plot::{Series, plot_curves};
 
 /// Metrics at the end of one epoch.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EpochRecord {
     /// 1-based epoch number.
     pub epoch: usize,
@@ -23,7 +23,7 @@ pub struct EpochRecord {
 }
 
 /// Everything recorded while training.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct History {
     /// (step, training loss) per batch.
     pub batch_losses: Vec<(usize, f64)>,

@@ -1,5 +1,6 @@
 //! The learner: layer groups, losses, schedules, metrics, the training loop, the LR finder.
 
+mod checkpoint;
 mod features;
 mod fit;
 mod groups;
@@ -11,6 +12,7 @@ mod progress;
 mod rates;
 mod schedule;
 
+pub use checkpoint::{STATE_KEY, TrainingState, read_checkpoint, write_checkpoint};
 pub use features::FeatureSet;
 pub use fit::{FitConfig, Learner};
 pub use groups::{group_params, set_trainable};

@@ -6,5 +6,5 @@ mod scratch;
 mod transfer;
 
 pub use demo::{DemoReport, run_demo};
-pub use scratch::{TrainReport, train_classifier};
+pub use scratch::{TrainReport, train_classifier, train_classifier_with};
 pub use transfer::{PhaseReport, TransferConfig, TransferReport, TransferRun, fine_tune, prepare, size_warning};

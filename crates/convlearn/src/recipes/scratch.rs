@@ -1,5 +1,6 @@
 //! Training a plain CNN from scratch (MNIST, generated shapes).
 
+use std::path::Path;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -7,7 +8,7 @@ use serde::Serialize;
 use crate::data::{Crop, ImageSet, Preprocess};
 use crate::device::training_device;
 use crate::error::Result;
-use crate::learner::{FitConfig, History, Learner};
+use crate::learner::{FitConfig, History, Learner, read_checkpoint};
 use crate::model_file::{FORMAT_VERSION, ModelMeta, SavedModel};
 use crate::models::{ArchSpec, ModelPreset, Network};
 
@@ -35,12 +36,26 @@ pub struct TrainReport {
     pub history: History,
 }
 
-/// Trains architecture `preset` on `train`, validating on `valid`; returns the trained model and a report.
+/// Trains architecture `preset` on `train`, validating on `valid`; returns the trained model and a
+/// report. With `checkpoint`, a checkpoint is written there after every epoch; with `resume` too, a
+/// run continues from it.
 pub fn train_classifier(
     preset: ModelPreset,
     train: &ImageSet,
     valid: &ImageSet,
     fit: &FitConfig,
+) -> Result<(SavedModel, TrainReport)> {
+    train_classifier_with(preset, train, valid, fit, None, false)
+}
+
+/// [`train_classifier`] with a checkpoint file and, optionally, resuming from it.
+pub fn train_classifier_with(
+    preset: ModelPreset,
+    train: &ImageSet,
+    valid: &ImageSet,
+    fit: &FitConfig,
+    checkpoint: Option<&Path>,
+    resume: bool,
 ) -> Result<(SavedModel, TrainReport)> {
     let device = training_device();
     let spec = preset.spec(train.channels, train.height, train.width, train.classes.len());
@@ -58,8 +73,18 @@ pub fn train_classifier(
         },
     };
     let mut learner = Learner::new(Network::new(&arch, &device)?, meta, device);
+    learner.checkpoint = checkpoint.map(Path::to_path_buf);
+    let mut fit = fit.clone();
+    if let Some(path) = checkpoint.filter(|p| resume && p.is_file()) {
+        let (model, state) = read_checkpoint(path, &learner.device)?;
+        eprintln!("resuming from {} after epoch {}", path.display(), state.epochs_done);
+        learner.model = model.network;
+        learner.history = state.history;
+        fit.start_epoch = state.epochs_done;
+    }
     let start = Instant::now();
-    let history = learner.fit(train, valid, fit)?;
+    learner.fit(train, valid, &fit)?;
+    let history = learner.history.clone();
     let seconds = start.elapsed().as_secs_f64();
     let last = history.epochs.last().expect("at least one epoch");
     let report = TrainReport {
@@ -67,7 +92,7 @@ pub fn train_classifier(
         valid_loss: last.valid_loss,
         epochs: fit.epochs,
         seconds,
-        images_per_second: (train.len() * fit.epochs) as f64 / seconds.max(1e-9),
+        images_per_second: (train.len() * (fit.epochs - fit.start_epoch)) as f64 / seconds.max(1e-9),
         train_images: train.len(),
         valid_images: valid.len(),
         architecture: preset.name().to_string(),

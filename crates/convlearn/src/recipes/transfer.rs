@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::data::{Augment, FolderSplit, ImageSource, PhotoSet};
 use crate::device::training_device;
 use crate::error::Result;
-use crate::learner::{FitConfig, LayerRates, Learner, LrFinder, Schedule, lr_find};
+use crate::learner::{FitConfig, History, LayerRates, Learner, LrFinder, Schedule, TrainingState, lr_find, read_checkpoint};
 use crate::model_file::{FORMAT_VERSION, ModelMeta, SavedModel};
 use crate::models::{ArchSpec, BackboneKind, HeadKind, HeadSpec, PretrainedWeights};
 
@@ -46,6 +46,8 @@ pub struct TransferConfig {
     pub verbose: bool,
     /// Write a checkpoint here at the end of every epoch.
     pub checkpoint: Option<PathBuf>,
+    /// Continue from the checkpoint if there is one.
+    pub resume: bool,
 }
 
 impl Default for TransferConfig {
@@ -65,6 +67,7 @@ impl Default for TransferConfig {
             seed: 42,
             verbose: true,
             checkpoint: None,
+            resume: false,
         }
     }
 }
@@ -107,6 +110,9 @@ pub struct TransferReport {
     pub size: usize,
     /// Architecture.
     pub architecture: String,
+    /// Per-batch and per-epoch record over both phases.
+    #[serde(skip)]
+    pub history: History,
 }
 
 /// A warning when `size` is far from the size the weights learned at.
@@ -161,6 +167,28 @@ pub fn prepare(data: &Path, cfg: &TransferConfig) -> Result<TransferRun> {
     Ok(TransferRun { learner, train, valid })
 }
 
+/// Restores weights, history and position from the checkpoint when resuming.
+fn resume(learner: &mut Learner, cfg: &TransferConfig) -> Result<Option<TrainingState>> {
+    let Some(path) = cfg.checkpoint.as_ref().filter(|p| cfg.resume && p.is_file()) else {
+        return Ok(None);
+    };
+    let (model, state) = read_checkpoint(path, &learner.device)?;
+    eprintln!(
+        "resuming from {} ({} phase, {} epoch(s) done)",
+        path.display(),
+        if state.phase == 0 { "frozen" } else { "unfrozen" },
+        state.epochs_done
+    );
+    learner.model = model.network;
+    learner.history = state.history.clone();
+    if state.phase == 1 {
+        learner.unfreeze();
+    } else {
+        learner.freeze();
+    }
+    Ok(Some(state))
+}
+
 /// fastai's `fine_tune`: frozen phase on the head, then every group with discriminative rates.
 pub fn fine_tune(data: &Path, cfg: &TransferConfig) -> Result<(SavedModel, TransferReport)> {
     let start = Instant::now();
@@ -172,11 +200,14 @@ pub fn fine_tune(data: &Path, cfg: &TransferConfig) -> Result<(SavedModel, Trans
         schedule: Schedule::OneCycle,
         weight_decay: 1e-2,
         seed: cfg.seed,
+        start_epoch: 0,
         verbose: cfg.verbose,
     };
-    let (lr, finder) = match &cfg.lr {
-        Some(lr) => (lr.max(), None),
-        None => {
+    let resumed = resume(&mut learner, cfg)?;
+    let (lr, finder) = match (&cfg.lr, resumed.as_ref().and_then(|s| s.lr)) {
+        (Some(lr), _) => (lr.max(), None),
+        (None, Some(lr)) => (lr, None),
+        (None, None) => {
             let f = lr_find(&mut learner, &train, &fit(1, LayerRates::Single(1e-3)))?;
             let lr = f.suggestion.clamp(1e-4, 1e-2);
             if cfg.verbose {
@@ -188,16 +219,20 @@ pub fn fine_tune(data: &Path, cfg: &TransferConfig) -> Result<(SavedModel, Trans
             (lr, Some(f))
         }
     };
+    learner.state.lr = Some(lr);
+    let (phase, done) = resumed.as_ref().map_or((0, 0), |s| (s.phase, s.epochs_done));
     let mut phases = Vec::new();
-    if cfg.freeze_epochs > 0 {
+    if cfg.freeze_epochs > 0 && phase == 0 && done < cfg.freeze_epochs {
         let t = Instant::now();
         let rates = cfg.lr.clone().unwrap_or(LayerRates::Single(lr));
+        let frozen = FitConfig { start_epoch: done, ..fit(cfg.freeze_epochs, rates.clone()) };
+        learner.state.phase = 0;
         if cfg.precompute {
             let tf = learner.precompute(&train, 16, "precomputing training activations", cfg.verbose)?;
             let vf = learner.precompute(&valid, 16, "precomputing validation activations", cfg.verbose)?;
-            learner.fit_head(&tf, &vf, &fit(cfg.freeze_epochs, rates.clone()))?;
+            learner.fit_head(&tf, &vf, &frozen)?;
         } else {
-            learner.fit(&train, &valid, &fit(cfg.freeze_epochs, rates.clone()))?;
+            learner.fit(&train, &valid, &frozen)?;
         }
         phases.push(PhaseReport {
             phase: if cfg.precompute { "frozen (precomputed)".into() } else { "frozen".into() },
@@ -210,12 +245,14 @@ pub fn fine_tune(data: &Path, cfg: &TransferConfig) -> Result<(SavedModel, Trans
     if cfg.epochs > 0 {
         let t = Instant::now();
         learner.unfreeze();
+        learner.state.phase = 1;
         let rates = match &cfg.lr {
             Some(LayerRates::Single(l)) => LayerRates::Range(l / 200.0, l / 2.0),
             Some(r) => r.clone(),
             None => LayerRates::Range(lr / 200.0, lr / 2.0),
         };
-        learner.fit(&train, &valid, &fit(cfg.epochs, rates.clone()))?;
+        let start_epoch = if phase == 1 { done } else { 0 };
+        learner.fit(&train, &valid, &FitConfig { start_epoch, ..fit(cfg.epochs, rates.clone()) })?;
         phases.push(PhaseReport {
             phase: "unfrozen".into(),
             epochs: cfg.epochs,
@@ -235,6 +272,7 @@ pub fn fine_tune(data: &Path, cfg: &TransferConfig) -> Result<(SavedModel, Trans
         skipped: train.skipped.iter().chain(&valid.skipped).map(|(p, e)| format!("{}: {e}", p.display())).collect(),
         size: train.size,
         architecture: learner.meta.arch.name(),
+        history: learner.history.clone(),
     };
     Ok((learner.saved_model(), report))
 }
