@@ -19,8 +19,10 @@ enum Command {
     Demo(commands::demo::Args),
     /// Show what one kernel does to a picture: response, ReLU, max-pool, and the arithmetic of a pixel.
     Kernel(commands::kernel::Args),
-    /// Train a CNN from scratch (`mnist` or generated `shapes`).
+    /// Train a CNN from scratch (`mnist`, generated `shapes`) or fine-tune a pretrained one on a folder of photos.
     Train(commands::train::Args),
+    /// Sweep the learning rate and suggest one (writes a PNG of loss against rate).
+    LrFind(commands::lr_find::Args),
     /// Predict the class of images with a saved model.
     Predict(commands::predict::Args),
     /// Print the arithmetic behind one activation of a conv layer (the spreadsheet view).
@@ -35,6 +37,7 @@ fn main() {
         Command::Demo(a) => commands::demo::run(a),
         Command::Kernel(a) => commands::kernel::run(a),
         Command::Train(a) => commands::train::run(a),
+        Command::LrFind(a) => commands::lr_find::run(a),
         Command::Predict(a) => commands::predict::run(a),
         Command::Explain(a) => commands::explain::run(a),
         Command::Activations(a) => commands::activations::run(a),

@@ -4,6 +4,7 @@ pub mod activations;
 pub mod demo;
 pub mod explain;
 pub mod kernel;
+pub mod lr_find;
 pub mod predict;
 pub mod train;
 

@@ -36,7 +36,10 @@ pub fn run(args: Args) -> Result<()> {
     let (model, images, source) = match &args.pretrained {
         Some(weights) => {
             let arch = match &args.arch {
-                Some(a) => Some(BackboneKind::parse(a).ok_or_else(|| anyhow::anyhow!("unknown --arch '{a}'"))?),
+                Some(a) => Some(
+                    BackboneKind::parse(a)
+                        .ok_or_else(|| anyhow::anyhow!("unknown --arch '{a}'"))?,
+                ),
                 None => None,
             };
             let model = PretrainedWeights::open(weights, arch)?.imagenet_model(&device)?;
@@ -44,7 +47,9 @@ pub fn run(args: Args) -> Result<()> {
         }
         None => {
             if args.paths.len() < 2 {
-                bail!("give a model file and at least one image (or --pretrained WEIGHTS and images)");
+                bail!(
+                    "give a model file and at least one image (or --pretrained WEIGHTS and images)"
+                );
             }
             let model = SavedModel::load(&args.paths[0], &device)?;
             (model, args.paths[1..].to_vec(), args.paths[0].clone())
@@ -54,8 +59,10 @@ pub fn run(args: Args) -> Result<()> {
     for image in &images {
         let ranked = predict_image(&model, image, args.top, &device)?;
         if !args.json {
-            let line: Vec<String> =
-                ranked.iter().map(|p| format!("{} {:.1}%", p.class, 100.0 * p.probability)).collect();
+            let line: Vec<String> = ranked
+                .iter()
+                .map(|p| format!("{} {:.1}%", p.class, 100.0 * p.probability))
+                .collect();
             println!("{}: {}", image.display(), line.join(", "));
         }
         results.push(json!({ "image": image, "predictions": ranked }));

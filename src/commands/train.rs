@@ -93,7 +93,11 @@ impl Args {
             size: self.size,
             freeze_epochs: self.freeze_epochs,
             epochs: self.epochs.unwrap_or(2),
-            lr: if self.lr == "auto" { None } else { Some(LayerRates::parse(&self.lr)?) },
+            lr: if self.lr == "auto" {
+                None
+            } else {
+                Some(LayerRates::parse(&self.lr)?)
+            },
             bn_freeze: !self.train_bn,
             precompute: self.precompute,
             augment: Augment::parse(&self.aug).expect("clap checked"),
@@ -107,15 +111,40 @@ impl Args {
     }
 
     fn stem(&self, arch: &str) -> String {
-        let name = Path::new(&self.dataset).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = Path::new(&self.dataset)
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         format!("{name}-{arch}")
     }
 
     /// Where the model goes, and where its checkpoint goes while training.
     fn outputs(&self, arch: &str) -> (PathBuf, PathBuf, PathBuf) {
-        let save = self.save.clone().unwrap_or_else(|| PathBuf::from(format!("{}.safetensors", self.stem(arch))));
-        let plot = self.plot.clone().unwrap_or_else(|| PathBuf::from(format!("{}-loss.png", self.stem(arch))));
-        (save.clone(), save.with_extension("checkpoint.safetensors"), plot)
+        let save = self
+            .save
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{}.safetensors", self.stem(arch))));
+        let plot = self
+            .plot
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{}-loss.png", self.stem(arch))));
+        (
+            save.clone(),
+            save.with_extension("checkpoint.safetensors"),
+            plot,
+        )
+    }
+}
+
+/// `x-loss.png` → `x-schedule.png`.
+fn schedule_name(loss: &Path) -> String {
+    let name = loss
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    match name.strip_suffix("-loss.png") {
+        Some(stem) => format!("{stem}-schedule.png"),
+        None => format!("{}-schedule.png", name.trim_end_matches(".png")),
     }
 }
 
@@ -134,6 +163,9 @@ fn run_transfer(args: &Args, weights: &Path) -> Result<()> {
     let (model, report) = fine_tune(Path::new(&args.dataset), &cfg)?;
     model.save(&save)?;
     report.history.plot_loss(&plot)?;
+    report
+        .history
+        .plot_schedule(&plot.with_file_name(schedule_name(&plot)))?;
     // The finished model replaces the checkpoint.
     let _ = std::fs::remove_file(&checkpoint);
     if args.json {
@@ -181,13 +213,18 @@ fn run_scratch(args: &Args) -> Result<()> {
     let preset = ModelPreset::parse(args.arch.as_deref().unwrap_or("simple_cnn"))?;
     let (train, valid) = match args.dataset.as_str() {
         "mnist" => {
-            let dir = args.data.clone().unwrap_or_else(|| shared_data_dir().join("data/mnist"));
+            let dir = args
+                .data
+                .clone()
+                .unwrap_or_else(|| shared_data_dir().join("data/mnist"));
             let m = Mnist::load(&dir)?;
             (m.train, m.test)
         }
         "shapes" => (generate_shapes(6000, 28, 1), generate_shapes(1200, 28, 2)),
         other if Path::new(other).is_dir() => {
-            bail!("'{other}' is a folder of photos: fine-tune a pretrained network with --pretrained WEIGHTS")
+            bail!(
+                "'{other}' is a folder of photos: fine-tune a pretrained network with --pretrained WEIGHTS"
+            )
         }
         other => bail!("unknown dataset '{other}': expected mnist, shapes or a folder of photos"),
     };
@@ -195,7 +232,11 @@ fn run_scratch(args: &Args) -> Result<()> {
         Some(n) => train.take(n),
         None => train,
     };
-    let lr = if args.lr == "auto" { LayerRates::Single(1e-2) } else { LayerRates::parse(&args.lr)? };
+    let lr = if args.lr == "auto" {
+        LayerRates::Single(1e-2)
+    } else {
+        LayerRates::parse(&args.lr)?
+    };
     let fit = FitConfig {
         epochs: args.epochs.unwrap_or(3),
         batch_size: args.batch_size.unwrap_or(64),
@@ -214,10 +255,14 @@ fn run_scratch(args: &Args) -> Result<()> {
         fit.lr
     );
     let (save, checkpoint, plot) = args.outputs(preset.name());
-    let (model, report) = train_classifier_with(preset, &train, &valid, &fit, Some(&checkpoint), args.resume)?;
+    let (model, report) =
+        train_classifier_with(preset, &train, &valid, &fit, Some(&checkpoint), args.resume)?;
     model.save(&save)?;
     let _ = std::fs::remove_file(&checkpoint);
     report.history.plot_loss(&plot)?;
+    report
+        .history
+        .plot_schedule(&plot.with_file_name(schedule_name(&plot)))?;
     if args.json {
         super::print_json(&json!({
             "test_accuracy": report.valid_accuracy,
@@ -242,7 +287,11 @@ fn run_scratch(args: &Args) -> Result<()> {
             report.seconds,
             report.images_per_second
         );
-        println!("model saved to {}; loss curve in {}", save.display(), plot.display());
+        println!(
+            "model saved to {}; loss curve in {}",
+            save.display(),
+            plot.display()
+        );
     }
     Ok(())
 }

@@ -61,7 +61,9 @@ impl SavedModel {
         }
         let json = serde_json::to_string(&self.meta).expect("metadata serialises");
         let tmp = temp_path(path);
-        let mut store = SafetensorsStore::from_file(&tmp).skip_enum_variants(true).metadata(META_KEY, json);
+        let mut store = SafetensorsStore::from_file(&tmp)
+            .skip_enum_variants(true)
+            .metadata(META_KEY, json);
         for (key, value) in extra {
             store = store.metadata(*key, value.clone());
         }
@@ -74,15 +76,24 @@ impl SavedModel {
     /// A metadata entry of a model file (`None` when absent).
     pub fn read_metadata_entry(path: &Path, key: &str) -> Result<Option<String>> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-            .map_err(|e| Error::format(path, format!("not a convlearn model (safetensors) file: {e}")))?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
+            Error::format(
+                path,
+                format!("not a convlearn model (safetensors) file: {e}"),
+            )
+        })?;
         Ok(header.metadata().as_ref().and_then(|m| m.get(key)).cloned())
     }
 
     /// Reads only the metadata of a model file.
     pub fn read_meta(path: &Path) -> Result<ModelMeta> {
         let json = Self::read_metadata_entry(path, META_KEY)?.ok_or_else(|| {
-            Error::format(path, format!("has no '{META_KEY}' metadata: it is a bare weights file, not a convlearn model"))
+            Error::format(
+                path,
+                format!(
+                    "has no '{META_KEY}' metadata: it is a bare weights file, not a convlearn model"
+                ),
+            )
         })?;
         let meta: ModelMeta = serde_json::from_str(&json)
             .map_err(|e| Error::format(path, format!("model metadata is malformed: {e}")))?;
@@ -102,7 +113,8 @@ impl SavedModel {
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
         let meta = Self::read_meta(path)?;
         let mut network = Network::new(&meta.arch, device)?;
-        let mut store = SafetensorsStore::from_file(path).skip_enum_variants(true)
+        let mut store = SafetensorsStore::from_file(path)
+            .skip_enum_variants(true)
             .validate(false)
             .allow_partial(true);
         let result = network

@@ -39,7 +39,10 @@ impl TensorFile {
             let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
             let n = f.read(&mut head).map_err(|e| Error::io(path, e))?;
             if n < 8 {
-                return Err(Error::format(path, format!("is {n} bytes: too short for a weights file")));
+                return Err(Error::format(
+                    path,
+                    format!("is {n} bytes: too short for a weights file"),
+                ));
             }
         }
         let is_zip = head.starts_with(b"PK");
@@ -68,13 +71,31 @@ impl TensorFile {
                 Dtype::I32 => Scalar::I32,
                 Dtype::U8 => Scalar::U8,
                 other => {
-                    return Err(Error::format(path, format!("tensor '{name}' has unsupported dtype {other:?}")));
+                    return Err(Error::format(
+                        path,
+                        format!("tensor '{name}' has unsupported dtype {other:?}"),
+                    ));
                 }
             };
-            tensors.insert(name, HostTensor { shape: view.shape().to_vec(), values: dtype.decode(view.data()) });
+            tensors.insert(
+                name,
+                HostTensor {
+                    shape: view.shape().to_vec(),
+                    values: dtype.decode(view.data()),
+                },
+            );
         }
-        let metadata = meta.metadata().clone().unwrap_or_default().into_iter().collect();
-        Ok(Self { path: path.to_path_buf(), tensors, metadata })
+        let metadata = meta
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        Ok(Self {
+            path: path.to_path_buf(),
+            tensors,
+            metadata,
+        })
     }
 
     fn read_pytorch(path: &Path) -> Result<Self> {
@@ -102,13 +123,28 @@ impl TensorFile {
                 DType::I32 => Scalar::I32,
                 DType::U8 => Scalar::U8,
                 other => {
-                    return Err(Error::format(path, format!("tensor '{name}' has unsupported dtype {other:?}")));
+                    return Err(Error::format(
+                        path,
+                        format!("tensor '{name}' has unsupported dtype {other:?}"),
+                    ));
                 }
             };
-            let bytes = t.read().map_err(|e| Error::format(path, format!("cannot read tensor '{name}': {e}")))?;
-            tensors.insert(name.clone(), HostTensor { shape: t.shape().to_vec(), values: dtype.decode(&bytes) });
+            let bytes = t
+                .read()
+                .map_err(|e| Error::format(path, format!("cannot read tensor '{name}': {e}")))?;
+            tensors.insert(
+                name.clone(),
+                HostTensor {
+                    shape: t.shape().to_vec(),
+                    values: dtype.decode(&bytes),
+                },
+            );
         }
-        Ok(Self { path: path.to_path_buf(), tensors, metadata: BTreeMap::new() })
+        Ok(Self {
+            path: path.to_path_buf(),
+            tensors,
+            metadata: BTreeMap::new(),
+        })
     }
 
     /// The tensor called `name`, or an error naming the file and the tensor.
@@ -134,8 +170,14 @@ enum Scalar {
 impl Scalar {
     fn decode(self, data: &[u8]) -> Vec<f32> {
         match self {
-            Scalar::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
-            Scalar::F64 => data.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32).collect(),
+            Scalar::F32 => data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect(),
+            Scalar::F64 => data
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32)
+                .collect(),
             Scalar::F16 => data
                 .chunks_exact(2)
                 .map(|b| half::f16::from_le_bytes(b.try_into().unwrap()).to_f32())
@@ -144,8 +186,14 @@ impl Scalar {
                 .chunks_exact(2)
                 .map(|b| half::bf16::from_le_bytes(b.try_into().unwrap()).to_f32())
                 .collect(),
-            Scalar::I64 => data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32).collect(),
-            Scalar::I32 => data.chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().unwrap()) as f32).collect(),
+            Scalar::I64 => data
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32)
+                .collect(),
+            Scalar::I32 => data
+                .chunks_exact(4)
+                .map(|b| i32::from_le_bytes(b.try_into().unwrap()) as f32)
+                .collect(),
             Scalar::U8 => data.iter().map(|&b| b as f32).collect(),
         }
     }

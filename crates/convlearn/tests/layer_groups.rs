@@ -11,31 +11,57 @@ use convlearn::models::{ArchSpec, BackboneKind, Body, HeadKind, HeadSpec, Networ
 
 fn photos() -> ImageSet {
     let n = 8;
-    let pixels = (0..n * 3 * 32 * 32).map(|i| ((i * 7919) % 251) as u8).collect();
-    ImageSet::new(3, 32, 32, pixels, (0..n).map(|i| i % 2).collect(), vec!["a".into(), "b".into()]).unwrap()
+    let pixels = (0..n * 3 * 32 * 32)
+        .map(|i| ((i * 7919) % 251) as u8)
+        .collect();
+    ImageSet::new(
+        3,
+        32,
+        32,
+        pixels,
+        (0..n).map(|i| i % 2).collect(),
+        vec!["a".into(), "b".into()],
+    )
+    .unwrap()
 }
 
 fn learner() -> Learner {
     let arch = ArchSpec::Pretrained {
         backbone: BackboneKind::Resnet18,
         padding: PaddingStyle::Torch,
-        head: HeadSpec { kind: HeadKind::Fastai, hidden: 16, classes: 2 },
+        head: HeadSpec {
+            kind: HeadKind::Fastai,
+            hidden: 16,
+            classes: 2,
+        },
     };
     let device = training_device();
     let meta = ModelMeta {
         format_version: FORMAT_VERSION,
         arch: arch.clone(),
         classes: vec!["a".into(), "b".into()],
-        preprocess: Preprocess { channels: 3, height: 32, width: 32, normalization: Normalization::imagenet(), crop: Crop::None },
+        preprocess: Preprocess {
+            channels: 3,
+            height: 32,
+            width: 32,
+            normalization: Normalization::imagenet(),
+            crop: Crop::None,
+        },
     };
     Learner::new(Network::new(&arch, &device).unwrap(), meta, device)
 }
 
 /// (stem conv weight, layer4 conv weight, head output weight, stem BN running mean, head BN running mean)
 fn snapshot(l: &Learner) -> [Vec<f32>; 5] {
-    let Network::Pretrained(p) = &l.model else { panic!("pretrained") };
-    let Body::ResNet(r) = &p.body else { panic!("resnet") };
-    let convlearn::models::Head::Fastai(h) = &p.head else { panic!("fastai head") };
+    let Network::Pretrained(p) = &l.model else {
+        panic!("pretrained")
+    };
+    let Body::ResNet(r) = &p.body else {
+        panic!("resnet")
+    };
+    let convlearn::models::Head::Fastai(h) = &p.head else {
+        panic!("fastai head")
+    };
     let last = match &r.layer4[1] {
         convlearn::models::ResBlock::Basic(b) => values(b.conv2.conv.weight.val()),
         convlearn::models::ResBlock::Bottleneck(b) => values(b.conv3.conv.weight.val()),
@@ -50,12 +76,21 @@ fn snapshot(l: &Learner) -> [Vec<f32>; 5] {
 }
 
 fn moved(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn fit(l: &mut Learner, lr: &str) {
     let set = photos();
-    let cfg = FitConfig { epochs: 1, batch_size: 4, lr: LayerRates::parse(lr).unwrap(), verbose: false, ..FitConfig::default() };
+    let cfg = FitConfig {
+        epochs: 1,
+        batch_size: 4,
+        lr: LayerRates::parse(lr).unwrap(),
+        verbose: false,
+        ..FitConfig::default()
+    };
     l.fit(&set, &set, &cfg).unwrap();
 }
 
@@ -68,7 +103,10 @@ fn a_group_at_rate_zero_does_not_move() {
     assert_eq!(moved(&before[0], &after[0]), 0.0, "early body at rate 0");
     assert!(moved(&before[1], &after[1]) > 0.0, "late body trains");
     assert!(moved(&before[2], &after[2]) > 0.0, "head trains");
-    assert!(moved(&before[3], &after[3]) > 0.0, "BN statistics update without bn_freeze");
+    assert!(
+        moved(&before[3], &after[3]) > 0.0,
+        "BN statistics update without bn_freeze"
+    );
 }
 
 #[test]
@@ -80,17 +118,31 @@ fn freeze_trains_only_the_head_and_bn_freeze_fixes_statistics() {
     let after = snapshot(&l);
     assert_eq!(moved(&before[0], &after[0]), 0.0);
     assert_eq!(moved(&before[1], &after[1]), 0.0);
-    assert_eq!(moved(&before[3], &after[3]), 0.0, "frozen body BN in eval mode");
-    assert!(moved(&before[2], &after[2]) > 0.0 && moved(&before[4], &after[4]) > 0.0, "head and its BN train");
+    assert_eq!(
+        moved(&before[3], &after[3]),
+        0.0,
+        "frozen body BN in eval mode"
+    );
+    assert!(
+        moved(&before[2], &after[2]) > 0.0 && moved(&before[4], &after[4]) > 0.0,
+        "head and its BN train"
+    );
 
     let mut l = learner();
     l.bn_freeze(true);
     let before = snapshot(&l);
     fit(&mut l, "1e-2");
     let after = snapshot(&l);
-    assert_eq!(moved(&before[3], &after[3]), 0.0, "running mean fixed with bn_freeze");
+    assert_eq!(
+        moved(&before[3], &after[3]),
+        0.0,
+        "running mean fixed with bn_freeze"
+    );
     assert!(moved(&before[0], &after[0]) > 0.0, "weights still train");
-    assert!(moved(&before[4], &after[4]) > 0.0, "the head's BN is not the body's");
+    assert!(
+        moved(&before[4], &after[4]) > 0.0,
+        "the head's BN is not the body's"
+    );
 }
 
 fn shapes_learner() -> Learner {
@@ -104,7 +156,13 @@ fn shapes_learner() -> Learner {
         format_version: FORMAT_VERSION,
         arch: arch.clone(),
         classes: set.classes.clone(),
-        preprocess: Preprocess { channels: 1, height: 28, width: 28, normalization: set.normalization(), crop: Crop::None },
+        preprocess: Preprocess {
+            channels: 1,
+            height: 28,
+            width: 28,
+            normalization: set.normalization(),
+            crop: Crop::None,
+        },
     };
     Learner::new(Network::new(&arch, &device).unwrap(), meta, device)
 }
@@ -113,13 +171,30 @@ fn shapes_learner() -> Learner {
 fn lr_find_restores_the_weights_and_suggests_a_rate() {
     let set = generate_shapes(600, 28, 3);
     let mut l = shapes_learner();
-    let before = values(match &l.model { Network::Plain(c) => c.dense[0].weight.val(), _ => unreachable!() });
-    let cfg = FitConfig { batch_size: 8, verbose: false, ..FitConfig::default() };
+    let before = values(match &l.model {
+        Network::Plain(c) => c.dense[0].weight.val(),
+        _ => unreachable!(),
+    });
+    let cfg = FitConfig {
+        batch_size: 8,
+        verbose: false,
+        ..FitConfig::default()
+    };
     let f = lr_find(&mut l, &set, &cfg).unwrap();
-    let after = values(match &l.model { Network::Plain(c) => c.dense[0].weight.val(), _ => unreachable!() });
+    let after = values(match &l.model {
+        Network::Plain(c) => c.dense[0].weight.val(),
+        _ => unreachable!(),
+    });
     assert_eq!(before, after, "weights restored");
-    assert!(f.lrs.len() >= 10 && f.lrs.windows(2).all(|w| w[1] > w[0]), "exponential sweep");
-    assert!(f.suggestion > 1e-6 && f.suggestion < 1.0, "suggestion {}", f.suggestion);
+    assert!(
+        f.lrs.len() >= 10 && f.lrs.windows(2).all(|w| w[1] > w[0]),
+        "exponential sweep"
+    );
+    assert!(
+        f.suggestion > 1e-6 && f.suggestion < 1.0,
+        "suggestion {}",
+        f.suggestion
+    );
     let tmp = tempfile::tempdir().unwrap();
     f.plot(&tmp.path().join("lr.png")).unwrap();
     assert!(image::open(tmp.path().join("lr.png")).is_ok());
@@ -129,7 +204,16 @@ fn lr_find_restores_the_weights_and_suggests_a_rate() {
 fn a_diverging_loss_stops_with_epoch_and_batch() {
     let set = generate_shapes(240, 28, 3);
     let mut l = shapes_learner();
-    let cfg = FitConfig { epochs: 2, batch_size: 16, lr: LayerRates::Single(1e9), verbose: false, ..FitConfig::default() };
-    let err = l.fit(&set, &set, &cfg).err().expect("diverges").to_string();
-    assert!(err.contains("epoch 1") && err.contains("batch") && err.contains("lower learning rate"), "{err}");
+    let cfg = FitConfig {
+        epochs: 2,
+        batch_size: 16,
+        lr: LayerRates::Single(1e9),
+        verbose: false,
+        ..FitConfig::default()
+    };
+    let err = l.fit(&set, &set, &cfg).expect_err("diverges").to_string();
+    assert!(
+        err.contains("epoch 1") && err.contains("batch") && err.contains("lower learning rate"),
+        "{err}"
+    );
 }

@@ -50,8 +50,7 @@ fn simple_cnn_matches_pytorch_forward_loss_gradients_and_two_sgd_steps() {
     let f = TensorFile::read(&dir.join("fixtures/simple_cnn_sgd_steps.safetensors")).unwrap();
     let device = training_device();
     let spec = ModelPreset::SimpleCnn.spec(1, 28, 28, 10);
-    let mut model =
-        load_torch_cnn_weights(Cnn::new(&spec, &device).unwrap(), &f, "init.").unwrap();
+    let mut model = load_torch_cnn_weights(Cnn::new(&spec, &device).unwrap(), &f, "init.").unwrap();
     let x: Tensor<4> = tensor(&f, "x", &device);
     let y = Tensor::<1, Int>::from_data(
         TensorData::new(

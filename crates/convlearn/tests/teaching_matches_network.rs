@@ -61,7 +61,10 @@ fn plain_convolution_equals_burn_conv2d() {
 fn spreadsheet_model(dir: &std::path::Path) -> (SavedModel, std::path::PathBuf) {
     let device = Device::flex();
     let spec = ModelPreset::Spreadsheet.spec(1, 28, 28, 10);
-    let arch = ArchSpec::Plain { preset: "spreadsheet".into(), spec: spec.clone() };
+    let arch = ArchSpec::Plain {
+        preset: "spreadsheet".into(),
+        spec: spec.clone(),
+    };
     let model = SavedModel {
         meta: ModelMeta {
             format_version: FORMAT_VERSION,
@@ -71,7 +74,10 @@ fn spreadsheet_model(dir: &std::path::Path) -> (SavedModel, std::path::PathBuf) 
                 channels: 1,
                 height: 28,
                 width: 28,
-                normalization: Normalization { mean: vec![0.25], std: vec![0.5] },
+                normalization: Normalization {
+                    mean: vec![0.25],
+                    std: vec![0.5],
+                },
                 crop: Crop::None,
             },
         },
@@ -194,7 +200,10 @@ fn model_files_round_trip_and_report_misfits() {
 
     // The same weights described as another architecture: every misfit is named with its shapes.
     let mut meta = model.meta.clone();
-    meta.arch = ArchSpec::Plain { preset: "simple_cnn".into(), spec: ModelPreset::SimpleCnn.spec(1, 28, 28, 10) };
+    meta.arch = ArchSpec::Plain {
+        preset: "simple_cnn".into(),
+        spec: ModelPreset::SimpleCnn.spec(1, 28, 28, 10),
+    };
     let wrong = tmp.path().join("wrong.safetensors");
     SavedModel {
         meta,

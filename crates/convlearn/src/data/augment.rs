@@ -38,14 +38,24 @@ impl Augment {
 
 /// A crop shaped like the evaluation crop, zoomed in by up to 1.1 and placed at random, resized to
 /// `size`: training sees objects at the scale evaluation shows them.
-pub fn random_crop(image: &DynamicImage, crop: Crop, size: usize, rng: &mut StdRng) -> DynamicImage {
+pub fn random_crop(
+    image: &DynamicImage,
+    crop: Crop,
+    size: usize,
+    rng: &mut StdRng,
+) -> DynamicImage {
     let (w, h) = (image.width(), image.height());
     let (cw, ch) = crop.size(w, h);
     let zoom = rng.random_range(1.0..1.1f32);
-    let (cw, ch) = (((cw as f32 / zoom).round() as u32).max(1), ((ch as f32 / zoom).round() as u32).max(1));
+    let (cw, ch) = (
+        ((cw as f32 / zoom).round() as u32).max(1),
+        ((ch as f32 / zoom).round() as u32).max(1),
+    );
     let x = rng.random_range(0..=w - cw);
     let y = rng.random_range(0..=h - ch);
-    image.crop_imm(x, y, cw, ch).resize_exact(size as u32, size as u32, FilterType::Triangle)
+    image
+        .crop_imm(x, y, cw, ch)
+        .resize_exact(size as u32, size as u32, FilterType::Triangle)
 }
 
 /// Bilinear sample of channel `c` at (y, x), borders repeated.
@@ -110,7 +120,14 @@ pub fn lighting(m: &mut FeatureMaps, b: f32, c: f32) {
 impl Augment {
     /// A training sample: random zoomed crop (shaped like `crop`) at `size`, then the preset's
     /// random transforms.
-    pub fn apply(self, image: &DynamicImage, crop: Crop, channels: usize, size: usize, rng: &mut StdRng) -> Result<FeatureMaps> {
+    pub fn apply(
+        self,
+        image: &DynamicImage,
+        crop: Crop,
+        channels: usize,
+        size: usize,
+        rng: &mut StdRng,
+    ) -> Result<FeatureMaps> {
         let cropped = random_crop(image, crop, size, rng);
         let mut m = image_to_maps(&cropped, channels, None)?;
         if self == Augment::None {
@@ -126,7 +143,11 @@ impl Augment {
         if flip != 0 {
             m = dihedral(&m, flip);
         }
-        lighting(&mut m, rng.random_range(-0.05..0.05), rng.random_range(-0.05..0.05));
+        lighting(
+            &mut m,
+            rng.random_range(-0.05..0.05),
+            rng.random_range(-0.05..0.05),
+        );
         Ok(m)
     }
 }
@@ -150,8 +171,9 @@ mod tests {
         assert_eq!(t.get(0, 1, 2), m.get(0, 2, 1));
         // all 8 are distinct on an asymmetric square
         let sq = FeatureMaps::new(1, 2, 2, vec![1., 2., 3., 4.]);
-        let all: std::collections::BTreeSet<Vec<u32>> =
-            (0..8).map(|k| dihedral(&sq, k).data.iter().map(|v| *v as u32).collect()).collect();
+        let all: std::collections::BTreeSet<Vec<u32>> = (0..8)
+            .map(|k| dihedral(&sq, k).data.iter().map(|v| *v as u32).collect())
+            .collect();
         assert_eq!(all.len(), 8);
     }
 
@@ -162,7 +184,11 @@ mod tests {
         let r = rotate(&m, 90.0);
         // the centre stays; a corner moves to the next corner
         assert!((r.get(0, 1, 1) - 4.0).abs() < 1e-5);
-        assert!((r.get(0, 0, 0) - m.get(0, 2, 0)).abs() < 1e-4, "{:?}", r.data);
+        assert!(
+            (r.get(0, 0, 0) - m.get(0, 2, 0)).abs() < 1e-4,
+            "{:?}",
+            r.data
+        );
     }
 
     #[test]

@@ -48,12 +48,19 @@ pub struct Batcher {
 
 impl Batcher {
     /// Prepares `indices` in parallel; `augment_seed` makes training items random (reproducibly).
-    pub fn host_batch(&self, source: &dyn ImageSource, indices: &[usize], augment_seed: Option<u64>) -> HostBatch {
+    pub fn host_batch(
+        &self,
+        source: &dyn ImageSource,
+        indices: &[usize],
+        augment_seed: Option<u64>,
+    ) -> HostBatch {
         let [c, h, w] = source.item_shape();
         let items: Vec<Vec<f32>> = indices
             .par_iter()
             .map(|&i| {
-                let mut rng = augment_seed.map(|s| StdRng::seed_from_u64(s.wrapping_mul(1_000_003).wrapping_add(i as u64)));
+                let mut rng = augment_seed.map(|s| {
+                    StdRng::seed_from_u64(s.wrapping_mul(1_000_003).wrapping_add(i as u64))
+                });
                 let mut values = source.item(i, rng.as_mut()).data;
                 self.normalization.apply(&mut values, c);
                 values
@@ -71,10 +78,18 @@ impl Batcher {
     pub fn to_device(&self, host: HostBatch) -> Batch {
         let images = Tensor::<4>::from_data(TensorData::new(host.values, host.shape), &self.device);
         let targets = Tensor::<1, Int>::from_data(
-            TensorData::new(host.labels.iter().map(|&l| l as i64).collect::<Vec<_>>(), [host.labels.len()]),
+            TensorData::new(
+                host.labels.iter().map(|&l| l as i64).collect::<Vec<_>>(),
+                [host.labels.len()],
+            ),
             &self.device,
         );
-        Batch { images, targets, labels: host.labels, indices: host.indices }
+        Batch {
+            images,
+            targets,
+            labels: host.labels,
+            indices: host.indices,
+        }
     }
 
     /// One batch of the given items, prepared for evaluation.
@@ -88,7 +103,10 @@ impl Batcher {
         if let Some(seed) = shuffle_seed {
             order.shuffle(&mut StdRng::seed_from_u64(seed));
         }
-        order.chunks(self.batch_size.max(1)).map(<[usize]>::to_vec).collect()
+        order
+            .chunks(self.batch_size.max(1))
+            .map(<[usize]>::to_vec)
+            .collect()
     }
 
     /// Number of batches in one pass over `len` items.

@@ -44,7 +44,9 @@ fn files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let path = entry.map_err(|e| Error::io(dir, e))?.path();
-        let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
         if path.is_file() && !hidden {
             out.push(path);
         }
@@ -69,35 +71,59 @@ impl FolderSplit {
     /// class folders directly inside `dir` are split at random, `valid_pct` to validation, by `seed`.
     pub fn open(dir: &Path, valid_pct: f64, seed: u64) -> Result<Self> {
         if !dir.is_dir() {
-            return Err(Error::format(dir, "is not a folder of images (expected train/<class>/… or <class>/…)"));
+            return Err(Error::format(
+                dir,
+                "is not a folder of images (expected train/<class>/… or <class>/…)",
+            ));
         }
-        let valid_dir = ["valid", "val"].iter().map(|v| dir.join(v)).find(|p| p.is_dir());
+        let valid_dir = ["valid", "val"]
+            .iter()
+            .map(|v| dir.join(v))
+            .find(|p| p.is_dir());
         let split = if let (true, Some(valid_dir)) = (dir.join("train").is_dir(), valid_dir) {
             let classes = subdirs(&dir.join("train"))?;
             let train = list(&dir.join("train"), &classes)?;
             let valid = list(&valid_dir, &classes)?;
             for extra in subdirs(&valid_dir)?.iter().filter(|c| !classes.contains(c)) {
-                eprintln!("warning: {} has no training folder; its images are ignored", valid_dir.join(extra).display());
+                eprintln!(
+                    "warning: {} has no training folder; its images are ignored",
+                    valid_dir.join(extra).display()
+                );
             }
-            FolderSplit { classes, train, valid }
+            FolderSplit {
+                classes,
+                train,
+                valid,
+            }
         } else {
             let classes = subdirs(dir)?;
             let mut all = list(dir, &classes)?.items;
             all.shuffle(&mut StdRng::seed_from_u64(seed));
             let n_valid = ((all.len() as f64) * valid_pct).round() as usize;
             let train = all.split_off(n_valid.min(all.len()));
-            FolderSplit { classes, train: ItemList { items: train }, valid: ItemList { items: all } }
+            FolderSplit {
+                classes,
+                train: ItemList { items: train },
+                valid: ItemList { items: all },
+            }
         };
         if split.classes.len() < 2 {
             return Err(Error::format(
                 dir,
-                format!("needs at least two class folders, found {:?}", split.classes),
+                format!(
+                    "needs at least two class folders, found {:?}",
+                    split.classes
+                ),
             ));
         }
         if split.train.items.is_empty() || split.valid.items.is_empty() {
             return Err(Error::format(
                 dir,
-                format!("has {} training and {} validation files: both must be non-empty", split.train.items.len(), split.valid.items.len()),
+                format!(
+                    "has {} training and {} validation files: both must be non-empty",
+                    split.train.items.len(),
+                    split.valid.items.len()
+                ),
             ));
         }
         Ok(split)

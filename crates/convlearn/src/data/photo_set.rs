@@ -38,7 +38,15 @@ pub struct PhotoSet {
 
 impl PhotoSet {
     /// Decodes `items` in parallel, keeping each image with its shorter side at most `1.25 × size`.
-    pub fn decode(list: &ItemList, classes: &[String], channels: usize, size: usize, crop: Crop, augment: Augment, title: &str, verbose: bool) -> Self {
+    /// The set starts with no crop and no augmentation (see [`PhotoSet::with`]).
+    pub fn decode(
+        list: &ItemList,
+        classes: &[String],
+        channels: usize,
+        size: usize,
+        title: &str,
+        verbose: bool,
+    ) -> Self {
         let bar = Progress::new(list.items.len() as u64, title, verbose);
         let keep = (size as f32 * 1.25).round() as u32;
         let decoded: Vec<(PathBuf, usize, Result<DynamicImage>)> = list
@@ -49,7 +57,10 @@ impl PhotoSet {
                     let short = im.width().min(im.height());
                     if short > keep {
                         let scale = keep as f32 / short as f32;
-                        let (w, h) = ((im.width() as f32 * scale).round() as u32, (im.height() as f32 * scale).round() as u32);
+                        let (w, h) = (
+                            (im.width() as f32 * scale).round() as u32,
+                            (im.height() as f32 * scale).round() as u32,
+                        );
                         im.resize_exact(w.max(1), h.max(1), FilterType::Triangle)
                     } else {
                         im
@@ -67,8 +78,8 @@ impl PhotoSet {
             classes: classes.to_vec(),
             channels,
             size,
-            crop,
-            augment,
+            crop: Crop::None,
+            augment: Augment::None,
             skipped: Vec::new(),
         };
         for (path, label, image) in decoded {
@@ -88,6 +99,15 @@ impl PhotoSet {
     }
 }
 
+impl PhotoSet {
+    /// The same photos with an evaluation crop and a training augmentation.
+    pub fn with(mut self, crop: Crop, augment: Augment) -> Self {
+        self.crop = crop;
+        self.augment = augment;
+        self
+    }
+}
+
 impl ImageSource for PhotoSet {
     fn len(&self) -> usize {
         self.images.len()
@@ -104,8 +124,15 @@ impl ImageSource for PhotoSet {
     fn item(&self, i: usize, rng: Option<&mut StdRng>) -> FeatureMaps {
         let image = &self.images[i];
         let maps = match rng {
-            Some(rng) if self.augment != Augment::None => self.augment.apply(image, self.crop, self.channels, self.size, rng),
-            _ => image_to_maps(&self.crop.apply(image), self.channels, Some((self.size as u32, self.size as u32))),
+            Some(rng) if self.augment != Augment::None => {
+                self.augment
+                    .apply(image, self.crop, self.channels, self.size, rng)
+            }
+            _ => image_to_maps(
+                &self.crop.apply(image),
+                self.channels,
+                Some((self.size as u32, self.size as u32)),
+            ),
         };
         maps.expect("channels are 1 or 3")
     }

@@ -52,7 +52,10 @@ impl Crop {
             Crop::EachSide { fraction } => (fw * fraction, fh * fraction),
             Crop::Square { fraction } => (fw.min(fh) * fraction, fw.min(fh) * fraction),
         };
-        ((cw.round() as u32).clamp(1, w), (ch.round() as u32).clamp(1, h))
+        (
+            (cw.round() as u32).clamp(1, w),
+            (ch.round() as u32).clamp(1, h),
+        )
     }
 
     /// Applies the crop.

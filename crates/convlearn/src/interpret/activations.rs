@@ -28,7 +28,9 @@ pub fn render_activations(
     path: &Path,
     device: &Device,
 ) -> Result<Vec<f32>> {
-    let (logits, stages) = model.network.forward_with_stages(model_input(model, image, device));
+    let (logits, stages) = model
+        .network
+        .forward_with_stages(model_input(model, image, device));
     let probs = values(softmax(logits, 1));
     let mut rows: Vec<(String, FeatureMaps)> = vec![(
         format!("input {}×{}", image.width, image.height),
@@ -36,7 +38,10 @@ pub fn render_activations(
     )];
     for (name, tensor) in stages {
         let mut maps = first_maps(tensor);
-        let mut label = format!("{name}: {} channels, {}×{}", maps.channels, maps.width, maps.height);
+        let mut label = format!(
+            "{name}: {} channels, {}×{}",
+            maps.channels, maps.width, maps.height
+        );
         if maps.channels > MAX_CHANNELS {
             label = format!("{label}, first {MAX_CHANNELS} shown");
             maps.data.truncate(MAX_CHANNELS * maps.height * maps.width);

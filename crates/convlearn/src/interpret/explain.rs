@@ -40,7 +40,8 @@ pub fn explain(
     x: usize,
     device: &Device,
 ) -> Result<Explanation> {
-    let (Network::Plain(net), ArchSpec::Plain { spec, .. }) = (&model.network, &model.meta.arch) else {
+    let (Network::Plain(net), ArchSpec::Plain { spec, .. }) = (&model.network, &model.meta.arch)
+    else {
         return Err(Error::Invalid(format!(
             "explain shows the arithmetic of a plain CNN's conv layers; this model is {}",
             model.meta.arch.name()

@@ -29,7 +29,11 @@ pub fn read_model_image(model: &SavedModel, path: &Path) -> Result<FeatureMaps> 
 /// A batch of one: `maps` normalised as the model expects, as `[1, c, h, w]` on `device`.
 pub fn model_input(model: &SavedModel, maps: &FeatureMaps, device: &Device) -> Tensor<4> {
     let mut values = maps.data.clone();
-    model.meta.preprocess.normalization.apply(&mut values, maps.channels);
+    model
+        .meta
+        .preprocess
+        .normalization
+        .apply(&mut values, maps.channels);
     Tensor::from_data(
         TensorData::new(values, [1, maps.channels, maps.height, maps.width]),
         device,

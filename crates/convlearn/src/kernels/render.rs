@@ -188,8 +188,16 @@ pub fn render_kernel_figure(fig: &KernelFigure, gray: bool, path: &Path) -> Resu
             row_y += 18;
         }
         for r in 0..fig.kernel.height {
-            let row: Vec<String> = (0..fig.kernel.width).map(|k| format!("{:>6.2}", fig.kernel.get(c, r, k))).collect();
-            canvas.text(x, row_y, 14.0, &format!("[{}]", row.join(" ")), [40, 40, 40]);
+            let row: Vec<String> = (0..fig.kernel.width)
+                .map(|k| format!("{:>6.2}", fig.kernel.get(c, r, k)))
+                .collect();
+            canvas.text(
+                x,
+                row_y,
+                14.0,
+                &format!("[{}]", row.join(" ")),
+                [40, 40, 40],
+            );
             row_y += 18;
         }
     }

@@ -38,8 +38,9 @@ pub fn write_checkpoint(path: &Path, model: &SavedModel, state: &TrainingState) 
 
 /// Reads a checkpoint: the model (on `device`) and the training state.
 pub fn read_checkpoint(path: &Path, device: &Device) -> Result<(SavedModel, TrainingState)> {
-    let json = SavedModel::read_metadata_entry(path, STATE_KEY)?
-        .ok_or_else(|| Error::format(path, "is a model but not a checkpoint (no training state)"))?;
+    let json = SavedModel::read_metadata_entry(path, STATE_KEY)?.ok_or_else(|| {
+        Error::format(path, "is a model but not a checkpoint (no training state)")
+    })?;
     let state = serde_json::from_str(&json)
         .map_err(|e| Error::format(path, format!("training state is malformed: {e}")))?;
     Ok((SavedModel::load(path, device)?, state))

@@ -32,6 +32,11 @@ impl ImageSource for FeatureSet {
         [self.dim, 1, 1]
     }
     fn item(&self, i: usize, _rng: Option<&mut StdRng>) -> FeatureMaps {
-        FeatureMaps::new(self.dim, 1, 1, self.values[i * self.dim..(i + 1) * self.dim].to_vec())
+        FeatureMaps::new(
+            self.dim,
+            1,
+            1,
+            self.values[i * self.dim..(i + 1) * self.dim].to_vec(),
+        )
     }
 }

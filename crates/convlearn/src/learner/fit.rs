@@ -9,8 +9,11 @@ use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
 
-use super::{EpochRecord, FeatureSet, History, LayerRates, Progress, Schedule, accuracy, argmax_rows, cross_entropy};
 use super::groups::{group_params, set_trainable};
+use super::{
+    EpochRecord, FeatureSet, History, LayerRates, Progress, Schedule, accuracy, argmax_rows,
+    cross_entropy,
+};
 use super::{TrainingState, write_checkpoint};
 use crate::data::{Batcher, ImageSource, Normalization};
 use crate::error::{Error, Result};
@@ -119,18 +122,33 @@ impl Learner {
 
     /// The trained model, ready to save or predict with.
     pub fn saved_model(&self) -> SavedModel {
-        SavedModel { meta: self.meta.clone(), network: self.model.valid() }
+        SavedModel {
+            meta: self.meta.clone(),
+            network: self.model.valid(),
+        }
     }
 
     fn batcher(&self, batch_size: usize, normalization: Normalization, train: bool) -> Batcher {
-        let device = if train { self.device.clone() } else { self.device.clone().without_autodiff() };
-        Batcher { normalization, batch_size, device }
+        let device = if train {
+            self.device.clone()
+        } else {
+            self.device.clone().without_autodiff()
+        };
+        Batcher {
+            normalization,
+            batch_size,
+            device,
+        }
     }
 
     /// Logits `[len, classes]` (row-major, host) of every item of `set`, in inference mode.
     pub fn predict_logits(&self, set: &dyn ImageSource, batch_size: usize) -> Vec<f32> {
         let model = self.model.valid();
-        let batcher = self.batcher(batch_size, self.meta.preprocess.normalization.clone(), false);
+        let batcher = self.batcher(
+            batch_size,
+            self.meta.preprocess.normalization.clone(),
+            false,
+        );
         let mut out = Vec::new();
         for idx in batcher.epoch_indices(set.len(), None) {
             out.extend(values(model.forward(batcher.batch(set, &idx).images)));
@@ -143,7 +161,12 @@ impl Learner {
         self.evaluate_with(set, batch_size, false)
     }
 
-    fn evaluate_with(&self, set: &dyn ImageSource, batch_size: usize, features: bool) -> (f64, f64) {
+    fn evaluate_with(
+        &self,
+        set: &dyn ImageSource,
+        batch_size: usize,
+        features: bool,
+    ) -> (f64, f64) {
         let model = self.model.valid();
         let norm = self.normalization_for(features);
         let batcher = self.batcher(batch_size, norm, false);
@@ -156,7 +179,10 @@ impl Learner {
             loss_sum += loss * idx.len() as f64;
             predictions.extend(argmax_rows(&values(logits), classes));
         }
-        (loss_sum / set.len().max(1) as f64, accuracy(&predictions, set.labels()))
+        (
+            loss_sum / set.len().max(1) as f64,
+            accuracy(&predictions, set.labels()),
+        )
     }
 
     fn normalization_for(&self, features: bool) -> Normalization {
@@ -169,24 +195,46 @@ impl Learner {
 
     /// Trains on `train`, validating on `valid` after each epoch. A NaN or infinite loss stops
     /// training with an error naming the epoch and batch; the weights from before that batch stay.
-    pub fn fit(&mut self, train: &dyn ImageSource, valid: &dyn ImageSource, cfg: &FitConfig) -> Result<History> {
+    pub fn fit(
+        &mut self,
+        train: &dyn ImageSource,
+        valid: &dyn ImageSource,
+        cfg: &FitConfig,
+    ) -> Result<History> {
         self.fit_inner(train, valid, cfg, false)
     }
 
     /// Trains only the head on body activations computed once ([`Learner::precompute`]).
-    pub fn fit_head(&mut self, train: &FeatureSet, valid: &FeatureSet, cfg: &FitConfig) -> Result<History> {
+    pub fn fit_head(
+        &mut self,
+        train: &FeatureSet,
+        valid: &FeatureSet,
+        cfg: &FitConfig,
+    ) -> Result<History> {
         if self.frozen_before + 1 != self.num_groups() {
-            return Err(Error::Invalid("precompute trains the head alone: freeze the body first".into()));
+            return Err(Error::Invalid(
+                "precompute trains the head alone: freeze the body first".into(),
+            ));
         }
         self.fit_inner(train, valid, cfg, true)
     }
 
     /// The body's pooled activations for every item of `set` (no augmentation), computed once.
-    pub fn precompute(&self, set: &dyn ImageSource, batch_size: usize, title: &str, verbose: bool) -> Result<FeatureSet> {
+    pub fn precompute(
+        &self,
+        set: &dyn ImageSource,
+        batch_size: usize,
+        title: &str,
+        verbose: bool,
+    ) -> Result<FeatureSet> {
         let Network::Pretrained(p) = self.model.valid() else {
             return Err(Error::Invalid("precompute needs a pretrained body".into()));
         };
-        let batcher = self.batcher(batch_size, self.meta.preprocess.normalization.clone(), false);
+        let batcher = self.batcher(
+            batch_size,
+            self.meta.preprocess.normalization.clone(),
+            false,
+        );
         let order = batcher.epoch_indices(set.len(), None);
         let bar = Progress::new(order.len() as u64, title, verbose);
         let mut features = Vec::new();
@@ -199,10 +247,21 @@ impl Learner {
             Ok(())
         })?;
         bar.finish();
-        Ok(FeatureSet { values: features, dim, labels: set.labels().to_vec(), classes: set.classes().to_vec() })
+        Ok(FeatureSet {
+            values: features,
+            dim,
+            labels: set.labels().to_vec(),
+            classes: set.classes().to_vec(),
+        })
     }
 
-    fn fit_inner(&mut self, train: &dyn ImageSource, valid: &dyn ImageSource, cfg: &FitConfig, features: bool) -> Result<History> {
+    fn fit_inner(
+        &mut self,
+        train: &dyn ImageSource,
+        valid: &dyn ImageSource,
+        cfg: &FitConfig,
+        features: bool,
+    ) -> Result<History> {
         if train.is_empty() {
             return Err(Error::Invalid("the training set is empty".into()));
         }
@@ -211,23 +270,39 @@ impl Learner {
         // With the whole body frozen, it runs on the plain device (no autodiff bookkeeping) and only
         // its pooled output enters the graph: the same result, much faster.
         let frozen_body = match (&self.model, features) {
-            (Network::Pretrained(_), false) if self.frozen_before + 1 == self.num_groups() => match self.model.valid() {
-                Network::Pretrained(p) => Some(p.body),
-                Network::Plain(_) => None,
-            },
+            (Network::Pretrained(_), false) if self.frozen_before + 1 == self.num_groups() => {
+                match self.model.valid() {
+                    Network::Pretrained(p) => Some(p.body),
+                    Network::Plain(_) => None,
+                }
+            }
             _ => None,
         };
-        let batcher = self.batcher(cfg.batch_size, self.normalization_for(features), frozen_body.is_none());
+        let batcher = self.batcher(
+            cfg.batch_size,
+            self.normalization_for(features),
+            frozen_body.is_none(),
+        );
         let per_epoch = batcher.num_batches(train.len());
-        let mut optim = AdamWConfig::new().with_weight_decay(cfg.weight_decay as f32).init();
-        let mut run = History { steps_per_epoch: per_epoch, ..History::default() };
+        let mut optim = AdamWConfig::new()
+            .with_weight_decay(cfg.weight_decay as f32)
+            .init();
+        let mut run = History {
+            steps_per_epoch: per_epoch,
+            ..History::default()
+        };
         let offset = self.history.batch_losses.len();
         for epoch in cfg.start_epoch + 1..=cfg.epochs {
             let start = Instant::now();
-            let bar = Progress::new(per_epoch as u64, &format!("epoch {epoch}/{}", cfg.epochs), cfg.verbose);
+            let bar = Progress::new(
+                per_epoch as u64,
+                &format!("epoch {epoch}/{}", cfg.epochs),
+                cfg.verbose,
+            );
             let mut loss_sum = 0.0;
             let order = batcher.epoch_indices(train.len(), Some(cfg.seed + epoch as u64));
-            let augment = (!features).then_some(cfg.seed.wrapping_mul(31).wrapping_add(epoch as u64));
+            let augment =
+                (!features).then_some(cfg.seed.wrapping_mul(31).wrapping_add(epoch as u64));
             let step0 = (epoch - 1) * per_epoch;
             batcher.for_each(train, &order, augment, |b, batch| -> Result<()> {
                 let step = step0 + b;
@@ -286,8 +361,18 @@ impl Learner {
                 );
             }
             run.epochs.push(record.clone());
-            self.history.batch_losses.extend(run.batch_losses.iter().filter(|(s, _)| *s >= offset + step0).copied());
-            self.history.learning_rates.extend(run.learning_rates.iter().filter(|(s, _)| *s >= offset + step0).copied());
+            self.history.batch_losses.extend(
+                run.batch_losses
+                    .iter()
+                    .filter(|(s, _)| *s >= offset + step0)
+                    .copied(),
+            );
+            self.history.learning_rates.extend(
+                run.learning_rates
+                    .iter()
+                    .filter(|(s, _)| *s >= offset + step0)
+                    .copied(),
+            );
             self.history.epochs.push(record);
             self.history.steps_per_epoch = per_epoch;
             if let Some(path) = &self.checkpoint {

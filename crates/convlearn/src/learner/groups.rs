@@ -36,7 +36,8 @@ impl ModuleMapper for Freezer {
             return flag;
         }
         let group = self.layout.group_of(&self.stack.path());
-        let training = group >= self.frozen_before && (self.layout.is_head(group) || !self.bn_freeze);
+        let training =
+            group >= self.frozen_before && (self.layout.is_head(group) || !self.bn_freeze);
         flag.with_value(training)
     }
 }
@@ -44,7 +45,12 @@ impl ModuleMapper for Freezer {
 /// Freezes the layer groups before `frozen_before` and applies `bn_freeze` to the body.
 pub fn set_trainable(net: Network, frozen_before: usize, bn_freeze: bool) -> Network {
     let layout = net.layout();
-    net.map(&mut Freezer { layout, frozen_before, bn_freeze, stack: PathStack::default() })
+    net.map(&mut Freezer {
+        layout,
+        frozen_before,
+        bn_freeze,
+        stack: PathStack::default(),
+    })
 }
 
 struct GroupIds {
@@ -71,7 +77,11 @@ impl ModuleVisitor for GroupIds {
 /// The parameters of each layer group, for per-group learning rates.
 pub fn group_params(net: &Network) -> Vec<ParamGroup> {
     let layout = net.layout();
-    let mut v = GroupIds { layout, stack: PathStack::default(), ids: vec![Vec::new(); layout.num_groups()] };
+    let mut v = GroupIds {
+        layout,
+        stack: PathStack::default(),
+        ids: vec![Vec::new(); layout.num_groups()],
+    };
     net.visit(&mut v);
     v.ids.into_iter().map(ParamGroup::from_ids).collect()
 }

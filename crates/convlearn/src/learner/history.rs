@@ -36,6 +36,25 @@ pub struct History {
 }
 
 impl History {
+    /// Draws the learning rate of the last layer group per batch (the schedule) to `path`.
+    pub fn plot_schedule(&self, path: &Path) -> Result<()> {
+        let points = self
+            .learning_rates
+            .iter()
+            .map(|&(s, lr)| (s as f64, lr))
+            .collect();
+        plot_curves(
+            path,
+            "Learning-rate schedule",
+            "batches",
+            "learning rate (last layer group)",
+            &[Series {
+                name: "learning rate".into(),
+                points,
+            }],
+        )
+    }
+
     /// Draws the training loss (per batch, smoothed) and the validation loss (per epoch) to `path`.
     pub fn plot_loss(&self, path: &Path) -> Result<()> {
         let mut smooth = Vec::with_capacity(self.batch_losses.len());

@@ -30,7 +30,12 @@ pub struct LrFinder {
 impl LrFinder {
     /// Loss against log₁₀(learning rate), with the suggestion marked in the legend.
     pub fn plot(&self, path: &Path) -> Result<()> {
-        let points = self.lrs.iter().zip(&self.losses).map(|(lr, l)| (lr.log10(), *l)).collect();
+        let points = self
+            .lrs
+            .iter()
+            .zip(&self.losses)
+            .map(|(lr, l)| (lr.log10(), *l))
+            .collect();
         let lo = self.losses.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = self.losses.first().copied().unwrap_or(lo);
         plot_curves(
@@ -39,7 +44,10 @@ impl LrFinder {
             "log10(learning rate)",
             "smoothed loss",
             &[
-                Series { name: "loss".into(), points },
+                Series {
+                    name: "loss".into(),
+                    points,
+                },
                 Series {
                     name: format!("suggested {:.1e}", self.suggestion),
                     points: vec![(self.suggestion.log10(), lo), (self.suggestion.log10(), hi)],
@@ -52,7 +60,11 @@ impl LrFinder {
 /// Sweeps the learning rate on `train` (at most one epoch, at most 100 steps) and restores the
 /// learner's weights afterwards. On a small set the batches shrink (down to 4 images) so the sweep
 /// still has about 50 steps.
-pub fn lr_find(learner: &mut Learner, train: &dyn ImageSource, cfg: &FitConfig) -> Result<LrFinder> {
+pub fn lr_find(
+    learner: &mut Learner,
+    train: &dyn ImageSource,
+    cfg: &FitConfig,
+) -> Result<LrFinder> {
     let (start, end) = (1e-7f64, 10.0f64);
     let batcher = Batcher {
         normalization: learner.meta.preprocess.normalization.clone(),
@@ -63,31 +75,38 @@ pub fn lr_find(learner: &mut Learner, train: &dyn ImageSource, cfg: &FitConfig) 
     order.truncate(100);
     let steps = order.len().max(2);
     let saved = learner.model.clone();
-    let mut optim = AdamWConfig::new().with_weight_decay(cfg.weight_decay as f32).init();
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(cfg.weight_decay as f32)
+        .init();
     let (mut lrs, mut losses) = (Vec::new(), Vec::new());
     let (mut avg, mut best) = (0.0, f64::INFINITY);
     let bar = Progress::new(steps as u64, "lr_find", cfg.verbose);
-    let result = batcher.for_each(train, &order, Some(cfg.seed), |b, batch| -> std::result::Result<(), ()> {
-        let lr = start * (end / start).powf(b as f64 / (steps - 1) as f64);
-        let model = learner.model.clone();
-        let loss = cross_entropy(model.forward(batch.images), batch.targets);
-        let value = loss.clone().into_scalar::<f32>() as f64;
-        if !value.is_finite() {
-            return Err(());
-        }
-        avg = 0.98 * avg + 0.02 * value;
-        let smooth = avg / (1.0 - 0.98f64.powi(b as i32 + 1));
-        lrs.push(lr);
-        losses.push(smooth);
-        best = best.min(smooth);
-        bar.step(format!("lr {lr:.1e} loss {smooth:.4}"));
-        if smooth > 4.0 * best && b > 10 {
-            return Err(());
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        learner.model = optim.step(lr, model, grads);
-        Ok(())
-    });
+    let result = batcher.for_each(
+        train,
+        &order,
+        Some(cfg.seed),
+        |b, batch| -> std::result::Result<(), ()> {
+            let lr = start * (end / start).powf(b as f64 / (steps - 1) as f64);
+            let model = learner.model.clone();
+            let loss = cross_entropy(model.forward(batch.images), batch.targets);
+            let value = loss.clone().into_scalar::<f32>() as f64;
+            if !value.is_finite() {
+                return Err(());
+            }
+            avg = 0.98 * avg + 0.02 * value;
+            let smooth = avg / (1.0 - 0.98f64.powi(b as i32 + 1));
+            lrs.push(lr);
+            losses.push(smooth);
+            best = best.min(smooth);
+            bar.step(format!("lr {lr:.1e} loss {smooth:.4}"));
+            if smooth > 4.0 * best && b > 10 {
+                return Err(());
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            learner.model = optim.step(lr, model, grads);
+            Ok(())
+        },
+    );
     bar.finish();
     let _diverged = result.is_err();
     learner.model = saved;
@@ -97,15 +116,33 @@ pub fn lr_find(learner: &mut Learner, train: &dyn ImageSource, cfg: &FitConfig) 
             lrs.len()
         )));
     }
-    let (min_i, _) = losses.iter().enumerate().fold((0, f64::INFINITY), |b, (i, &l)| if l < b.1 { (i, l) } else { b });
+    let (min_i, _) =
+        losses.iter().enumerate().fold(
+            (0, f64::INFINITY),
+            |b, (i, &l)| if l < b.1 { (i, l) } else { b },
+        );
     // steepest descent before the minimum, ignoring the first tenth (the smoothing's warm-up)
     let from = (lrs.len() / 10).max(1);
     let steepest = (from..=min_i.max(from).min(losses.len() - 1))
-        .map(|i| (i, (losses[i] - losses[i - 1]) / (lrs[i].log10() - lrs[i - 1].log10())))
-        .fold((0, f64::INFINITY), |b, (i, g)| if g < b.1 { (i, g) } else { b })
+        .map(|i| {
+            (
+                i,
+                (losses[i] - losses[i - 1]) / (lrs[i].log10() - lrs[i - 1].log10()),
+            )
+        })
+        .fold(
+            (0, f64::INFINITY),
+            |b, (i, g)| if g < b.1 { (i, g) } else { b },
+        )
         .0;
     let min_loss_lr = lrs[min_i];
     let steepest_lr = lrs[steepest];
     let suggestion = min_loss_lr / 10.0;
-    Ok(LrFinder { lrs, losses, min_loss_lr, steepest_lr, suggestion })
+    Ok(LrFinder {
+        lrs,
+        losses,
+        min_loss_lr,
+        steepest_lr,
+        suggestion,
+    })
 }

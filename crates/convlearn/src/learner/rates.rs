@@ -26,7 +26,9 @@ impl LayerRates {
             return Ok(LayerRates::Range(num(lo)?, num(hi)?));
         }
         if text.contains(',') {
-            return Ok(LayerRates::List(text.split(',').map(num).collect::<Result<_>>()?));
+            return Ok(LayerRates::List(
+                text.split(',').map(num).collect::<Result<_>>()?,
+            ));
         }
         Ok(LayerRates::Single(num(text)?))
     }
@@ -45,7 +47,10 @@ impl LayerRates {
             }
             LayerRates::List(v) if v.len() == groups => v.clone(),
             LayerRates::List(v) => {
-                return Err(Error::Invalid(format!("{} learning rates given for {groups} layer groups", v.len())));
+                return Err(Error::Invalid(format!(
+                    "{} learning rates given for {groups} layer groups",
+                    v.len()
+                )));
             }
         })
     }
@@ -66,11 +71,29 @@ mod tests {
 
     #[test]
     fn parses_and_spreads_geometrically() {
-        assert_eq!(LayerRates::parse("1e-3").unwrap().per_group(3).unwrap(), vec![1e-3; 3]);
-        let r = LayerRates::parse("1e-5..1e-3").unwrap().per_group(3).unwrap();
-        assert!((r[0] - 1e-5).abs() < 1e-12 && (r[1] - 1e-4).abs() < 1e-12 && (r[2] - 1e-3).abs() < 1e-12);
-        assert_eq!(LayerRates::parse("0,0.1,1").unwrap().per_group(3).unwrap(), vec![0.0, 0.1, 1.0]);
+        assert_eq!(
+            LayerRates::parse("1e-3").unwrap().per_group(3).unwrap(),
+            vec![1e-3; 3]
+        );
+        let r = LayerRates::parse("1e-5..1e-3")
+            .unwrap()
+            .per_group(3)
+            .unwrap();
+        assert!(
+            (r[0] - 1e-5).abs() < 1e-12
+                && (r[1] - 1e-4).abs() < 1e-12
+                && (r[2] - 1e-3).abs() < 1e-12
+        );
+        assert_eq!(
+            LayerRates::parse("0,0.1,1").unwrap().per_group(3).unwrap(),
+            vec![0.0, 0.1, 1.0]
+        );
         assert!(LayerRates::parse("0,1").unwrap().per_group(3).is_err());
-        assert!(LayerRates::parse("fast").unwrap_err().to_string().contains("1e-5..1e-3"));
+        assert!(
+            LayerRates::parse("fast")
+                .unwrap_err()
+                .to_string()
+                .contains("1e-5..1e-3")
+        );
     }
 }

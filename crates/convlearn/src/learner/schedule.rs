@@ -39,7 +39,13 @@ fn cos_anneal(from: f64, to: f64, t: f64) -> f64 {
 impl OneCycle {
     /// PyTorch's defaults: 25 % warm-up, div 25, final_div 1e4.
     pub fn new(max_lr: f64, total_steps: usize) -> Self {
-        Self { max_lr, total_steps, pct_start: 0.25, div: 25.0, final_div: 1e4 }
+        Self {
+            max_lr,
+            total_steps,
+            pct_start: 0.25,
+            div: 25.0,
+            final_div: 1e4,
+        }
     }
 
     /// The learning rate at step `step` (0-based).
@@ -74,7 +80,10 @@ impl Schedule {
     pub fn factor(&self, step: usize, epochs: usize, per_epoch: usize) -> f64 {
         match *self {
             Schedule::OneCycle => OneCycle::new(1.0, epochs * per_epoch).lr(step),
-            Schedule::Sgdr { cycle_len, cycle_mult } => {
+            Schedule::Sgdr {
+                cycle_len,
+                cycle_mult,
+            } => {
                 let (mut start, mut len) = (0, cycle_len.max(1) * per_epoch);
                 while step >= start + len {
                     start += len;
@@ -89,9 +98,12 @@ impl Schedule {
     pub fn epochs_for(&self, cycles: usize) -> usize {
         match *self {
             Schedule::OneCycle => cycles,
-            Schedule::Sgdr { cycle_len, cycle_mult } => {
-                (0..cycles).map(|c| cycle_len * cycle_mult.max(1).pow(c as u32)).sum()
-            }
+            Schedule::Sgdr {
+                cycle_len,
+                cycle_mult,
+            } => (0..cycles)
+                .map(|c| cycle_len * cycle_mult.max(1).pow(c as u32))
+                .sum(),
         }
     }
 }
@@ -113,12 +125,18 @@ mod tests {
 
     #[test]
     fn sgdr_restarts_with_growing_cycles() {
-        let s = Schedule::Sgdr { cycle_len: 1, cycle_mult: 2 };
+        let s = Schedule::Sgdr {
+            cycle_len: 1,
+            cycle_mult: 2,
+        };
         // cycles of 10, 20, 40 steps with 10 steps per epoch
         assert_eq!(s.factor(0, 7, 10), 1.0);
         assert!((s.factor(5, 7, 10) - 0.5).abs() < 1e-12);
         assert_eq!(s.factor(10, 7, 10), 1.0, "restart");
-        assert!((s.factor(20, 7, 10) - 0.5).abs() < 1e-12, "middle of the 20-step cycle");
+        assert!(
+            (s.factor(20, 7, 10) - 0.5).abs() < 1e-12,
+            "middle of the 20-step cycle"
+        );
         assert_eq!(s.factor(30, 7, 10), 1.0, "second restart");
         assert_eq!(s.epochs_for(3), 7);
     }

@@ -5,7 +5,9 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{MobileNetV2Body, PaddingStyle, ResNetBody, mobilenet_v2_torch_name, resnet_torch_name};
+use super::{
+    MobileNetV2Body, PaddingStyle, ResNetBody, mobilenet_v2_torch_name, resnet_torch_name,
+};
 use crate::error::{Error, Result};
 
 /// Backbone architectures.
@@ -44,7 +46,11 @@ impl BackboneKind {
 
     /// The CLI name.
     pub fn name(self) -> &'static str {
-        Self::ALL.iter().find(|(_, k)| *k == self).map(|(n, _)| *n).expect("listed")
+        Self::ALL
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map(|(n, _)| *n)
+            .expect("listed")
     }
 
     /// Channels of the body's last feature maps.
@@ -66,6 +72,8 @@ impl BackboneKind {
 }
 
 /// A pretrained body.
+// Variants are whole layers, built once and moved rarely; burn modules cannot be boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Body {
     /// A ResNet.
@@ -79,7 +87,9 @@ impl Body {
     pub fn new(kind: BackboneKind, padding: PaddingStyle, device: &Device) -> Result<Self> {
         let resnet = |blocks, bottleneck| {
             if padding == PaddingStyle::TfSame {
-                return Err(Error::Invalid("TF-'SAME' padding is only implemented for mobilenet_v2".into()));
+                return Err(Error::Invalid(
+                    "TF-'SAME' padding is only implemented for mobilenet_v2".into(),
+                ));
             }
             Ok(Body::ResNet(ResNetBody::new(blocks, bottleneck, device)))
         };
@@ -89,7 +99,9 @@ impl Body {
             BackboneKind::Resnet50 => resnet([3, 4, 6, 3], true),
             BackboneKind::Resnet101 => resnet([3, 4, 23, 3], true),
             BackboneKind::Resnet152 => resnet([3, 8, 36, 3], true),
-            BackboneKind::MobilenetV2 => Ok(Body::MobileNetV2(MobileNetV2Body::new(padding, device))),
+            BackboneKind::MobilenetV2 => {
+                Ok(Body::MobileNetV2(MobileNetV2Body::new(padding, device)))
+            }
         }
     }
 

@@ -48,7 +48,10 @@ impl ConvBn {
             .with_bias(false)
             .with_padding(padding)
             .init(device);
-        Self { conv, bn: BatchNorm::new(cout, device) }
+        Self {
+            conv,
+            bn: BatchNorm::new(cout, device),
+        }
     }
 
     /// Convolution then BatchNorm (no activation).

@@ -54,7 +54,8 @@ impl FastaiHead {
     /// Logits from pooled features `[b, 2c]` (what precompute caches).
     pub fn forward_pooled(&self, x: Tensor<2>) -> Tensor<2> {
         let x = self.fc1.forward(self.drop1.forward(self.bn1.forward(x)));
-        self.fc2.forward(self.drop2.forward(self.bn2.forward(relu(x))))
+        self.fc2
+            .forward(self.drop2.forward(self.bn2.forward(relu(x))))
     }
 }
 
@@ -80,6 +81,8 @@ pub struct HeadSpec {
 }
 
 /// Either head.
+// Variants are whole layers, built once and moved rarely; burn modules cannot be boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Head {
     /// Average pool → linear.
@@ -92,8 +95,12 @@ impl Head {
     /// A fresh head for a body of `features` channels.
     pub fn new(spec: &HeadSpec, features: usize, device: &Device) -> Self {
         match spec.kind {
-            HeadKind::ImageNet => Head::ImageNet(LinearConfig::new(features, spec.classes).init(device)),
-            HeadKind::Fastai => Head::Fastai(FastaiHead::new(features, spec.hidden, spec.classes, device)),
+            HeadKind::ImageNet => {
+                Head::ImageNet(LinearConfig::new(features, spec.classes).init(device))
+            }
+            HeadKind::Fastai => {
+                Head::Fastai(FastaiHead::new(features, spec.hidden, spec.classes, device))
+            }
         }
     }
 

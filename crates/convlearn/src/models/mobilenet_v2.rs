@@ -22,6 +22,8 @@ pub struct InvertedResidual {
 }
 
 /// One entry of `features`.
+// Variants are whole layers, built once and moved rarely; burn modules cannot be boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum MobileStage {
     /// Conv + BN + ReLU6 (the first and the last entries).
@@ -38,13 +40,27 @@ pub struct MobileNetV2Body {
 }
 
 /// (expansion t, channels c, repeats n, first stride s), as in the paper and torchvision.
-const SETTING: [[usize; 4]; 7] =
-    [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]];
+const SETTING: [[usize; 4]; 7] = [
+    [1, 16, 1, 1],
+    [6, 24, 2, 2],
+    [6, 32, 3, 2],
+    [6, 64, 4, 2],
+    [6, 96, 3, 1],
+    [6, 160, 3, 2],
+    [6, 320, 1, 1],
+];
 
 impl MobileNetV2Body {
     /// Width 1.0 MobileNetV2 features, padded as `style` says.
     pub fn new(style: PaddingStyle, device: &Device) -> Self {
-        let mut features = vec![MobileStage::ConvBnRelu6(ConvBn::new([3, 32], 3, 2, 1, style, device))];
+        let mut features = vec![MobileStage::ConvBnRelu6(ConvBn::new(
+            [3, 32],
+            3,
+            2,
+            1,
+            style,
+            device,
+        ))];
         let mut cin = 32;
         for [t, c, n, s] in SETTING {
             for i in 0..n {
@@ -59,7 +75,14 @@ impl MobileNetV2Body {
                 cin = c;
             }
         }
-        features.push(MobileStage::ConvBnRelu6(ConvBn::new([cin, 1280], 1, 1, 1, style, device)));
+        features.push(MobileStage::ConvBnRelu6(ConvBn::new(
+            [cin, 1280],
+            1,
+            1,
+            1,
+            style,
+            device,
+        )));
         Self { features }
     }
 
@@ -96,7 +119,9 @@ impl MobileNetV2Body {
 /// `expands[i]` says whether block `i` has an expansion conv (it shifts the indices inside the block).
 pub fn mobilenet_v2_torch_name(path: &str, expands: &[bool]) -> String {
     let parts: Vec<&str> = path.split('.').collect();
-    let ["features", i, rest @ ..] = parts.as_slice() else { return path.to_string() };
+    let ["features", i, rest @ ..] = parts.as_slice() else {
+        return path.to_string();
+    };
     let idx: usize = i.parse().unwrap_or(0);
     let sub = |which: &str| if which == "conv" { "0" } else { "1" };
     let mapped = match rest {
@@ -123,14 +148,41 @@ mod tests {
     #[test]
     fn torchvision_names() {
         let ex = [false, false, true];
-        assert_eq!(mobilenet_v2_torch_name("features.0.conv.weight", &ex), "features.0.0.weight");
-        assert_eq!(mobilenet_v2_torch_name("features.0.bn.running_mean", &ex), "features.0.1.running_mean");
-        assert_eq!(mobilenet_v2_torch_name("features.1.depthwise.conv.weight", &ex), "features.1.conv.0.0.weight");
-        assert_eq!(mobilenet_v2_torch_name("features.1.project.conv.weight", &ex), "features.1.conv.1.weight");
-        assert_eq!(mobilenet_v2_torch_name("features.1.project.bn.bias", &ex), "features.1.conv.2.bias");
-        assert_eq!(mobilenet_v2_torch_name("features.2.expand.bn.weight", &ex), "features.2.conv.0.1.weight");
-        assert_eq!(mobilenet_v2_torch_name("features.2.depthwise.conv.weight", &ex), "features.2.conv.1.0.weight");
-        assert_eq!(mobilenet_v2_torch_name("features.2.project.conv.weight", &ex), "features.2.conv.2.weight");
-        assert_eq!(mobilenet_v2_torch_name("features.2.project.bn.weight", &ex), "features.2.conv.3.weight");
+        assert_eq!(
+            mobilenet_v2_torch_name("features.0.conv.weight", &ex),
+            "features.0.0.weight"
+        );
+        assert_eq!(
+            mobilenet_v2_torch_name("features.0.bn.running_mean", &ex),
+            "features.0.1.running_mean"
+        );
+        assert_eq!(
+            mobilenet_v2_torch_name("features.1.depthwise.conv.weight", &ex),
+            "features.1.conv.0.0.weight"
+        );
+        assert_eq!(
+            mobilenet_v2_torch_name("features.1.project.conv.weight", &ex),
+            "features.1.conv.1.weight"
+        );
+        assert_eq!(
+            mobilenet_v2_torch_name("features.1.project.bn.bias", &ex),
+            "features.1.conv.2.bias"
+        );
+        assert_eq!(
+            mobilenet_v2_torch_name("features.2.expand.bn.weight", &ex),
+            "features.2.conv.0.1.weight"
+        );
+        assert_eq!(
+            mobilenet_v2_torch_name("features.2.depthwise.conv.weight", &ex),
+            "features.2.conv.1.0.weight"
+        );
+        assert_eq!(
+            mobilenet_v2_torch_name("features.2.project.conv.weight", &ex),
+            "features.2.conv.2.weight"
+        );
+        assert_eq!(
+            mobilenet_v2_torch_name("features.2.project.bn.weight", &ex),
+            "features.2.conv.3.weight"
+        );
     }
 }

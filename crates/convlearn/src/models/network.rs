@@ -76,9 +76,15 @@ impl GroupLayout {
         };
         match self {
             GroupLayout::Plain => 0,
-            GroupLayout::ResNet => usize::from(rest.starts_with("layer3") || rest.starts_with("layer4")),
+            GroupLayout::ResNet => {
+                usize::from(rest.starts_with("layer3") || rest.starts_with("layer4"))
+            }
             GroupLayout::MobileNetV2 => {
-                let idx: usize = rest.split('.').nth(1).and_then(|i| i.parse().ok()).unwrap_or(0);
+                let idx: usize = rest
+                    .split('.')
+                    .nth(1)
+                    .and_then(|i| i.parse().ok())
+                    .unwrap_or(0);
                 usize::from(idx >= 7)
             }
         }
@@ -100,6 +106,8 @@ pub struct Pretrained {
 }
 
 /// Any network.
+// Variants are whole layers, built once and moved rarely; burn modules cannot be boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Network {
     /// A plain CNN.
@@ -113,7 +121,11 @@ impl Network {
     pub fn new(arch: &ArchSpec, device: &Device) -> Result<Self> {
         Ok(match arch {
             ArchSpec::Plain { spec, .. } => Network::Plain(Cnn::new(spec, device)?),
-            ArchSpec::Pretrained { backbone, padding, head } => Network::Pretrained(Pretrained {
+            ArchSpec::Pretrained {
+                backbone,
+                padding,
+                head,
+            } => Network::Pretrained(Pretrained {
                 body: Body::new(*backbone, *padding, device)?,
                 head: Head::new(head, backbone.features(), device),
             }),

@@ -27,6 +27,9 @@ impl PathStack {
 
     /// The innermost (field name, container type).
     pub fn leaf(&self) -> (&str, &str) {
-        self.0.last().map(|(n, c)| (n.as_str(), c.as_str())).unwrap_or(("", ""))
+        self.0
+            .last()
+            .map(|(n, c)| (n.as_str(), c.as_str()))
+            .unwrap_or(("", ""))
     }
 }

@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{ArchSpec, BackboneKind, HeadKind, HeadSpec, Network, PaddingStyle, load_named_weights};
+use super::{
+    ArchSpec, BackboneKind, HeadKind, HeadSpec, Network, PaddingStyle, load_named_weights,
+};
 use crate::data::{Crop, Normalization};
 use crate::error::{Error, Result};
 use crate::tensor_file::TensorFile;
@@ -29,7 +31,10 @@ pub struct PretrainedWeights {
 }
 
 fn sidecar(path: &Path, suffix: &str) -> PathBuf {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
     path.with_file_name(format!("{stem}{suffix}"))
 }
 
@@ -58,19 +63,34 @@ impl PretrainedWeights {
             if json.pointer("/padding/convention").and_then(|v| v.as_str()) == Some("tf_same") {
                 weights.padding = PaddingStyle::TfSame;
             }
-            let normalize = json.pointer("/preprocessing/normalize").and_then(|v| v.as_str()).unwrap_or("");
+            let normalize = json
+                .pointer("/preprocessing/normalize")
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
             if normalize.contains("127.5") {
-                weights.normalization = Normalization { mean: vec![0.5; 3], std: vec![0.5; 3] };
+                weights.normalization = Normalization {
+                    mean: vec![0.5; 3],
+                    std: vec![0.5; 3],
+                };
             }
-            let resize = json.pointer("/preprocessing/resize").and_then(|v| v.as_str()).unwrap_or("");
+            let resize = json
+                .pointer("/preprocessing/resize")
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
             if resize.contains("87.5% of each side") {
                 weights.crop = Crop::EachSide { fraction: 0.875 };
             }
         }
         let labels_path = sidecar(path, ".labels.txt");
         if labels_path.is_file() {
-            let text = std::fs::read_to_string(&labels_path).map_err(|e| Error::io(&labels_path, e))?;
-            weights.labels = Some(text.lines().map(str::to_string).filter(|l| !l.is_empty()).collect());
+            let text =
+                std::fs::read_to_string(&labels_path).map_err(|e| Error::io(&labels_path, e))?;
+            weights.labels = Some(
+                text.lines()
+                    .map(str::to_string)
+                    .filter(|l| !l.is_empty())
+                    .collect(),
+            );
         }
         Ok(weights)
     }
@@ -82,7 +102,11 @@ impl PretrainedWeights {
         Ok(ArchSpec::Pretrained {
             backbone: self.backbone,
             padding: self.padding,
-            head: HeadSpec { kind: HeadKind::ImageNet, hidden: 0, classes },
+            head: HeadSpec {
+                kind: HeadKind::ImageNet,
+                hidden: 0,
+                classes,
+            },
         })
     }
 
@@ -94,7 +118,9 @@ impl PretrainedWeights {
         let names = Network::new(arch, &Device::flex())?;
         let backbone = self.backbone;
         let unused_ok = move |n: &str| !imagenet && n.starts_with(&classifier);
-        load_named_weights(net, &self.file, unused_ok, |path| names.torch_name(path, backbone))
+        load_named_weights(net, &self.file, unused_ok, |path| {
+            names.torch_name(path, backbone)
+        })
     }
 }
 
@@ -104,7 +130,11 @@ fn recognise(file: &TensorFile) -> Result<BackboneKind> {
     if has("features.18.0.weight") {
         return Ok(BackboneKind::MobilenetV2);
     }
-    let blocks = |layer: usize| (0..64).take_while(|i| has(&format!("layer{layer}.{i}.conv1.weight"))).count();
+    let blocks = |layer: usize| {
+        (0..64)
+            .take_while(|i| has(&format!("layer{layer}.{i}.conv1.weight")))
+            .count()
+    };
     let bottleneck = has("layer1.0.conv3.weight");
     match (blocks(2), blocks(3), bottleneck) {
         (2, 2, false) => Ok(BackboneKind::Resnet18),

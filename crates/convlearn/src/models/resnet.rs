@@ -34,6 +34,8 @@ pub struct Bottleneck {
 }
 
 /// Either kind of residual block.
+// Variants are whole layers, built once and moved rarely; burn modules cannot be boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum ResBlock {
     /// ResNet-18/34.
@@ -47,12 +49,18 @@ impl ResBlock {
         let (out, shortcut) = match self {
             ResBlock::Basic(b) => {
                 let out = b.conv2.forward(relu(b.conv1.forward(x.clone())));
-                (out, b.downsample.as_ref().map_or(x.clone(), |d| d.forward(x)))
+                (
+                    out,
+                    b.downsample.as_ref().map_or(x.clone(), |d| d.forward(x)),
+                )
             }
             ResBlock::Bottleneck(b) => {
                 let out = relu(b.conv1.forward(x.clone()));
                 let out = b.conv3.forward(relu(b.conv2.forward(out)));
-                (out, b.downsample.as_ref().map_or(x.clone(), |d| d.forward(x)))
+                (
+                    out,
+                    b.downsample.as_ref().map_or(x.clone(), |d| d.forward(x)),
+                )
             }
         };
         relu(out + shortcut)
@@ -87,7 +95,8 @@ impl ResNetBody {
                 .map(|i| {
                     let s = if i == 0 { stride } else { 1 };
                     let out = planes * expansion;
-                    let downsample = (s != 1 || inplanes != out).then(|| ConvBn::new([inplanes, out], 1, s, 1, style, device));
+                    let downsample = (s != 1 || inplanes != out)
+                        .then(|| ConvBn::new([inplanes, out], 1, s, 1, style, device));
                     let block = if bottleneck {
                         ResBlock::Bottleneck(Bottleneck {
                             conv1: ConvBn::new([inplanes, planes], 1, 1, 1, style, device),
@@ -160,7 +169,9 @@ pub fn resnet_torch_name(path: &str) -> String {
     // inside blocks: convN.conv.* → convN.*, convN.bn.* → bnN.*
     let mut out = path.clone();
     for n in 1..=3 {
-        out = out.replace(&format!(".conv{n}.conv."), &format!(".conv{n}.")).replace(&format!(".conv{n}.bn."), &format!(".bn{n}."));
+        out = out
+            .replace(&format!(".conv{n}.conv."), &format!(".conv{n}."))
+            .replace(&format!(".conv{n}.bn."), &format!(".bn{n}."));
     }
     out
 }
@@ -173,8 +184,17 @@ mod tests {
     fn torchvision_names() {
         assert_eq!(resnet_torch_name("stem.conv.weight"), "conv1.weight");
         assert_eq!(resnet_torch_name("stem.bn.running_var"), "bn1.running_var");
-        assert_eq!(resnet_torch_name("layer2.0.conv1.bn.weight"), "layer2.0.bn1.weight");
-        assert_eq!(resnet_torch_name("layer2.0.conv2.conv.weight"), "layer2.0.conv2.weight");
-        assert_eq!(resnet_torch_name("layer3.0.downsample.bn.bias"), "layer3.0.downsample.1.bias");
+        assert_eq!(
+            resnet_torch_name("layer2.0.conv1.bn.weight"),
+            "layer2.0.bn1.weight"
+        );
+        assert_eq!(
+            resnet_torch_name("layer2.0.conv2.conv.weight"),
+            "layer2.0.conv2.weight"
+        );
+        assert_eq!(
+            resnet_torch_name("layer3.0.downsample.bn.bias"),
+            "layer3.0.downsample.1.bias"
+        );
     }
 }

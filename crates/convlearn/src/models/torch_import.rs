@@ -10,7 +10,10 @@ use crate::tensor_file::TensorFile;
 fn torch_name(path: &str, prefix: &str) -> Option<String> {
     let parts: Vec<&str> = path.split('.').collect();
     match parts.as_slice() {
-        ["convs", i, "conv", leaf] => Some(format!("{prefix}conv{}.{leaf}", i.parse::<usize>().ok()? + 1)),
+        ["convs", i, "conv", leaf] => Some(format!(
+            "{prefix}conv{}.{leaf}",
+            i.parse::<usize>().ok()? + 1
+        )),
         ["dense", j, leaf] => Some(format!("{prefix}fc{}.{leaf}", j.parse::<usize>().ok()? + 1)),
         _ => None,
     }
@@ -19,5 +22,10 @@ fn torch_name(path: &str, prefix: &str) -> Option<String> {
 /// Replaces the weights of `cnn` with tensors `{prefix}conv{i}.weight|bias` and `{prefix}fc{j}.weight|bias`
 /// from `file`. Every missing or misshaped tensor is listed in the error, with unused `{prefix}` tensors.
 pub fn load_torch_cnn_weights(cnn: Cnn, file: &TensorFile, prefix: &str) -> Result<Cnn> {
-    load_named_weights(cnn, file, |name| !name.starts_with(prefix), |path| torch_name(path, prefix))
+    load_named_weights(
+        cnn,
+        file,
+        |name| !name.starts_with(prefix),
+        |path| torch_name(path, prefix),
+    )
 }

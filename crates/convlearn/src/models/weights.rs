@@ -50,19 +50,25 @@ impl<F: Fn(&str) -> Option<String>> ModuleMapper for Loader<'_, F> {
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let (path, transpose) = self.path();
-        let Some(name) = (self.rename)(&path) else { return param };
+        let Some(name) = (self.rename)(&path) else {
+            return param;
+        };
         let dims = param.lazy_shape().dims::<D>();
         let mut expected: Vec<usize> = dims.to_vec();
         if transpose {
             expected.reverse();
         }
         let Some(t) = self.file.tensors.get(&name) else {
-            self.problems.push(format!("missing '{name}' (expected shape {expected:?})"));
+            self.problems
+                .push(format!("missing '{name}' (expected shape {expected:?})"));
             return param;
         };
         self.used.insert(name.clone());
         if t.shape != expected {
-            self.problems.push(format!("'{name}' has shape {:?}, expected {expected:?}", t.shape));
+            self.problems.push(format!(
+                "'{name}' has shape {:?}, expected {expected:?}",
+                t.shape
+            ));
             return param;
         }
         let values = t.values.clone();
@@ -88,11 +94,18 @@ pub fn load_named_weights<M: Module>(
     unused_ok: impl Fn(&str) -> bool,
     rename: impl Fn(&str) -> Option<String>,
 ) -> Result<M> {
-    let mut loader = Loader { file, rename, stack: PathStack::default(), used: BTreeSet::new(), problems: Vec::new() };
+    let mut loader = Loader {
+        file,
+        rename,
+        stack: PathStack::default(),
+        used: BTreeSet::new(),
+        problems: Vec::new(),
+    };
     let module = module.map(&mut loader);
     let mut problems = loader.problems;
     for (name, t) in &file.tensors {
-        if !unused_ok(name) && !loader.used.contains(name) && !name.ends_with("num_batches_tracked") {
+        if !unused_ok(name) && !loader.used.contains(name) && !name.ends_with("num_batches_tracked")
+        {
             problems.push(format!("unexpected tensor '{name}' {:?}", t.shape));
         }
     }

@@ -85,7 +85,9 @@ fn strongest_activation(
     image: &crate::kernels::FeatureMaps,
     device: &burn::tensor::Device,
 ) -> (usize, usize) {
-    let (_, stages) = model.network.forward_with_stages(crate::interpret::model_input(model, image, device));
+    let (_, stages) = model
+        .network
+        .forward_with_stages(crate::interpret::model_input(model, image, device));
     let maps = crate::host::first_maps(stages[0].1.clone()).plane(0);
     let best = (0..maps.data.len()).fold(0, |b, i| if maps.data[i] > maps.data[b] { i } else { b });
     (best / maps.width, best % maps.width)

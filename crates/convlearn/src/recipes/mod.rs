@@ -6,5 +6,7 @@ mod scratch;
 mod transfer;
 
 pub use demo::{DemoReport, run_demo};
-pub use scratch::{TrainReport, train_classifier, train_classifier_with};
-pub use transfer::{PhaseReport, TransferConfig, TransferReport, TransferRun, fine_tune, prepare, size_warning};
+pub use scratch::{TrainReport, scratch_learner, train_classifier, train_classifier_with};
+pub use transfer::{
+    PhaseReport, TransferConfig, TransferReport, TransferRun, fine_tune, prepare, size_warning,
+};

@@ -57,27 +57,16 @@ pub fn train_classifier_with(
     checkpoint: Option<&Path>,
     resume: bool,
 ) -> Result<(SavedModel, TrainReport)> {
-    let device = training_device();
-    let spec = preset.spec(train.channels, train.height, train.width, train.classes.len());
-    let arch = ArchSpec::Plain { preset: preset.name().to_string(), spec };
-    let meta = ModelMeta {
-        format_version: FORMAT_VERSION,
-        arch: arch.clone(),
-        classes: train.classes.clone(),
-        preprocess: Preprocess {
-            channels: train.channels,
-            height: train.height,
-            width: train.width,
-            normalization: train.normalization(),
-            crop: Crop::None,
-        },
-    };
-    let mut learner = Learner::new(Network::new(&arch, &device)?, meta, device);
+    let mut learner = scratch_learner(preset, train)?;
     learner.checkpoint = checkpoint.map(Path::to_path_buf);
     let mut fit = fit.clone();
     if let Some(path) = checkpoint.filter(|p| resume && p.is_file()) {
         let (model, state) = read_checkpoint(path, &learner.device)?;
-        eprintln!("resuming from {} after epoch {}", path.display(), state.epochs_done);
+        eprintln!(
+            "resuming from {} after epoch {}",
+            path.display(),
+            state.epochs_done
+        );
         learner.model = model.network;
         learner.history = state.history;
         fit.start_epoch = state.epochs_done;
@@ -92,11 +81,40 @@ pub fn train_classifier_with(
         valid_loss: last.valid_loss,
         epochs: fit.epochs,
         seconds,
-        images_per_second: (train.len() * (fit.epochs - fit.start_epoch)) as f64 / seconds.max(1e-9),
+        images_per_second: (train.len() * (fit.epochs - fit.start_epoch)) as f64
+            / seconds.max(1e-9),
         train_images: train.len(),
         valid_images: valid.len(),
         architecture: preset.name().to_string(),
         history,
     };
     Ok((learner.saved_model(), report))
+}
+
+/// A fresh learner for architecture `preset` on images like `train`'s (normalised by its statistics).
+pub fn scratch_learner(preset: ModelPreset, train: &ImageSet) -> Result<Learner> {
+    let device = training_device();
+    let spec = preset.spec(
+        train.channels,
+        train.height,
+        train.width,
+        train.classes.len(),
+    );
+    let arch = ArchSpec::Plain {
+        preset: preset.name().to_string(),
+        spec,
+    };
+    let meta = ModelMeta {
+        format_version: FORMAT_VERSION,
+        arch: arch.clone(),
+        classes: train.classes.clone(),
+        preprocess: Preprocess {
+            channels: train.channels,
+            height: train.height,
+            width: train.width,
+            normalization: train.normalization(),
+            crop: Crop::None,
+        },
+    };
+    Ok(Learner::new(Network::new(&arch, &device)?, meta, device))
 }

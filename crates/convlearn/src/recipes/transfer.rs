@@ -11,7 +11,10 @@ use serde::Serialize;
 use crate::data::{Augment, FolderSplit, ImageSource, PhotoSet};
 use crate::device::training_device;
 use crate::error::Result;
-use crate::learner::{FitConfig, History, LayerRates, Learner, LrFinder, Schedule, TrainingState, lr_find, read_checkpoint};
+use crate::learner::{
+    FitConfig, History, LayerRates, Learner, LrFinder, Schedule, TrainingState, lr_find,
+    read_checkpoint,
+};
 use crate::model_file::{FORMAT_VERSION, ModelMeta, SavedModel};
 use crate::models::{ArchSpec, BackboneKind, HeadKind, HeadSpec, PretrainedWeights};
 
@@ -146,8 +149,24 @@ pub fn prepare(data: &Path, cfg: &TransferConfig) -> Result<TransferRun> {
     }
     let split = FolderSplit::open(data, cfg.valid_pct, cfg.seed)?;
     let preprocess = weights.preprocess(size);
-    let train = PhotoSet::decode(&split.train, &split.classes, 3, size, preprocess.crop, cfg.augment, "decoding training images", cfg.verbose);
-    let valid = PhotoSet::decode(&split.valid, &split.classes, 3, size, preprocess.crop, Augment::None, "decoding validation images", cfg.verbose);
+    let train = PhotoSet::decode(
+        &split.train,
+        &split.classes,
+        3,
+        size,
+        "decoding training images",
+        cfg.verbose,
+    )
+    .with(preprocess.crop, cfg.augment);
+    let valid = PhotoSet::decode(
+        &split.valid,
+        &split.classes,
+        3,
+        size,
+        "decoding validation images",
+        cfg.verbose,
+    )
+    .with(preprocess.crop, Augment::None);
     let skipped = train.skipped.len() + valid.skipped.len();
     if skipped > 0 {
         eprintln!("{skipped} file(s) could not be decoded and were skipped");
@@ -155,28 +174,49 @@ pub fn prepare(data: &Path, cfg: &TransferConfig) -> Result<TransferRun> {
     let arch = ArchSpec::Pretrained {
         backbone: weights.backbone,
         padding: weights.padding,
-        head: HeadSpec { kind: HeadKind::Fastai, hidden: 512, classes: split.classes.len() },
+        head: HeadSpec {
+            kind: HeadKind::Fastai,
+            hidden: 512,
+            classes: split.classes.len(),
+        },
     };
     let device = training_device();
     let network = weights.build(&arch, &device)?;
-    let meta = ModelMeta { format_version: FORMAT_VERSION, arch, classes: split.classes.clone(), preprocess };
+    let meta = ModelMeta {
+        format_version: FORMAT_VERSION,
+        arch,
+        classes: split.classes.clone(),
+        preprocess,
+    };
     let mut learner = Learner::new(network, meta, device);
     learner.checkpoint = cfg.checkpoint.clone();
     learner.bn_freeze(cfg.bn_freeze);
     learner.freeze();
-    Ok(TransferRun { learner, train, valid })
+    Ok(TransferRun {
+        learner,
+        train,
+        valid,
+    })
 }
 
 /// Restores weights, history and position from the checkpoint when resuming.
 fn resume(learner: &mut Learner, cfg: &TransferConfig) -> Result<Option<TrainingState>> {
-    let Some(path) = cfg.checkpoint.as_ref().filter(|p| cfg.resume && p.is_file()) else {
+    let Some(path) = cfg
+        .checkpoint
+        .as_ref()
+        .filter(|p| cfg.resume && p.is_file())
+    else {
         return Ok(None);
     };
     let (model, state) = read_checkpoint(path, &learner.device)?;
     eprintln!(
         "resuming from {} ({} phase, {} epoch(s) done)",
         path.display(),
-        if state.phase == 0 { "frozen" } else { "unfrozen" },
+        if state.phase == 0 {
+            "frozen"
+        } else {
+            "unfrozen"
+        },
         state.epochs_done
     );
     learner.model = model.network;
@@ -192,7 +232,11 @@ fn resume(learner: &mut Learner, cfg: &TransferConfig) -> Result<Option<Training
 /// fastai's `fine_tune`: frozen phase on the head, then every group with discriminative rates.
 pub fn fine_tune(data: &Path, cfg: &TransferConfig) -> Result<(SavedModel, TransferReport)> {
     let start = Instant::now();
-    let TransferRun { mut learner, train, valid } = prepare(data, cfg)?;
+    let TransferRun {
+        mut learner,
+        train,
+        valid,
+    } = prepare(data, cfg)?;
     let fit = |epochs: usize, lr: LayerRates| FitConfig {
         epochs,
         batch_size: cfg.batch_size,
@@ -220,25 +264,44 @@ pub fn fine_tune(data: &Path, cfg: &TransferConfig) -> Result<(SavedModel, Trans
         }
     };
     learner.state.lr = Some(lr);
-    let (phase, done) = resumed.as_ref().map_or((0, 0), |s| (s.phase, s.epochs_done));
+    let (phase, done) = resumed
+        .as_ref()
+        .map_or((0, 0), |s| (s.phase, s.epochs_done));
     let mut phases = Vec::new();
     if cfg.freeze_epochs > 0 && phase == 0 && done < cfg.freeze_epochs {
         let t = Instant::now();
         let rates = cfg.lr.clone().unwrap_or(LayerRates::Single(lr));
-        let frozen = FitConfig { start_epoch: done, ..fit(cfg.freeze_epochs, rates.clone()) };
+        let frozen = FitConfig {
+            start_epoch: done,
+            ..fit(cfg.freeze_epochs, rates.clone())
+        };
         learner.state.phase = 0;
         if cfg.precompute {
-            let tf = learner.precompute(&train, 16, "precomputing training activations", cfg.verbose)?;
-            let vf = learner.precompute(&valid, 16, "precomputing validation activations", cfg.verbose)?;
+            let tf =
+                learner.precompute(&train, 16, "precomputing training activations", cfg.verbose)?;
+            let vf = learner.precompute(
+                &valid,
+                16,
+                "precomputing validation activations",
+                cfg.verbose,
+            )?;
             learner.fit_head(&tf, &vf, &frozen)?;
         } else {
             learner.fit(&train, &valid, &frozen)?;
         }
         phases.push(PhaseReport {
-            phase: if cfg.precompute { "frozen (precomputed)".into() } else { "frozen".into() },
+            phase: if cfg.precompute {
+                "frozen (precomputed)".into()
+            } else {
+                "frozen".into()
+            },
             epochs: cfg.freeze_epochs,
             lrs: rates.per_group(learner.num_groups())?,
-            valid_accuracy: learner.history.epochs.last().map_or(0.0, |e| e.valid_accuracy),
+            valid_accuracy: learner
+                .history
+                .epochs
+                .last()
+                .map_or(0.0, |e| e.valid_accuracy),
             seconds: t.elapsed().as_secs_f64(),
         });
     }
@@ -252,24 +315,44 @@ pub fn fine_tune(data: &Path, cfg: &TransferConfig) -> Result<(SavedModel, Trans
             None => LayerRates::Range(lr / 200.0, lr / 2.0),
         };
         let start_epoch = if phase == 1 { done } else { 0 };
-        learner.fit(&train, &valid, &FitConfig { start_epoch, ..fit(cfg.epochs, rates.clone()) })?;
+        learner.fit(
+            &train,
+            &valid,
+            &FitConfig {
+                start_epoch,
+                ..fit(cfg.epochs, rates.clone())
+            },
+        )?;
         phases.push(PhaseReport {
             phase: "unfrozen".into(),
             epochs: cfg.epochs,
             lrs: rates.per_group(learner.num_groups())?,
-            valid_accuracy: learner.history.epochs.last().map_or(0.0, |e| e.valid_accuracy),
+            valid_accuracy: learner
+                .history
+                .epochs
+                .last()
+                .map_or(0.0, |e| e.valid_accuracy),
             seconds: t.elapsed().as_secs_f64(),
         });
     }
     let report = TransferReport {
-        valid_accuracy: learner.history.epochs.last().map_or(0.0, |e| e.valid_accuracy),
+        valid_accuracy: learner
+            .history
+            .epochs
+            .last()
+            .map_or(0.0, |e| e.valid_accuracy),
         epochs: cfg.freeze_epochs + cfg.epochs,
         seconds: start.elapsed().as_secs_f64(),
         phases,
         lr_find: finder,
         train_images: train.len(),
         valid_images: valid.len(),
-        skipped: train.skipped.iter().chain(&valid.skipped).map(|(p, e)| format!("{}: {e}", p.display())).collect(),
+        skipped: train
+            .skipped
+            .iter()
+            .chain(&valid.skipped)
+            .map(|(p, e)| format!("{}: {e}", p.display()))
+            .collect(),
         size: train.size,
         architecture: learner.meta.arch.name(),
         history: learner.history.clone(),

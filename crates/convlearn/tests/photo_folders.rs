@@ -1,0 +1,84 @@
+//! Folders of photos: both layouts, the seeded split, unreadable files skipped and counted,
+//! grayscale/RGBA converted, the evaluation crop, and the size warning.
+
+use convlearn::data::{Augment, Crop, FolderSplit, ImageSource, PhotoSet};
+use convlearn::recipes::size_warning;
+
+fn write_png(path: &std::path::Path, gray: bool, v: u8) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    if gray {
+        image::GrayImage::from_pixel(40, 30, image::Luma([v]))
+            .save(path)
+            .unwrap();
+    } else {
+        image::RgbaImage::from_pixel(30, 40, image::Rgba([v, 0, 255 - v, 128]))
+            .save(path)
+            .unwrap();
+    }
+}
+
+#[test]
+fn train_valid_layout_with_a_broken_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for (split, n) in [("train", 3), ("val", 2)] {
+        for (c, class) in ["ants", "bees"].iter().enumerate() {
+            for i in 0..n {
+                write_png(
+                    &d.join(split).join(class).join(format!("{i}.png")),
+                    c == 0,
+                    (40 * i) as u8,
+                );
+            }
+        }
+    }
+    std::fs::write(d.join("train/ants/broken.gif"), b"GIF89a\x01\x00").unwrap();
+    let split = FolderSplit::open(d, 0.2, 1).unwrap();
+    assert_eq!(split.classes, vec!["ants", "bees"]);
+    assert_eq!((split.train.items.len(), split.valid.items.len()), (7, 4));
+    let set = PhotoSet::decode(&split.train, &split.classes, 3, 16, "decoding", false)
+        .with(Crop::None, Augment::SideOn);
+    assert_eq!(set.len(), 6, "the broken file is skipped");
+    assert_eq!(set.skipped.len(), 1);
+    assert!(set.skipped[0].0.ends_with("broken.gif") && set.skipped[0].1.contains("broken.gif"));
+    // grayscale and RGBA both become 3 × 16 × 16
+    assert_eq!(set.item_shape(), [3, 16, 16]);
+    let gray = set.item(1, None);
+    assert!(
+        (gray.get(0, 5, 5) - gray.get(2, 5, 5)).abs() < 1e-6,
+        "gray → equal R, G, B"
+    );
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3);
+    assert_eq!(set.item(4, Some(&mut rng)).data.len(), 3 * 16 * 16);
+}
+
+#[test]
+fn one_folder_is_split_by_a_seeded_fraction() {
+    let tmp = tempfile::tempdir().unwrap();
+    for c in ["cats", "dogs"] {
+        for i in 0..10 {
+            write_png(&tmp.path().join(c).join(format!("{i}.png")), true, i as u8);
+        }
+    }
+    let a = FolderSplit::open(tmp.path(), 0.2, 7).unwrap();
+    let b = FolderSplit::open(tmp.path(), 0.2, 7).unwrap();
+    assert_eq!((a.train.items.len(), a.valid.items.len()), (16, 4));
+    assert_eq!(a.valid.items, b.valid.items, "same seed, same split");
+    let c = FolderSplit::open(tmp.path(), 0.2, 8).unwrap();
+    assert_ne!(a.valid.items, c.valid.items, "another seed, another split");
+    let err = FolderSplit::open(&tmp.path().join("cats"), 0.2, 7)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("two class folders"), "{err}");
+}
+
+#[test]
+fn crops_and_size_warning() {
+    let img = image::DynamicImage::new_rgb8(200, 100);
+    let c = Crop::EachSide { fraction: 0.875 }.apply(&img);
+    assert_eq!((c.width(), c.height()), (175, 88));
+    let c = Crop::Square { fraction: 0.875 }.apply(&img);
+    assert_eq!((c.width(), c.height()), (88, 88));
+    assert!(size_warning(64, 224).unwrap().contains("224"));
+    assert!(size_warning(160, 224).is_none());
+}
