@@ -26,9 +26,10 @@ pub struct Args {
     /// ImageNet-pretrained weights to fine-tune from (torchvision state dict, .safetensors or .pth).
     #[arg(long, value_name = "WEIGHTS")]
     pub pretrained: Option<PathBuf>,
-    /// Input size for photos (default: the size the weights were trained at).
-    #[arg(long)]
-    pub size: Option<usize>,
+    /// Input size for photos (default: the size the weights were trained at); `A,B` trains the
+    /// frozen phase at A and the unfrozen phase at B (progressive resizing, e.g. 128,224).
+    #[arg(long, value_parser = parse_sizes)]
+    pub size: Option<(usize, Option<usize>)>,
     /// Epochs (from scratch: all; fine-tuning: the unfrozen phase).
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -90,7 +91,8 @@ impl Args {
         Ok(TransferConfig {
             weights: weights.to_path_buf(),
             arch,
-            size: self.size,
+            size: self.size.map(|s| s.0),
+            unfrozen_size: self.size.and_then(|s| s.1),
             freeze_epochs: self.freeze_epochs,
             epochs: self.epochs.unwrap_or(2),
             lr: if self.lr == "auto" {
@@ -133,6 +135,15 @@ impl Args {
             save.with_extension("checkpoint.safetensors"),
             plot,
         )
+    }
+}
+
+/// `224` or `128,224`.
+fn parse_sizes(s: &str) -> Result<(usize, Option<usize>), String> {
+    let num = |t: &str| t.trim().parse::<usize>().ok().filter(|&v| v >= 16).ok_or_else(|| format!("'{t}' is not a size of at least 16 pixels (in '{s}')"));
+    match s.split_once(',') {
+        Some((a, b)) => Ok((num(a)?, Some(num(b)?))),
+        None => Ok((num(s)?, None)),
     }
 }
 

@@ -100,6 +100,13 @@ impl PhotoSet {
 }
 
 impl PhotoSet {
+    /// The same photos served at another size (they are kept at 1.25 × the first size, so growing
+    /// far beyond it upsamples).
+    pub fn resized(mut self, size: usize) -> Self {
+        self.size = size;
+        self
+    }
+
     /// The same photos with an evaluation crop and a training augmentation.
     pub fn with(mut self, crop: Crop, augment: Augment) -> Self {
         self.crop = crop;

@@ -27,6 +27,8 @@ pub struct TransferConfig {
     pub arch: Option<BackboneKind>,
     /// Input size; `None` = the size the weights were trained at.
     pub size: Option<usize>,
+    /// Input size of the unfrozen phase, when it differs (progressive resizing, e.g. 128 → 224).
+    pub unfrozen_size: Option<usize>,
     /// Epochs with the body frozen.
     pub freeze_epochs: usize,
     /// Epochs with everything unfrozen (0 = stop after the frozen phase).
@@ -59,6 +61,7 @@ impl Default for TransferConfig {
             weights: PathBuf::new(),
             arch: None,
             size: None,
+            unfrozen_size: None,
             freeze_epochs: 3,
             epochs: 2,
             lr: None,
@@ -138,6 +141,8 @@ pub struct TransferRun {
     pub train: PhotoSet,
     /// Validation photos.
     pub valid: PhotoSet,
+    /// The size the weights were trained at.
+    pub native_size: usize,
 }
 
 /// Opens the weights and the folder and builds the learner with a new head.
@@ -149,24 +154,11 @@ pub fn prepare(data: &Path, cfg: &TransferConfig) -> Result<TransferRun> {
     }
     let split = FolderSplit::open(data, cfg.valid_pct, cfg.seed)?;
     let preprocess = weights.preprocess(size);
-    let train = PhotoSet::decode(
-        &split.train,
-        &split.classes,
-        3,
-        size,
-        "decoding training images",
-        cfg.verbose,
-    )
-    .with(preprocess.crop, cfg.augment);
-    let valid = PhotoSet::decode(
-        &split.valid,
-        &split.classes,
-        3,
-        size,
-        "decoding validation images",
-        cfg.verbose,
-    )
-    .with(preprocess.crop, Augment::None);
+    // Decoded once at the largest size any phase uses (progressive resizing only shrinks the cache's use).
+    let keep = cfg.unfrozen_size.unwrap_or(size).max(size);
+    let decode = |list, title| PhotoSet::decode(list, &split.classes, 3, keep, title, cfg.verbose).resized(size);
+    let train = decode(&split.train, "decoding training images").with(preprocess.crop, cfg.augment);
+    let valid = decode(&split.valid, "decoding validation images").with(preprocess.crop, Augment::None);
     let skipped = train.skipped.len() + valid.skipped.len();
     if skipped > 0 {
         eprintln!("{skipped} file(s) could not be decoded and were skipped");
@@ -192,11 +184,7 @@ pub fn prepare(data: &Path, cfg: &TransferConfig) -> Result<TransferRun> {
     learner.checkpoint = cfg.checkpoint.clone();
     learner.bn_freeze(cfg.bn_freeze);
     learner.freeze();
-    Ok(TransferRun {
-        learner,
-        train,
-        valid,
-    })
+    Ok(TransferRun { learner, train, valid, native_size: weights.native_size })
 }
 
 /// Restores weights, history and position from the checkpoint when resuming.
@@ -232,11 +220,7 @@ fn resume(learner: &mut Learner, cfg: &TransferConfig) -> Result<Option<Training
 /// fastai's `fine_tune`: frozen phase on the head, then every group with discriminative rates.
 pub fn fine_tune(data: &Path, cfg: &TransferConfig) -> Result<(SavedModel, TransferReport)> {
     let start = Instant::now();
-    let TransferRun {
-        mut learner,
-        train,
-        valid,
-    } = prepare(data, cfg)?;
+    let TransferRun { mut learner, mut train, mut valid, native_size } = prepare(data, cfg)?;
     let fit = |epochs: usize, lr: LayerRates| FitConfig {
         epochs,
         batch_size: cfg.batch_size,
@@ -307,6 +291,18 @@ pub fn fine_tune(data: &Path, cfg: &TransferConfig) -> Result<(SavedModel, Trans
     }
     if cfg.epochs > 0 {
         let t = Instant::now();
+        if let Some(size) = cfg.unfrozen_size.filter(|&s| s != train.size) {
+            if let Some(w) = size_warning(size, native_size) {
+                eprintln!("{w}");
+            }
+            if cfg.verbose {
+                eprintln!("progressive resizing: {} px → {size} px for the unfrozen phase", train.size);
+            }
+            train = train.resized(size);
+            valid = valid.resized(size);
+            learner.meta.preprocess.height = size;
+            learner.meta.preprocess.width = size;
+        }
         learner.unfreeze();
         learner.state.phase = 1;
         let rates = match &cfg.lr {
