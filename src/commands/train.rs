@@ -182,6 +182,7 @@ fn run_transfer(args: &Args, weights: &Path) -> Result<()> {
     if args.json {
         super::print_json(&json!({
             "valid_accuracy": report.valid_accuracy,
+            "valid_accuracy_tta": report.valid_accuracy_tta,
             "epochs": report.epochs,
             "seconds": report.seconds,
             "phases": report.phases,
@@ -207,10 +208,11 @@ fn run_transfer(args: &Args, weights: &Path) -> Result<()> {
             );
         }
         println!(
-            "{} at {} px: {:.2}% validation accuracy on {} images after {} epochs, {:.1} s in all; model saved to {}",
+            "{} at {} px: {:.2}% validation accuracy ({:.2}% with test-time augmentation) on {} images after {} epochs, {:.1} s in all; model saved to {}",
             report.architecture,
             report.size,
             100.0 * report.valid_accuracy,
+            100.0 * report.valid_accuracy_tta,
             report.valid_images,
             report.epochs,
             report.seconds,

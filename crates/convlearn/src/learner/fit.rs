@@ -156,6 +156,33 @@ impl Learner {
         out
     }
 
+    /// Test-time augmentation: class probabilities `[len, classes]` averaged over each item as it is
+    /// and `copies` randomly augmented versions (the source's training augmentation), and the accuracy
+    /// of their arg-max.
+    pub fn predict_tta(&self, set: &dyn ImageSource, copies: usize, batch_size: usize, seed: u64) -> (Vec<f32>, f64) {
+        let model = self.model.valid();
+        let batcher = self.batcher(batch_size, self.meta.preprocess.normalization.clone(), false);
+        let order = batcher.epoch_indices(set.len(), None);
+        let mut sum: Vec<f32> = Vec::new();
+        for copy in 0..=copies {
+            let augment = (copy > 0).then(|| seed.wrapping_add(copy as u64 * 104_729));
+            let mut probs = Vec::with_capacity(sum.len());
+            for idx in &order {
+                let batch = batcher.to_device(batcher.host_batch(set, idx, augment));
+                probs.extend(values(burn::tensor::activation::softmax(model.forward(batch.images), 1)));
+            }
+            if sum.is_empty() {
+                sum = probs;
+            } else {
+                sum.iter_mut().zip(probs).for_each(|(s, p)| *s += p);
+            }
+        }
+        sum.iter_mut().for_each(|s| *s /= (copies + 1) as f32);
+        let classes = sum.len() / set.len().max(1);
+        let acc = accuracy(&argmax_rows(&sum, classes), set.labels());
+        (sum, acc)
+    }
+
     /// Mean cross-entropy and accuracy on `set`.
     pub fn evaluate(&self, set: &dyn ImageSource, batch_size: usize) -> (f64, f64) {
         self.evaluate_with(set, batch_size, false)

@@ -98,6 +98,8 @@ pub struct PhaseReport {
 pub struct TransferReport {
     /// Final validation accuracy.
     pub valid_accuracy: f64,
+    /// Final validation accuracy with test-time augmentation (the image and 4 augmented copies).
+    pub valid_accuracy_tta: f64,
     /// Epochs over both phases.
     pub epochs: usize,
     /// Total wall time, seconds (decoding included).
@@ -158,7 +160,8 @@ pub fn prepare(data: &Path, cfg: &TransferConfig) -> Result<TransferRun> {
     let keep = cfg.unfrozen_size.unwrap_or(size).max(size);
     let decode = |list, title| PhotoSet::decode(list, &split.classes, 3, keep, title, cfg.verbose).resized(size);
     let train = decode(&split.train, "decoding training images").with(preprocess.crop, cfg.augment);
-    let valid = decode(&split.valid, "decoding validation images").with(preprocess.crop, Augment::None);
+    // Validation is never augmented while training; its augmentation serves test-time augmentation.
+    let valid = decode(&split.valid, "decoding validation images").with(preprocess.crop, cfg.augment);
     let skipped = train.skipped.len() + valid.skipped.len();
     if skipped > 0 {
         eprintln!("{skipped} file(s) could not be decoded and were skipped");
@@ -331,7 +334,9 @@ pub fn fine_tune(data: &Path, cfg: &TransferConfig) -> Result<(SavedModel, Trans
             seconds: t.elapsed().as_secs_f64(),
         });
     }
+    let (_, valid_accuracy_tta) = learner.predict_tta(&valid, 4, 32, cfg.seed);
     let report = TransferReport {
+        valid_accuracy_tta,
         valid_accuracy: learner
             .history
             .epochs
