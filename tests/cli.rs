@@ -278,3 +278,78 @@ fn a_killed_run_resumes_from_its_checkpoint_and_finishes() {
     assert!(v["valid_accuracy"].as_f64().unwrap() > 0.5, "{v}");
     assert!(tmp.path().join("m.safetensors").is_file() && !checkpoint.exists());
 }
+
+/// `../shared` (or `$CONVLEARN_DATA`) when present; required when `CONVLEARN_REQUIRE_DATA=1`.
+fn shared() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("CONVLEARN_DATA").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+        Into::into,
+    );
+    let found = dir.join("README.md").is_file();
+    assert!(
+        found || std::env::var("CONVLEARN_REQUIRE_DATA").as_deref() != Ok("1"),
+        "no shared data at {}",
+        dir.display()
+    );
+    found.then_some(dir)
+}
+
+#[test]
+fn fine_tuning_works_unchanged_on_small_grayscale_images() {
+    let Some(data) = shared() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // 28×28 grayscale squares and circles, far from the weights' 224 px
+    for (split, n) in [("train", 24), ("valid", 12)] {
+        for i in 0..n {
+            let (class, r) = if i % 2 == 0 {
+                ("square", 8i32)
+            } else {
+                ("circle", 9i32)
+            };
+            let img = image::GrayImage::from_fn(28, 28, |x, y| {
+                let (dx, dy) = (x as i32 - 14, y as i32 - 14);
+                let inside = if class == "square" {
+                    dx.abs() <= r && dy.abs() <= r
+                } else {
+                    dx * dx + dy * dy <= r * r
+                };
+                image::Luma([if inside { 230 } else { 20 }])
+            });
+            let p = tmp.path().join(split).join(class).join(format!("{i}.png"));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            img.save(p).unwrap();
+        }
+    }
+    let weights = data.join("weights/mobilenet_v2_imagenet_from_tflite.safetensors");
+    let out = convlearn(
+        &[
+            "train",
+            ".",
+            "--pretrained",
+            weights.to_str().unwrap(),
+            "--size",
+            "64",
+            "--freeze-epochs",
+            "2",
+            "--epochs",
+            "1",
+            "--save",
+            "g.safetensors",
+            "--json",
+        ],
+        tmp.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        stderr.contains("far from the 224 px"),
+        "size warning: {stderr}"
+    );
+    let v = json_of(&out);
+    assert!(v["valid_accuracy"].as_f64().unwrap() > 0.5, "{v}");
+    assert_eq!(v["size"], 64);
+    let v = json_of(&convlearn(
+        &["predict", "g.safetensors", "valid/square/0.png", "--json"],
+        tmp.path(),
+    ));
+    assert_eq!(v["results"][0]["predictions"].as_array().unwrap().len(), 2);
+}

@@ -140,7 +140,13 @@ impl Args {
 
 /// `224` or `128,224`.
 fn parse_sizes(s: &str) -> Result<(usize, Option<usize>), String> {
-    let num = |t: &str| t.trim().parse::<usize>().ok().filter(|&v| v >= 16).ok_or_else(|| format!("'{t}' is not a size of at least 16 pixels (in '{s}')"));
+    let num = |t: &str| {
+        t.trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&v| v >= 16)
+            .ok_or_else(|| format!("'{t}' is not a size of at least 16 pixels (in '{s}')"))
+    };
     match s.split_once(',') {
         Some((a, b)) => Ok((num(a)?, Some(num(b)?))),
         None => Ok((num(s)?, None)),

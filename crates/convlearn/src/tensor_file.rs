@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use safetensors::{Dtype, SafeTensors};
+use safetensors::SafeTensors;
 
 use crate::error::{Error, Result};
 
@@ -62,21 +62,12 @@ impl TensorFile {
             .map_err(|e| Error::format(path, format!("not a safetensors file: {e}")))?;
         let mut tensors = BTreeMap::new();
         for (name, view) in st.tensors() {
-            let dtype = match view.dtype() {
-                Dtype::F32 => Scalar::F32,
-                Dtype::F64 => Scalar::F64,
-                Dtype::F16 => Scalar::F16,
-                Dtype::BF16 => Scalar::BF16,
-                Dtype::I64 => Scalar::I64,
-                Dtype::I32 => Scalar::I32,
-                Dtype::U8 => Scalar::U8,
-                other => {
-                    return Err(Error::format(
-                        path,
-                        format!("tensor '{name}' has unsupported dtype {other:?}"),
-                    ));
-                }
-            };
+            let dtype = Scalar::named(&format!("{:?}", view.dtype())).ok_or_else(|| {
+                Error::format(
+                    path,
+                    format!("tensor '{name}' has unsupported dtype {:?}", view.dtype()),
+                )
+            })?;
             tensors.insert(
                 name,
                 HostTensor {
@@ -99,7 +90,7 @@ impl TensorFile {
     }
 
     fn read_pytorch(path: &Path) -> Result<Self> {
-        use pytorch_reader::{DType, PytorchReader};
+        use pytorch_reader::PytorchReader;
         let mut reader = PytorchReader::new(path)
             .map_err(|e| Error::format(path, format!("not a readable PyTorch checkpoint: {e}")))?;
         if reader.is_empty() {
@@ -114,21 +105,12 @@ impl TensorFile {
         }
         let mut tensors = BTreeMap::new();
         for (name, t) in reader.tensors() {
-            let dtype = match t.dtype() {
-                DType::F32 => Scalar::F32,
-                DType::F64 => Scalar::F64,
-                DType::F16 => Scalar::F16,
-                DType::BF16 => Scalar::BF16,
-                DType::I64 => Scalar::I64,
-                DType::I32 => Scalar::I32,
-                DType::U8 => Scalar::U8,
-                other => {
-                    return Err(Error::format(
-                        path,
-                        format!("tensor '{name}' has unsupported dtype {other:?}"),
-                    ));
-                }
-            };
+            let dtype = Scalar::named(&format!("{:?}", t.dtype())).ok_or_else(|| {
+                Error::format(
+                    path,
+                    format!("tensor '{name}' has unsupported dtype {:?}", t.dtype()),
+                )
+            })?;
             let bytes = t
                 .read()
                 .map_err(|e| Error::format(path, format!("cannot read tensor '{name}': {e}")))?;
@@ -168,6 +150,20 @@ enum Scalar {
 }
 
 impl Scalar {
+    /// The element type called `name` (as both readers' `Debug` spell it: `F32`, `BF16`, `I64`…).
+    fn named(name: &str) -> Option<Self> {
+        Some(match name {
+            "F32" => Scalar::F32,
+            "F64" => Scalar::F64,
+            "F16" => Scalar::F16,
+            "BF16" => Scalar::BF16,
+            "I64" => Scalar::I64,
+            "I32" => Scalar::I32,
+            "U8" => Scalar::U8,
+            _ => return None,
+        })
+    }
+
     fn decode(self, data: &[u8]) -> Vec<f32> {
         match self {
             Scalar::F32 => data

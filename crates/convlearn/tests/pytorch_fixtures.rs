@@ -21,6 +21,19 @@ fn tensor<const D: usize>(file: &TensorFile, name: &str, device: &Device) -> Ten
     Tensor::from_data(TensorData::new(t.values.clone(), shape), device)
 }
 
+/// The fixture's class labels `y`.
+fn labels(file: &TensorFile, device: &Device) -> Tensor<1, Int> {
+    let y: Vec<i64> = file
+        .get("y")
+        .unwrap()
+        .values
+        .iter()
+        .map(|&v| v as i64)
+        .collect();
+    let n = y.len();
+    Tensor::from_data(TensorData::new(y, [n]), device)
+}
+
 /// (name in PyTorch, values of the matching burn parameter in PyTorch layout)
 fn torch_params(cnn: &Cnn) -> Vec<(String, Vec<f32>)> {
     let mut out = Vec::new();
@@ -52,18 +65,7 @@ fn simple_cnn_matches_pytorch_forward_loss_gradients_and_two_sgd_steps() {
     let spec = ModelPreset::SimpleCnn.spec(1, 28, 28, 10);
     let mut model = load_torch_cnn_weights(Cnn::new(&spec, &device).unwrap(), &f, "init.").unwrap();
     let x: Tensor<4> = tensor(&f, "x", &device);
-    let y = Tensor::<1, Int>::from_data(
-        TensorData::new(
-            f.get("y")
-                .unwrap()
-                .values
-                .iter()
-                .map(|&v| v as i64)
-                .collect::<Vec<_>>(),
-            [8],
-        ),
-        &device,
-    );
+    let y = labels(&f, &device);
     let mut optim = SgdConfig::new()
         .with_momentum(Some(
             MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
@@ -140,18 +142,7 @@ fn softmax_cross_entropy_and_bce_with_logits_match_pytorch() {
         1e-6,
         "bce_logits_loss",
     );
-    let y = Tensor::<1, Int>::from_data(
-        TensorData::new(
-            f.get("y")
-                .unwrap()
-                .values
-                .iter()
-                .map(|&v| v as i64)
-                .collect::<Vec<_>>(),
-            [8],
-        ),
-        &device,
-    );
+    let y = labels(&f, &device);
     assert_close(
         &values(cross_entropy(logits, y)),
         &f.get("loss1").unwrap().values,

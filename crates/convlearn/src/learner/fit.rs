@@ -159,9 +159,19 @@ impl Learner {
     /// Test-time augmentation: class probabilities `[len, classes]` averaged over each item as it is
     /// and `copies` randomly augmented versions (the source's training augmentation), and the accuracy
     /// of their arg-max.
-    pub fn predict_tta(&self, set: &dyn ImageSource, copies: usize, batch_size: usize, seed: u64) -> (Vec<f32>, f64) {
+    pub fn predict_tta(
+        &self,
+        set: &dyn ImageSource,
+        copies: usize,
+        batch_size: usize,
+        seed: u64,
+    ) -> (Vec<f32>, f64) {
         let model = self.model.valid();
-        let batcher = self.batcher(batch_size, self.meta.preprocess.normalization.clone(), false);
+        let batcher = self.batcher(
+            batch_size,
+            self.meta.preprocess.normalization.clone(),
+            false,
+        );
         let order = batcher.epoch_indices(set.len(), None);
         let mut sum: Vec<f32> = Vec::new();
         for copy in 0..=copies {
@@ -169,7 +179,10 @@ impl Learner {
             let mut probs = Vec::with_capacity(sum.len());
             for idx in &order {
                 let batch = batcher.to_device(batcher.host_batch(set, idx, augment));
-                probs.extend(values(burn::tensor::activation::softmax(model.forward(batch.images), 1)));
+                probs.extend(values(burn::tensor::activation::softmax(
+                    model.forward(batch.images),
+                    1,
+                )));
             }
             if sum.is_empty() {
                 sum = probs;
@@ -314,6 +327,9 @@ impl Learner {
         let mut optim = AdamWConfig::new()
             .with_weight_decay(cfg.weight_decay as f32)
             .init();
+        // Dropout and other random ops draw from the device's generator: seed it for reproducible runs.
+        self.device
+            .seed(cfg.seed.wrapping_add(cfg.start_epoch as u64));
         let mut run = History {
             steps_per_epoch: per_epoch,
             ..History::default()

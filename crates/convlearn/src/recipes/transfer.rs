@@ -158,10 +158,13 @@ pub fn prepare(data: &Path, cfg: &TransferConfig) -> Result<TransferRun> {
     let preprocess = weights.preprocess(size);
     // Decoded once at the largest size any phase uses (progressive resizing only shrinks the cache's use).
     let keep = cfg.unfrozen_size.unwrap_or(size).max(size);
-    let decode = |list, title| PhotoSet::decode(list, &split.classes, 3, keep, title, cfg.verbose).resized(size);
+    let decode = |list, title| {
+        PhotoSet::decode(list, &split.classes, 3, keep, title, cfg.verbose).resized(size)
+    };
     let train = decode(&split.train, "decoding training images").with(preprocess.crop, cfg.augment);
     // Validation is never augmented while training; its augmentation serves test-time augmentation.
-    let valid = decode(&split.valid, "decoding validation images").with(preprocess.crop, cfg.augment);
+    let valid =
+        decode(&split.valid, "decoding validation images").with(preprocess.crop, cfg.augment);
     let skipped = train.skipped.len() + valid.skipped.len();
     if skipped > 0 {
         eprintln!("{skipped} file(s) could not be decoded and were skipped");
@@ -187,7 +190,12 @@ pub fn prepare(data: &Path, cfg: &TransferConfig) -> Result<TransferRun> {
     learner.checkpoint = cfg.checkpoint.clone();
     learner.bn_freeze(cfg.bn_freeze);
     learner.freeze();
-    Ok(TransferRun { learner, train, valid, native_size: weights.native_size })
+    Ok(TransferRun {
+        learner,
+        train,
+        valid,
+        native_size: weights.native_size,
+    })
 }
 
 /// Restores weights, history and position from the checkpoint when resuming.
@@ -223,7 +231,12 @@ fn resume(learner: &mut Learner, cfg: &TransferConfig) -> Result<Option<Training
 /// fastai's `fine_tune`: frozen phase on the head, then every group with discriminative rates.
 pub fn fine_tune(data: &Path, cfg: &TransferConfig) -> Result<(SavedModel, TransferReport)> {
     let start = Instant::now();
-    let TransferRun { mut learner, mut train, mut valid, native_size } = prepare(data, cfg)?;
+    let TransferRun {
+        mut learner,
+        mut train,
+        mut valid,
+        native_size,
+    } = prepare(data, cfg)?;
     let fit = |epochs: usize, lr: LayerRates| FitConfig {
         epochs,
         batch_size: cfg.batch_size,
@@ -299,7 +312,10 @@ pub fn fine_tune(data: &Path, cfg: &TransferConfig) -> Result<(SavedModel, Trans
                 eprintln!("{w}");
             }
             if cfg.verbose {
-                eprintln!("progressive resizing: {} px → {size} px for the unfrozen phase", train.size);
+                eprintln!(
+                    "progressive resizing: {} px → {size} px for the unfrozen phase",
+                    train.size
+                );
             }
             train = train.resized(size);
             valid = valid.resized(size);

@@ -1,0 +1,30 @@
+//! Fine-tuning the shared ImageNet MobileNetV2 on real photos (long: run by `.ci/run`).
+
+mod common;
+
+use common::shared;
+use convlearn::recipes::{TransferConfig, fine_tune};
+
+#[test]
+#[ignore = "long (about 5 minutes on 2 cores): run by .ci/run with --ignored"]
+fn default_fine_tune_on_hymenoptera() {
+    let Some(dir) = shared() else { return };
+    let cfg = TransferConfig {
+        weights: dir.join("weights/mobilenet_v2_imagenet_from_tflite.safetensors"),
+        verbose: false,
+        ..TransferConfig::default()
+    };
+    let (model, report) = fine_tune(&dir.join("data/hymenoptera"), &cfg).unwrap();
+    eprintln!(
+        "hymenoptera: {:.2}% ({:.2}% with TTA), {:.1} s, phases {:?}",
+        100.0 * report.valid_accuracy,
+        100.0 * report.valid_accuracy_tta,
+        report.seconds,
+        report.phases
+    );
+    assert_eq!((report.train_images, report.valid_images), (245, 153));
+    assert_eq!(model.meta.classes, vec!["ants", "bees"]);
+    // The goal is 95 %; this recipe measured 94.1–94.8 % here (see the closing note). The
+    // assertion guards against regressions below what it reliably reaches.
+    assert!(report.valid_accuracy >= 0.92, "{report:?}");
+}
