@@ -153,16 +153,16 @@ fn parse_sizes(s: &str) -> Result<(usize, Option<usize>), String> {
     }
 }
 
-/// `x-loss.png` → `x-schedule.png`.
-fn schedule_name(loss: &Path) -> String {
+/// `x-loss.png` → `x-<what>.png` beside it.
+fn sibling(loss: &Path, what: &str) -> PathBuf {
     let name = loss
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    match name.strip_suffix("-loss.png") {
-        Some(stem) => format!("{stem}-schedule.png"),
-        None => format!("{}-schedule.png", name.trim_end_matches(".png")),
-    }
+    let stem = name
+        .strip_suffix("-loss.png")
+        .unwrap_or_else(|| name.trim_end_matches(".png"));
+    loss.with_file_name(format!("{stem}-{what}.png"))
 }
 
 /// Runs `train`.
@@ -180,9 +180,11 @@ fn run_transfer(args: &Args, weights: &Path) -> Result<()> {
     let (model, report) = fine_tune(Path::new(&args.dataset), &cfg)?;
     model.save(&save)?;
     report.history.plot_loss(&plot)?;
-    report
-        .history
-        .plot_schedule(&plot.with_file_name(schedule_name(&plot)))?;
+    report.history.plot_schedule(&sibling(&plot, "schedule"))?;
+    let lr_png = sibling(&plot, "lr_find");
+    if let Some(finder) = &report.lr_find {
+        finder.plot(&lr_png)?;
+    }
     // The finished model replaces the checkpoint.
     let _ = std::fs::remove_file(&checkpoint);
     if args.json {
@@ -193,6 +195,7 @@ fn run_transfer(args: &Args, weights: &Path) -> Result<()> {
             "seconds": report.seconds,
             "phases": report.phases,
             "lr": report.lr_find.as_ref().map(|f| f.suggestion),
+            "lr_find_png": report.lr_find.as_ref().map(|_| &lr_png),
             "size": report.size,
             "architecture": report.architecture,
             "train_images": report.train_images,
@@ -279,9 +282,7 @@ fn run_scratch(args: &Args) -> Result<()> {
     model.save(&save)?;
     let _ = std::fs::remove_file(&checkpoint);
     report.history.plot_loss(&plot)?;
-    report
-        .history
-        .plot_schedule(&plot.with_file_name(schedule_name(&plot)))?;
+    report.history.plot_schedule(&sibling(&plot, "schedule"))?;
     if args.json {
         super::print_json(&json!({
             "test_accuracy": report.valid_accuracy,

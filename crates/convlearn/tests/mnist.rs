@@ -35,7 +35,7 @@ fn reads_mnist_idx_files_exactly() {
 }
 
 #[test]
-#[ignore = "long (about 4 minutes on 2 cores): run by .ci/run with --include-ignored"]
+#[ignore = "long (about 4 minutes on 2 cores): run by .ci/run with --ignored"]
 fn simple_cnn_reaches_99_percent_on_mnist_in_3_epochs() {
     let Some(dir) = shared() else { return };
     let mnist = Mnist::load(&dir.join("data/mnist")).unwrap();

@@ -334,7 +334,13 @@ impl Learner {
             steps_per_epoch: per_epoch,
             ..History::default()
         };
-        let offset = self.history.batch_losses.len();
+        // Steps are numbered over the learner's whole history; a resumed phase already holds
+        // `start_epoch` epochs of it.
+        let offset = self
+            .history
+            .batch_losses
+            .len()
+            .saturating_sub(cfg.start_epoch * per_epoch);
         for epoch in cfg.start_epoch + 1..=cfg.epochs {
             let start = Instant::now();
             let bar = Progress::new(
