@@ -108,7 +108,7 @@ pub struct TransferReport {
     pub phases: Vec<PhaseReport>,
     /// The LR finder's sweep, when it chose the rate.
     pub lr_find: Option<LrFinder>,
-    /// Training / validation images used.
+    /// Training images used.
     pub train_images: usize,
     /// Validation images used.
     pub valid_images: usize,
