@@ -352,4 +352,18 @@ fn fine_tuning_works_unchanged_on_small_grayscale_images() {
         tmp.path(),
     ));
     assert_eq!(v["results"][0]["predictions"].as_array().unwrap().len(), 2);
+    // every stage of the pretrained body, tiled, plus the probabilities
+    let v = json_of(&convlearn(
+        &[
+            "activations",
+            "g.safetensors",
+            "valid/circle/1.png",
+            "-o",
+            "a.png",
+            "--json",
+        ],
+        tmp.path(),
+    ));
+    assert_eq!(v["probabilities"].as_object().unwrap().len(), 2);
+    assert!(image::open(tmp.path().join("a.png")).unwrap().height() > 1000);
 }

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::host::{first_maps, values};
 use crate::kernels::FeatureMaps;
 use crate::model_file::SavedModel;
-use crate::plot::{Canvas, ColorMode, map_to_image};
+use crate::plot::{Canvas, ColorMode, map_to_image, picture};
 
 const TILES_PER_ROW: usize = 16;
 const MAX_CHANNELS: usize = 64;
@@ -52,63 +52,50 @@ pub fn render_activations(
     let classes = &model.meta.classes;
     let width = 2 * MARGIN + TILES_PER_ROW as u32 * (TILE + GAP);
     let mut height = MARGIN;
-    for (_, m) in &rows {
-        height += LABEL + m.channels.div_ceil(TILES_PER_ROW) as u32 * (TILE + GAP + 14) + GAP;
+    // The input is one picture; every other stage one tile per channel.
+    for (i, (_, m)) in rows.iter().enumerate() {
+        let tiles = if i == 0 { 1 } else { m.channels };
+        height += LABEL + tiles.div_ceil(TILES_PER_ROW) as u32 * (TILE + GAP + 14) + GAP;
     }
     height += LABEL + classes.len() as u32 * 20 + MARGIN;
     let mut canvas = Canvas::new(width.max(560), height);
     let mut y = MARGIN;
-    for (label, maps) in &rows {
-        let (lo, hi) = maps.range();
-        let is_input = y == MARGIN;
-        let mode = if is_input {
-            ColorMode::Gray { lo: 0.0, hi: 1.0 }
-        } else {
-            ColorMode::Signed {
-                scale: lo.abs().max(hi.abs()).max(1e-6),
-            }
-        };
-        let caption = if is_input {
-            label.clone()
-        } else {
-            format!("{label} (brightest = {:.3})", lo.abs().max(hi.abs()))
-        };
-        canvas.text(MARGIN as i32, y as i32 + 2, 16.0, &caption, [0, 0, 0]);
-        y += LABEL;
+    for (i, (label, maps)) in rows.iter().enumerate() {
+        let maps = maps.fit_within(TILE as usize);
         let scale = (TILE / maps.width.max(maps.height).max(1) as u32).max(1);
+        if i == 0 {
+            canvas.text(MARGIN as i32, y as i32 + 2, 16.0, label, [0, 0, 0]);
+            canvas.blit(&picture(&maps), MARGIN, y + LABEL, scale);
+            y += LABEL + TILE + GAP + 14 + GAP;
+            continue;
+        }
+        let (lo, hi) = maps.range();
+        let brightest = lo.abs().max(hi.abs());
+        let mode = ColorMode::Signed {
+            scale: brightest.max(1e-6),
+        };
+        canvas.text(
+            MARGIN as i32,
+            y as i32 + 2,
+            16.0,
+            &format!("{label} (brightest = {brightest:.3})"),
+            [0, 0, 0],
+        );
+        y += LABEL;
         for c in 0..maps.channels {
             let (col, row) = ((c % TILES_PER_ROW) as u32, (c / TILES_PER_ROW) as u32);
             let x = MARGIN + col * (TILE + GAP);
             let ty = y + row * (TILE + GAP + 14);
-            let tile = if is_input && maps.channels == 3 {
-                image::RgbImage::from_fn(maps.width as u32, maps.height as u32, |px, py| {
-                    let v =
-                        |ch| (maps.get(ch, py as usize, px as usize).clamp(0.0, 1.0) * 255.0) as u8;
-                    image::Rgb([v(0), v(1), v(2)])
-                })
-            } else {
-                map_to_image(maps, c, mode)
-            };
-            canvas.blit(&tile, x, ty, scale);
-            if !(is_input && maps.channels == 3) {
-                canvas.text(
-                    x as i32,
-                    (ty + TILE + 1) as i32,
-                    11.0,
-                    &format!("ch {c}"),
-                    [90, 90, 90],
-                );
-            }
-            if is_input && maps.channels == 3 {
-                break;
-            }
+            canvas.blit(&map_to_image(&maps, c, mode), x, ty, scale);
+            canvas.text(
+                x as i32,
+                (ty + TILE + 1) as i32,
+                11.0,
+                &format!("ch {c}"),
+                [90, 90, 90],
+            );
         }
-        let tile_rows = if is_input && maps.channels == 3 {
-            1
-        } else {
-            maps.channels.div_ceil(TILES_PER_ROW) as u32
-        };
-        y += tile_rows * (TILE + GAP + 14) + GAP;
+        y += maps.channels.div_ceil(TILES_PER_ROW) as u32 * (TILE + GAP + 14) + GAP;
     }
     canvas.text(
         MARGIN as i32,

@@ -73,6 +73,25 @@ impl FeatureMaps {
             })
     }
 
+    /// At most `max` values along each side: large maps (photos) are sampled every n-th value so
+    /// they fit a figure; small ones are returned as they are.
+    pub fn fit_within(&self, max: usize) -> FeatureMaps {
+        let step = self.width.max(self.height).div_ceil(max.max(1)).max(1);
+        if step == 1 {
+            return self.clone();
+        }
+        let (h, w) = (self.height / step, self.width / step);
+        let mut out = FeatureMaps::zeros(self.channels, h, w);
+        for c in 0..self.channels {
+            for y in 0..h {
+                for x in 0..w {
+                    out.set(c, y, x, self.get(c, y * step, x * step));
+                }
+            }
+        }
+        out
+    }
+
     /// ReLU: negatives become zero.
     pub fn relu(&self) -> FeatureMaps {
         FeatureMaps::new(

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::{FeatureMaps, Kernel, Padding, convolve};
 use crate::error::Result;
-use crate::plot::{Canvas, ColorMode, map_to_image};
+use crate::plot::{Canvas, ColorMode, map_to_image, picture};
 
 /// Everything the kernel figure shows, computed once so the CLI can also print numbers from it.
 pub struct KernelFigure {
@@ -57,24 +57,6 @@ fn scale_for(w: usize, h: usize) -> u32 {
     (MAX_PANEL / big).max(1)
 }
 
-fn shrink(m: &FeatureMaps, max: usize) -> FeatureMaps {
-    // Large photos are shown at most `max` pixels wide: sample every n-th activation.
-    let step = m.width.max(m.height).div_ceil(max).max(1);
-    if step == 1 {
-        return m.clone();
-    }
-    let (h, w) = (m.height / step, m.width / step);
-    let mut out = FeatureMaps::zeros(m.channels, h, w);
-    for c in 0..m.channels {
-        for y in 0..h {
-            for x in 0..w {
-                out.set(c, y, x, m.get(c, y * step, x * step));
-            }
-        }
-    }
-    out
-}
-
 /// Draws the figure to `path`. `gray` renders responses in grayscale instead of green/red.
 pub fn render_kernel_figure(fig: &KernelFigure, gray: bool, path: &Path) -> Result<()> {
     let (lo, hi) = fig.response.range();
@@ -94,19 +76,7 @@ pub fn render_kernel_figure(fig: &KernelFigure, gray: bool, path: &Path) -> Resu
     } else {
         mode
     };
-    let input_img = if fig.input.channels == 3 {
-        let m = shrink(&fig.input, MAX_PANEL as usize);
-        image::RgbImage::from_fn(m.width as u32, m.height as u32, |x, y| {
-            let px = |c| (m.get(c, y as usize, x as usize).clamp(0.0, 1.0) * 255.0) as u8;
-            image::Rgb([px(0), px(1), px(2)])
-        })
-    } else {
-        map_to_image(
-            &shrink(&fig.input, MAX_PANEL as usize),
-            0,
-            ColorMode::Gray { lo: 0.0, hi: 1.0 },
-        )
-    };
+    let input_img = picture(&fig.input.fit_within(MAX_PANEL as usize));
     let input_label = if fig.input.channels == 3 {
         "input (RGB)"
     } else {
@@ -122,11 +92,11 @@ pub fn render_kernel_figure(fig: &KernelFigure, gray: bool, path: &Path) -> Resu
                 "kernel response {}×{}",
                 fig.response.width, fig.response.height
             ),
-            map_to_image(&shrink(&fig.response, MAX_PANEL as usize), 0, mode),
+            map_to_image(&fig.response.fit_within(MAX_PANEL as usize), 0, mode),
         ),
         (
             "after ReLU".to_string(),
-            map_to_image(&shrink(&fig.relu, MAX_PANEL as usize), 0, relu_mode),
+            map_to_image(&fig.relu.fit_within(MAX_PANEL as usize), 0, relu_mode),
         ),
     ];
     if let Some(p) = &fig.pooled {
@@ -135,7 +105,7 @@ pub fn render_kernel_figure(fig: &KernelFigure, gray: bool, path: &Path) -> Resu
                 "after {0}×{0} max-pool {1}×{2}",
                 fig.pool, p.width, p.height
             ),
-            map_to_image(&shrink(p, MAX_PANEL as usize), 0, relu_mode),
+            map_to_image(&p.fit_within(MAX_PANEL as usize), 0, relu_mode),
         ));
     }
     // Every panel uses the scale of the largest so sizes compare honestly (pooled maps look smaller).

@@ -121,17 +121,15 @@ pub fn lr_find(
             (0, f64::INFINITY),
             |b, (i, &l)| if l < b.1 { (i, l) } else { b },
         );
-    // steepest descent before the minimum, ignoring the first tenth (the smoothing's warm-up)
-    let from = (lrs.len() / 10).max(1);
-    let steepest = (from..=min_i.max(from).min(losses.len() - 1))
-        .map(|i| {
-            (
-                i,
-                (losses[i] - losses[i - 1]) / (lrs[i].log10() - lrs[i - 1].log10()),
-            )
-        })
+    // Steepest descent before the minimum: the slope over a window of a twentieth of the sweep,
+    // ignoring the first fifth (where the smoothing is still warming up).
+    let w = (lrs.len() / 20).max(1);
+    let from = lrs.len() / 5;
+    let slope = |i: usize| (losses[i + w] - losses[i]) / (lrs[i + w].log10() - lrs[i].log10());
+    let steepest = (from..min_i.saturating_sub(w).max(from + 1).min(losses.len() - w))
+        .map(|i| (i, slope(i)))
         .fold(
-            (0, f64::INFINITY),
+            (from, f64::INFINITY),
             |b, (i, g)| if g < b.1 { (i, g) } else { b },
         )
         .0;

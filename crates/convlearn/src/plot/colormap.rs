@@ -55,6 +55,17 @@ pub fn map_to_image(maps: &FeatureMaps, c: usize, mode: ColorMode) -> RgbImage {
     })
 }
 
+/// An image as a person sees it: RGB for 3 channels, else channel 0 in gray (values 0..1).
+pub fn picture(maps: &FeatureMaps) -> RgbImage {
+    if maps.channels != 3 {
+        return map_to_image(maps, 0, ColorMode::Gray { lo: 0.0, hi: 1.0 });
+    }
+    RgbImage::from_fn(maps.width as u32, maps.height as u32, |x, y| {
+        let v = |c| (maps.get(c, y as usize, x as usize).clamp(0.0, 1.0) * 255.0).round() as u8;
+        Rgb([v(0), v(1), v(2)])
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,5 +5,5 @@ mod colormap;
 mod curves;
 
 pub use canvas::Canvas;
-pub use colormap::{ColorMode, map_to_image, signed_color};
+pub use colormap::{ColorMode, map_to_image, picture, signed_color};
 pub use curves::{Series, plot_curves};
