@@ -80,5 +80,11 @@ pub fn run(args: Args) -> Result<()> {
     println!(
         "  convlearn train mnist --arch spreadsheet                          # fast.ai's 2-kernel spreadsheet network"
     );
+    println!(
+        "  convlearn predict --pretrained ../shared/weights/mobilenet_v2_imagenet_from_tflite.safetensors ../shared/data/images/cat.bmp"
+    );
+    println!(
+        "  convlearn train ../shared/data/hymenoptera --pretrained ../shared/weights/mobilenet_v2_imagenet_from_tflite.safetensors"
+    );
     Ok(())
 }

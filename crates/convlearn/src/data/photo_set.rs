@@ -37,7 +37,9 @@ pub struct PhotoSet {
 }
 
 impl PhotoSet {
-    /// Decodes `items` in parallel, keeping each image with its shorter side at most `1.25 × size`.
+    /// Decodes `items` in parallel, keeping each image with its shorter side at most `2 × size`
+    /// (photos of the usual 500 × 375 stay as they are at 224 px, so the evaluation crop and resize
+    /// sample the original pixels, as the reference preprocessing does).
     /// The set starts with no crop and no augmentation (see [`PhotoSet::with`]).
     pub fn decode(
         list: &ItemList,
@@ -48,7 +50,7 @@ impl PhotoSet {
         verbose: bool,
     ) -> Self {
         let bar = Progress::new(list.items.len() as u64, title, verbose);
-        let keep = (size as f32 * 1.25).round() as u32;
+        let keep = (size * 2) as u32;
         let decoded: Vec<(PathBuf, usize, Result<DynamicImage>)> = list
             .items
             .par_iter()
@@ -100,7 +102,7 @@ impl PhotoSet {
 }
 
 impl PhotoSet {
-    /// The same photos served at another size (they are kept at 1.25 × the first size, so growing
+    /// The same photos served at another size (they are kept at 2 × the first size, so growing
     /// far beyond it upsamples).
     pub fn resized(mut self, size: usize) -> Self {
         self.size = size;
