@@ -141,21 +141,6 @@ impl Learner {
         }
     }
 
-    /// Logits `[len, classes]` (row-major, host) of every item of `set`, in inference mode.
-    pub fn predict_logits(&self, set: &dyn ImageSource, batch_size: usize) -> Vec<f32> {
-        let model = self.model.valid();
-        let batcher = self.batcher(
-            batch_size,
-            self.meta.preprocess.normalization.clone(),
-            false,
-        );
-        let mut out = Vec::new();
-        for idx in batcher.epoch_indices(set.len(), None) {
-            out.extend(values(model.forward(batcher.batch(set, &idx).images)));
-        }
-        out
-    }
-
     /// Test-time augmentation: class probabilities `[len, classes]` averaged over each item as it is
     /// and `copies` randomly augmented versions (the source's training augmentation), and the accuracy
     /// of their arg-max.
@@ -233,14 +218,15 @@ impl Learner {
         }
     }
 
-    /// Trains on `train`, validating on `valid` after each epoch. A NaN or infinite loss stops
-    /// training with an error naming the epoch and batch; the weights from before that batch stay.
+    /// Trains on `train`, validating on `valid` after each epoch; losses, rates and epoch metrics go
+    /// to [`Learner::history`]. A NaN or infinite loss stops training with an error naming the epoch
+    /// and batch; the weights from before that batch stay.
     pub fn fit(
         &mut self,
         train: &dyn ImageSource,
         valid: &dyn ImageSource,
         cfg: &FitConfig,
-    ) -> Result<History> {
+    ) -> Result<()> {
         self.fit_inner(train, valid, cfg, false)
     }
 
@@ -250,7 +236,7 @@ impl Learner {
         train: &FeatureSet,
         valid: &FeatureSet,
         cfg: &FitConfig,
-    ) -> Result<History> {
+    ) -> Result<()> {
         if self.frozen_before + 1 != self.num_groups() {
             return Err(Error::Invalid(
                 "precompute trains the head alone: freeze the body first".into(),
@@ -301,7 +287,7 @@ impl Learner {
         valid: &dyn ImageSource,
         cfg: &FitConfig,
         features: bool,
-    ) -> Result<History> {
+    ) -> Result<()> {
         if train.is_empty() {
             return Err(Error::Invalid("the training set is empty".into()));
         }
@@ -330,10 +316,7 @@ impl Learner {
         // Dropout and other random ops draw from the device's generator: seed it for reproducible runs.
         self.device
             .seed(cfg.seed.wrapping_add(cfg.start_epoch as u64));
-        let mut run = History {
-            steps_per_epoch: per_epoch,
-            ..History::default()
-        };
+        self.history.steps_per_epoch = per_epoch;
         // Steps are numbered over the learner's whole history; a resumed phase already holds
         // `start_epoch` epochs of it.
         let offset = self
@@ -385,8 +368,8 @@ impl Learner {
                 }
                 self.model = optim.step(lrs.step(), model, grads);
                 loss_sum += value;
-                run.batch_losses.push((offset + step, value));
-                run.learning_rates.push((offset + step, rates.last().copied().unwrap_or(0.0) * factor));
+                self.history.batch_losses.push((offset + step, value));
+                self.history.learning_rates.push((offset + step, rates.last().copied().unwrap_or(0.0) * factor));
                 bar.step(format!("loss {:.4}", loss_sum / (b + 1) as f64));
                 Ok(())
             })?;
@@ -409,28 +392,14 @@ impl Learner {
                     record.seconds
                 );
             }
-            run.epochs.push(record.clone());
-            self.history.batch_losses.extend(
-                run.batch_losses
-                    .iter()
-                    .filter(|(s, _)| *s >= offset + step0)
-                    .copied(),
-            );
-            self.history.learning_rates.extend(
-                run.learning_rates
-                    .iter()
-                    .filter(|(s, _)| *s >= offset + step0)
-                    .copied(),
-            );
             self.history.epochs.push(record);
-            self.history.steps_per_epoch = per_epoch;
             if let Some(path) = &self.checkpoint {
                 self.state.epochs_done = epoch;
                 self.state.history = self.history.clone();
                 write_checkpoint(path, &self.saved_model(), &self.state)?;
             }
         }
-        Ok(run)
+        Ok(())
     }
 }
 

@@ -61,18 +61,6 @@ impl OneCycle {
             cos_anneal(self.max_lr, end, ((s - up) / down).min(1.0))
         }
     }
-
-    /// The momentum (or Adam β₁) at `step`: 0.95 → 0.85 while warming up, back to 0.95 after.
-    pub fn momentum(&self, step: usize) -> f64 {
-        let up = ((self.pct_start * self.total_steps as f64) - 1.0).max(1.0);
-        let down = (self.total_steps as f64 - 1.0 - up).max(1.0);
-        let s = step as f64;
-        if s <= up {
-            cos_anneal(0.95, 0.85, s / up)
-        } else {
-            cos_anneal(0.85, 0.95, ((s - up) / down).min(1.0))
-        }
-    }
 }
 
 impl Schedule {
@@ -120,7 +108,6 @@ mod tests {
         assert!((s.lr(24) - 0.01).abs() < 1e-12);
         assert!((s.lr(99) - 0.0004 / 1e4).abs() < 1e-12);
         assert!(s.lr(60) < s.lr(30));
-        assert!((s.momentum(24) - 0.85).abs() < 1e-12);
     }
 
     #[test]

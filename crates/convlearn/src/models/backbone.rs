@@ -5,9 +5,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    MobileNetV2Body, PaddingStyle, ResNetBody, mobilenet_v2_torch_name, resnet_torch_name,
-};
+use super::{MobileNetV2Body, PaddingStyle, ResNetBody};
 use crate::error::{Error, Result};
 
 /// Backbone architectures.
@@ -136,13 +134,5 @@ impl Body {
             }
         }
         out
-    }
-
-    /// torchvision's name for a parameter path relative to the body.
-    pub fn torch_name(&self, path: &str) -> String {
-        match self {
-            Body::ResNet(_) => resnet_torch_name(path),
-            Body::MobileNetV2(b) => mobilenet_v2_torch_name(path, &b.expansions()),
-        }
     }
 }

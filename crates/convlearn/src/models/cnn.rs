@@ -29,14 +29,6 @@ pub struct Cnn {
     pub dense: Vec<Linear>,
 }
 
-/// The feature maps after one stage of the network, for display.
-pub struct LayerActivation {
-    /// E.g. `conv1 + ReLU` or `pool2`.
-    pub name: String,
-    /// `[batch, channels, height, width]`.
-    pub maps: Tensor<4>,
-}
-
 impl Cnn {
     /// A freshly initialised network for `spec`.
     pub fn new(spec: &CnnSpec, device: &Device) -> Result<Self> {
@@ -95,24 +87,21 @@ impl Cnn {
         x
     }
 
-    /// Logits plus the feature maps after every conv+ReLU and every pool.
-    pub fn forward_with_activations(&self, mut x: Tensor<4>) -> (Tensor<2>, Vec<LayerActivation>) {
-        let mut acts = Vec::new();
+    /// Logits plus the named feature maps after every conv+ReLU and every pool.
+    pub fn forward_with_activations(
+        &self,
+        mut x: Tensor<4>,
+    ) -> (Tensor<2>, Vec<(String, Tensor<4>)>) {
+        let mut stages = Vec::new();
         for (i, b) in self.convs.iter().enumerate() {
             x = relu(b.conv.forward(x));
-            acts.push(LayerActivation {
-                name: format!("conv{} + ReLU", i + 1),
-                maps: x.clone(),
-            });
+            stages.push((format!("conv{} + ReLU", i + 1), x.clone()));
             if let Some(pool) = &b.pool {
                 x = pool.forward(x);
-                acts.push(LayerActivation {
-                    name: format!("pool{}", i + 1),
-                    maps: x.clone(),
-                });
+                stages.push((format!("pool{}", i + 1), x.clone()));
             }
         }
-        (self.head(x), acts)
+        (self.head(x), stages)
     }
 
     /// The input that conv layer `layer` (1-based) sees: the image after the blocks before it.

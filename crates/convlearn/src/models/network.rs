@@ -4,7 +4,10 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{BackboneKind, Body, Cnn, CnnSpec, Head, HeadKind, HeadSpec, PaddingStyle};
+use super::{
+    BackboneKind, Body, Cnn, CnnSpec, Head, HeadKind, HeadSpec, PaddingStyle,
+    mobilenet_v2_torch_name, resnet_torch_name,
+};
 use crate::error::Result;
 
 /// What network a model file holds (stored as JSON in the file).
@@ -143,10 +146,7 @@ impl Network {
     /// Logits and the named feature maps of every stage, for display.
     pub fn forward_with_stages(&self, x: Tensor<4>) -> (Tensor<2>, Vec<(String, Tensor<4>)>) {
         match self {
-            Network::Plain(cnn) => {
-                let (logits, acts) = cnn.forward_with_activations(x);
-                (logits, acts.into_iter().map(|a| (a.name, a.maps)).collect())
-            }
+            Network::Plain(cnn) => cnn.forward_with_activations(x),
             Network::Pretrained(p) => {
                 let stages = p.body.stages(x);
                 let last = stages.last().expect("a body has stages").1.clone();
@@ -166,21 +166,35 @@ impl Network {
         }
     }
 
-    /// torchvision's name for a parameter path, for loading pretrained weights (`None`: not in
-    /// torchvision's file, e.g. a new fastai head).
-    pub fn torch_name(&self, path: &str, backbone: BackboneKind) -> Option<String> {
-        match self {
-            Network::Plain(_) => None,
-            Network::Pretrained(p) => match path.strip_prefix("body.") {
-                Some(rest) => Some(p.body.torch_name(rest)),
-                None => match &p.head {
-                    Head::ImageNet(_) => {
-                        let leaf = path.rsplit('.').next()?;
-                        Some(format!("{}.{leaf}", backbone.classifier_name()))
-                    }
-                    Head::Fastai(_) => None,
-                },
-            },
+    /// Maps parameter paths (as burn names them) to torchvision's names, for loading pretrained
+    /// weights; `None` for parameters not in torchvision's file (a new fastai head). The mapper owns
+    /// what it needs, so the network itself can be handed to the loader.
+    pub fn torch_names(&self, backbone: BackboneKind) -> impl Fn(&str) -> Option<String> + use<> {
+        let (expands, imagenet_head) = match self {
+            Network::Plain(_) => (None, false),
+            Network::Pretrained(p) => (
+                Some(match &p.body {
+                    Body::ResNet(_) => Vec::new(),
+                    Body::MobileNetV2(b) => b.expansions(),
+                }),
+                matches!(p.head, Head::ImageNet(_)),
+            ),
+        };
+        let layout = self.layout();
+        move |path: &str| {
+            expands.as_ref()?;
+            match path.strip_prefix("body.") {
+                Some(rest) if layout == GroupLayout::MobileNetV2 => Some(mobilenet_v2_torch_name(
+                    rest,
+                    expands.as_deref().unwrap_or(&[]),
+                )),
+                Some(rest) => Some(resnet_torch_name(rest)),
+                None if imagenet_head => {
+                    let leaf = path.rsplit('.').next()?;
+                    Some(format!("{}.{leaf}", backbone.classifier_name()))
+                }
+                None => None,
+            }
         }
     }
 

@@ -115,12 +115,9 @@ impl PretrainedWeights {
         let net = Network::new(arch, device)?;
         let imagenet = net.head_kind() == Some(HeadKind::ImageNet);
         let classifier = format!("{}.", self.backbone.classifier_name());
-        let names = Network::new(arch, &Device::flex())?;
-        let backbone = self.backbone;
+        let names = net.torch_names(self.backbone);
         let unused_ok = move |n: &str| !imagenet && n.starts_with(&classifier);
-        load_named_weights(net, &self.file, unused_ok, |path| {
-            names.torch_name(path, backbone)
-        })
+        load_named_weights(net, &self.file, unused_ok, names)
     }
 }
 
