@@ -25,6 +25,10 @@ enum Command {
     LrFind(commands::lr_find::Args),
     /// Predict the class of images with a saved model.
     Predict(commands::predict::Args),
+    /// What a trained model gets wrong: confusion matrix, top losses, uncertain predictions, per-tag scores.
+    Interpret(commands::interpret::Args),
+    /// Serve the kernel playground and network explorer on a local web page.
+    Serve(commands::serve::Args),
     /// Print the arithmetic behind one activation of a conv layer (the spreadsheet view).
     Explain(commands::explain::Args),
     /// Draw every layer's feature maps for an image, plus the final probabilities.
@@ -39,6 +43,8 @@ fn main() {
         Command::Train(a) => commands::train::run(a),
         Command::LrFind(a) => commands::lr_find::run(a),
         Command::Predict(a) => commands::predict::run(a),
+        Command::Interpret(a) => commands::interpret::run(a),
+        Command::Serve(a) => commands::serve::run(a),
         Command::Explain(a) => commands::explain::run(a),
         Command::Activations(a) => commands::activations::run(a),
     };

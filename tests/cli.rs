@@ -1,28 +1,11 @@
 //! The `convlearn` command as a user runs it: outputs, JSON, and errors on bad input.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use serde_json::Value;
-
-fn convlearn(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_convlearn"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("convlearn runs")
-}
-
-fn json_of(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
-    serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("valid JSON")
-}
+use common::{convlearn, json_of, shared};
 
 /// A 20×20 picture: black, with a white square at rows 8..14, columns 6..14.
 fn square_png(dir: &Path) -> std::path::PathBuf {
@@ -277,21 +260,6 @@ fn a_killed_run_resumes_from_its_checkpoint_and_finishes() {
     assert_eq!(v["epochs"], 3);
     assert!(v["valid_accuracy"].as_f64().unwrap() > 0.5, "{v}");
     assert!(tmp.path().join("m.safetensors").is_file() && !checkpoint.exists());
-}
-
-/// `../shared` (or `$CONVLEARN_DATA`) when present; required when `CONVLEARN_REQUIRE_DATA=1`.
-fn shared() -> Option<std::path::PathBuf> {
-    let dir = std::env::var_os("CONVLEARN_DATA").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
-        Into::into,
-    );
-    let found = dir.join("README.md").is_file();
-    assert!(
-        found || std::env::var("CONVLEARN_REQUIRE_DATA").as_deref() != Ok("1"),
-        "no shared data at {}",
-        dir.display()
-    );
-    found.then_some(dir)
 }
 
 #[test]

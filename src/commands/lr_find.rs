@@ -1,6 +1,6 @@
 //! `convlearn lr-find DATA [--pretrained WEIGHTS] … -o lr.png`: the learning-rate finder alone.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use convlearn::data::{Mnist, generate_shapes, shared_data_dir};
@@ -25,19 +25,19 @@ pub fn run(args: Args) -> Result<()> {
     let a = &args.train;
     let fit = FitConfig {
         batch_size: a.batch_size.unwrap_or(32),
-        seed: a.seed,
+        seed: a.source.seed,
         ..FitConfig::default()
     };
     let finder = match &a.pretrained {
         Some(weights) => {
             let mut cfg = a.transfer_config(weights)?;
             cfg.verbose = true;
-            let mut run = prepare(Path::new(&a.dataset), &cfg)?;
+            let mut run = prepare(&a.source.photos()?, &cfg)?;
             lr_find(&mut run.learner, &run.train, &fit)?
         }
         None => {
             let preset = ModelPreset::parse(a.arch.as_deref().unwrap_or("simple_cnn"))?;
-            let train = match a.dataset.as_str() {
+            let train = match a.source.name() {
                 "mnist" => {
                     Mnist::load(
                         &a.data

@@ -1,11 +1,14 @@
 //! One file per subcommand.
 
 pub mod activations;
+pub mod data_args;
 pub mod demo;
 pub mod explain;
+pub mod interpret;
 pub mod kernel;
 pub mod lr_find;
 pub mod predict;
+pub mod serve;
 pub mod train;
 
 /// Parses "A,B" into two numbers (for `--at`).

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use convlearn::device::inference_device;
-use convlearn::interpret::predict_image;
+use convlearn::interpret::{PredictOptions, predict_image};
 use convlearn::model_file::SavedModel;
 use convlearn::models::{BackboneKind, PretrainedWeights};
 use serde_json::json;
@@ -22,9 +22,16 @@ pub struct Args {
     /// The architecture of --pretrained (recognised from the tensor names when omitted).
     #[arg(long)]
     arch: Option<String>,
-    /// How many classes to show per image.
+    /// How many classes to show per image (single-label models).
     #[arg(long, default_value_t = 3)]
     top: usize,
+    /// Multi-label models: show every tag whose probability exceeds this (default: the threshold
+    /// saved with the model, chosen on its validation set).
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// Test-time augmentation: average the prediction of the image and N augmented copies.
+    #[arg(long, value_name = "N", default_value_t = 0, num_args = 0..=1, default_missing_value = "4")]
+    tta: usize,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -55,20 +62,43 @@ pub fn run(args: Args) -> Result<()> {
             (model, args.paths[1..].to_vec(), args.paths[0].clone())
         }
     };
+    if let Some(t) = args.threshold.filter(|t| !(0.0..1.0).contains(t)) {
+        bail!("--threshold {t} is not a probability between 0 and 1");
+    }
+    let options = PredictOptions {
+        top: args.top,
+        threshold: args.threshold,
+        tta: args.tta,
+        seed: 42,
+    };
+    let threshold = model
+        .meta
+        .multi_label
+        .then(|| args.threshold.unwrap_or(model.meta.threshold));
     let mut results = Vec::new();
     for image in &images {
-        let ranked = predict_image(&model, image, args.top, &device)?;
+        let ranked = predict_image(&model, image, &options, &device)?;
         if !args.json {
             let line: Vec<String> = ranked
                 .iter()
                 .map(|p| format!("{} {:.1}%", p.class, 100.0 * p.probability))
                 .collect();
-            println!("{}: {}", image.display(), line.join(", "));
+            let line = match (threshold, line.is_empty()) {
+                (Some(t), true) => format!("no tag above {t:.2}"),
+                _ => line.join(", "),
+            };
+            println!("{}: {line}", image.display());
         }
         results.push(json!({ "image": image, "predictions": ranked }));
     }
     if args.json {
-        super::print_json(&json!({ "model": source, "results": results }));
+        super::print_json(&json!({
+            "model": source,
+            "multi_label": model.meta.multi_label,
+            "threshold": threshold,
+            "tta": args.tta,
+            "results": results,
+        }));
     }
     Ok(())
 }

@@ -13,9 +13,9 @@ use serde_json::json;
 /// Arguments of `train` (shared with `lr-find`).
 #[derive(clap::Args)]
 pub struct Args {
-    /// `mnist` (IDX files in --data), `shapes` (generated), or a folder of photos
-    /// (`train/<class>/…` + `valid/<class>/…`, or `<class>/…` split by --valid-pct).
-    pub dataset: String,
+    /// The data: `mnist` (IDX files in --data), `shapes` (generated), a folder of photos, or a CSV.
+    #[command(flatten)]
+    pub source: super::data_args::DataArgs,
     /// MNIST's directory (default: $CONVLEARN_DATA/data/mnist, i.e. ../shared/data/mnist).
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -55,15 +55,9 @@ pub struct Args {
     /// Images per step (default 64 from scratch, 32 fine-tuning).
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Validation fraction for a folder without a train/valid split.
-    #[arg(long, default_value_t = 0.2)]
-    pub valid_pct: f64,
     /// Use only the first N training images (quick experiments; from scratch).
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Seed for splits, shuffling and augmentation.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
     /// Where to save the model (default: <dataset>-<arch>.safetensors).
     #[arg(long)]
     pub save: Option<PathBuf>,
@@ -104,8 +98,8 @@ impl Args {
             precompute: self.precompute,
             augment: Augment::parse(&self.aug).expect("clap checked"),
             batch_size: self.batch_size.unwrap_or(32),
-            valid_pct: self.valid_pct,
-            seed: self.seed,
+            valid_pct: self.source.valid_pct,
+            seed: self.source.seed,
             verbose: true,
             checkpoint: None,
             resume: self.resume,
@@ -113,11 +107,7 @@ impl Args {
     }
 
     fn stem(&self, arch: &str) -> String {
-        let name = Path::new(&self.dataset)
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        format!("{name}-{arch}")
+        format!("{}-{arch}", self.source.stem())
     }
 
     /// Where the model goes, and where its checkpoint goes while training.
@@ -177,10 +167,12 @@ fn run_transfer(args: &Args, weights: &Path) -> Result<()> {
     let mut cfg = args.transfer_config(weights)?;
     let (save, checkpoint, plot) = args.outputs(cfg.arch.map_or("pretrained", |a| a.name()));
     cfg.checkpoint = Some(checkpoint.clone());
-    let (model, report) = fine_tune(Path::new(&args.dataset), &cfg)?;
+    let (model, report) = fine_tune(&args.source.photos()?, &cfg)?;
     model.save(&save)?;
     report.history.plot_loss(&plot)?;
     report.history.plot_schedule(&sibling(&plot, "schedule"))?;
+    let metrics_png = sibling(&plot, "metrics");
+    report.history.plot_metrics(&metrics_png)?;
     let lr_png = sibling(&plot, "lr_find");
     if let Some(finder) = &report.lr_find {
         finder.plot(&lr_png)?;
@@ -188,13 +180,15 @@ fn run_transfer(args: &Args, weights: &Path) -> Result<()> {
     // The finished model replaces the checkpoint.
     let _ = std::fs::remove_file(&checkpoint);
     if args.json {
-        super::print_json(&json!({
+        let mut out = json!({
             "valid_accuracy": report.valid_accuracy,
             "valid_accuracy_tta": report.valid_accuracy_tta,
+            "multi_label": report.multi_label,
             "epochs": report.epochs,
             "seconds": report.seconds,
             "phases": report.phases,
-            "lr": report.lr_find.as_ref().map(|f| f.suggestion),
+            "lr": report.lr,
+            "lr_suggested": report.lr_find.as_ref().map(|f| f.suggestion),
             "lr_find_png": report.lr_find.as_ref().map(|_| &lr_png),
             "size": report.size,
             "architecture": report.architecture,
@@ -203,17 +197,35 @@ fn run_transfer(args: &Args, weights: &Path) -> Result<()> {
             "skipped": report.skipped,
             "model": save,
             "loss_png": plot,
-        }));
+            "metrics_png": metrics_png,
+        });
+        if report.multi_label {
+            out["f2"] = json!(report.valid_f2);
+            out["f2_tta"] = json!(report.valid_f2_tta);
+            out["threshold"] = json!(report.threshold);
+        }
+        super::print_json(&out);
     } else {
         for p in &report.phases {
             let lrs: Vec<String> = p.lrs.iter().map(|l| format!("{l:.1e}")).collect();
+            let f2 = p
+                .valid_f2
+                .map(|f| format!(", F2 {f:.4} at threshold 0.2"))
+                .unwrap_or_default();
             println!(
-                "{} phase: {} epochs at lr [{}] → {:.2}% validation accuracy ({:.1} s)",
+                "{} phase: {} epochs at lr [{}] → {:.2}% validation accuracy{f2} ({:.1} s)",
                 p.phase,
                 p.epochs,
                 lrs.join(", "),
                 100.0 * p.valid_accuracy,
                 p.seconds
+            );
+        }
+        if let (Some(f2), Some(f2_tta), Some(t)) =
+            (report.valid_f2, report.valid_f2_tta, report.threshold)
+        {
+            println!(
+                "multi-label: validation F2 {f2:.4} ({f2_tta:.4} with test-time augmentation) at the chosen threshold {t:.2}"
             );
         }
         println!(
@@ -233,7 +245,7 @@ fn run_transfer(args: &Args, weights: &Path) -> Result<()> {
 
 fn run_scratch(args: &Args) -> Result<()> {
     let preset = ModelPreset::parse(args.arch.as_deref().unwrap_or("simple_cnn"))?;
-    let (train, valid) = match args.dataset.as_str() {
+    let (train, valid) = match args.source.name() {
         "mnist" => {
             let dir = args
                 .data
@@ -243,9 +255,9 @@ fn run_scratch(args: &Args) -> Result<()> {
             (m.train, m.test)
         }
         "shapes" => (generate_shapes(6000, 28, 1), generate_shapes(1200, 28, 2)),
-        other if Path::new(other).is_dir() => {
+        other if Path::new(other).is_dir() || args.source.csv.is_some() => {
             bail!(
-                "'{other}' is a folder of photos: fine-tune a pretrained network with --pretrained WEIGHTS"
+                "'{other}' holds photos: fine-tune a pretrained network with --pretrained WEIGHTS"
             )
         }
         other => bail!("unknown dataset '{other}': expected mnist, shapes or a folder of photos"),
@@ -263,14 +275,14 @@ fn run_scratch(args: &Args) -> Result<()> {
         epochs: args.epochs.unwrap_or(3),
         batch_size: args.batch_size.unwrap_or(64),
         lr,
-        seed: args.seed,
+        seed: args.source.seed,
         ..FitConfig::default()
     };
     eprintln!(
         "training {} on {} {} images ({} held out), {} epochs, batch {}, one-cycle Adam peaking at {:?}",
         preset.name(),
         train.len(),
-        args.dataset,
+        args.source.name(),
         valid.len(),
         fit.epochs,
         fit.batch_size,

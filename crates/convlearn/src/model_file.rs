@@ -7,7 +7,7 @@ use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::data::Preprocess;
+use crate::data::{Augment, Preprocess};
 use crate::error::{Error, Result};
 use crate::models::{ArchSpec, Network};
 
@@ -28,6 +28,40 @@ pub struct ModelMeta {
     pub classes: Vec<String>,
     /// How inputs are prepared.
     pub preprocess: Preprocess,
+    /// Several tags per image (sigmoid outputs) rather than one class (softmax).
+    #[serde(default)]
+    pub multi_label: bool,
+    /// Multi-label: a tag is predicted when its probability exceeds this (chosen on the
+    /// validation set by the F2 sweep).
+    #[serde(default = "default_threshold")]
+    pub threshold: f32,
+    /// The training augmentation, reused for test-time augmentation.
+    #[serde(default)]
+    pub augment: Augment,
+}
+
+fn default_threshold() -> f32 {
+    0.5
+}
+
+impl ModelMeta {
+    /// Metadata of a freshly built model; multi-label models start at fastai's Planet threshold, 0.2.
+    pub fn new(
+        arch: ArchSpec,
+        classes: Vec<String>,
+        preprocess: Preprocess,
+        multi_label: bool,
+    ) -> Self {
+        Self {
+            format_version: FORMAT_VERSION,
+            arch,
+            classes,
+            preprocess,
+            multi_label,
+            threshold: if multi_label { 0.2 } else { 0.5 },
+            augment: Augment::None,
+        }
+    }
 }
 
 /// A network with its metadata.

@@ -38,6 +38,9 @@ fn learner() -> Learner {
     let device = training_device();
     let meta = ModelMeta {
         format_version: FORMAT_VERSION,
+        multi_label: false,
+        threshold: 0.5,
+        augment: Default::default(),
         arch: arch.clone(),
         classes: vec!["a".into(), "b".into()],
         preprocess: Preprocess {
@@ -154,6 +157,9 @@ fn shapes_learner() -> Learner {
     let device = training_device();
     let meta = ModelMeta {
         format_version: FORMAT_VERSION,
+        multi_label: false,
+        threshold: 0.5,
+        augment: Default::default(),
         arch: arch.clone(),
         classes: set.classes.clone(),
         preprocess: Preprocess {

@@ -1,7 +1,7 @@
 //! Folders of photos: both layouts, the seeded split, unreadable files skipped and counted,
 //! grayscale/RGBA converted, the evaluation crop, and the size warning.
 
-use convlearn::data::{Augment, Crop, FolderSplit, ImageSource, PhotoSet};
+use convlearn::data::{Augment, Crop, DataSplit, ImageSource, PhotoSet};
 use convlearn::recipes::size_warning;
 
 fn write_png(path: &std::path::Path, gray: bool, v: u8) {
@@ -33,9 +33,9 @@ fn train_valid_layout_with_a_broken_file() {
         }
     }
     std::fs::write(d.join("train/ants/broken.gif"), b"GIF89a\x01\x00").unwrap();
-    let split = FolderSplit::open(d, 0.2, 1).unwrap();
+    let split = DataSplit::open(d, 0.2, 1).unwrap();
     assert_eq!(split.classes, vec!["ants", "bees"]);
-    assert_eq!((split.train.items.len(), split.valid.items.len()), (7, 4));
+    assert_eq!((split.train.len(), split.valid.len()), (7, 4));
     let set = PhotoSet::decode(&split.train, &split.classes, 3, 16, "decoding", false)
         .with(Crop::None, Augment::SideOn);
     assert_eq!(set.len(), 6, "the broken file is skipped");
@@ -60,13 +60,13 @@ fn one_folder_is_split_by_a_seeded_fraction() {
             write_png(&tmp.path().join(c).join(format!("{i}.png")), true, i as u8);
         }
     }
-    let a = FolderSplit::open(tmp.path(), 0.2, 7).unwrap();
-    let b = FolderSplit::open(tmp.path(), 0.2, 7).unwrap();
-    assert_eq!((a.train.items.len(), a.valid.items.len()), (16, 4));
-    assert_eq!(a.valid.items, b.valid.items, "same seed, same split");
-    let c = FolderSplit::open(tmp.path(), 0.2, 8).unwrap();
-    assert_ne!(a.valid.items, c.valid.items, "another seed, another split");
-    let err = FolderSplit::open(&tmp.path().join("cats"), 0.2, 7)
+    let a = DataSplit::open(tmp.path(), 0.2, 7).unwrap();
+    let b = DataSplit::open(tmp.path(), 0.2, 7).unwrap();
+    assert_eq!((a.train.len(), a.valid.len()), (16, 4));
+    assert_eq!(a.valid.paths, b.valid.paths, "same seed, same split");
+    let c = DataSplit::open(tmp.path(), 0.2, 8).unwrap();
+    assert_ne!(a.valid.paths, c.valid.paths, "another seed, another split");
+    let err = DataSplit::open(&tmp.path().join("cats"), 0.2, 7)
         .unwrap_err()
         .to_string();
     assert!(err.contains("two class folders"), "{err}");

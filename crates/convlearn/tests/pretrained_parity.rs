@@ -137,7 +137,16 @@ fn pretrained_predictions_on_photos_match_the_reference_preprocessing_and_classe
             .sum::<f32>()
             / refv.len() as f32;
         assert!(mean_diff < 0.005, "{photo}: mean |Δinput| = {mean_diff}");
-        let top = &convlearn::interpret::predict_image(&model, &path, 1, &device).unwrap()[0];
+        let top = &convlearn::interpret::predict_image(
+            &model,
+            &path,
+            &convlearn::interpret::PredictOptions {
+                top: 1,
+                ..Default::default()
+            },
+            &device,
+        )
+        .unwrap()[0];
         assert!(top.class.starts_with(class), "{photo}: {top:?}");
         assert!(
             (top.probability - p).abs() < 0.03,

@@ -68,6 +68,9 @@ fn spreadsheet_model(dir: &std::path::Path) -> (SavedModel, std::path::PathBuf) 
     let model = SavedModel {
         meta: ModelMeta {
             format_version: FORMAT_VERSION,
+            multi_label: false,
+            threshold: 0.5,
+            augment: Default::default(),
             arch: arch.clone(),
             classes: (0..10).map(|d| d.to_string()).collect(),
             preprocess: Preprocess {

@@ -9,18 +9,37 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
 
-use super::{ImageSource, Normalization};
+use super::{ImageSource, Normalization, Targets};
 
-/// A batch: images `[batch, channels, height, width]` and their class indices.
+/// A batch: images `[batch, channels, height, width]` and what they are labelled with.
 pub struct Batch {
     /// Normalised images.
     pub images: Tensor<4>,
-    /// Class index per image.
-    pub targets: Tensor<1, Int>,
-    /// The same class indices on the host.
-    pub labels: Vec<usize>,
+    /// Their labels as the loss wants them.
+    pub targets: BatchTargets,
     /// Which items of the source these are.
     pub indices: Vec<usize>,
+}
+
+/// Labels of a batch on the device.
+#[derive(Clone, Debug)]
+pub enum BatchTargets {
+    /// Class index per image `[batch]` (cross-entropy).
+    Classes(Tensor<1, Int>),
+    /// 0/1 per image and tag `[batch, tags]` (binary cross-entropy).
+    Tags(Tensor<2>),
+}
+
+impl BatchTargets {
+    /// The same targets on another device.
+    pub fn to_device(self, device: &Device) -> Self {
+        match self {
+            BatchTargets::Classes(t) => {
+                BatchTargets::Classes(Tensor::from_data(t.into_data(), device))
+            }
+            BatchTargets::Tags(t) => BatchTargets::Tags(Tensor::from_data(t.into_data(), device)),
+        }
+    }
 }
 
 /// A batch still on the host.
@@ -31,8 +50,10 @@ pub struct HostBatch {
     pub shape: [usize; 4],
     /// Which items.
     pub indices: Vec<usize>,
-    /// Their classes.
-    pub labels: Vec<usize>,
+    /// Their labels.
+    pub targets: Targets,
+    /// Number of classes (or tags) the model outputs.
+    pub outputs: usize,
 }
 
 /// Makes batches of a given size from an [`ImageSource`].
@@ -70,24 +91,33 @@ impl Batcher {
             values: items.concat(),
             shape: [indices.len(), c, h, w],
             indices: indices.to_vec(),
-            labels: indices.iter().map(|&i| source.labels()[i]).collect(),
+            targets: source.labels().select(indices),
+            outputs: source.classes().len(),
         }
     }
 
     /// Moves a host batch to the device.
     pub fn to_device(&self, host: HostBatch) -> Batch {
         let images = Tensor::<4>::from_data(TensorData::new(host.values, host.shape), &self.device);
-        let targets = Tensor::<1, Int>::from_data(
-            TensorData::new(
-                host.labels.iter().map(|&l| l as i64).collect::<Vec<_>>(),
-                [host.labels.len()],
-            ),
-            &self.device,
-        );
+        let n = host.indices.len();
+        let targets = match &host.targets {
+            Targets::Classes(c) => BatchTargets::Classes(Tensor::from_data(
+                TensorData::new(c.iter().map(|&l| l as i64).collect::<Vec<_>>(), [n]),
+                &self.device,
+            )),
+            Targets::Tags(_) => {
+                let rows: Vec<f32> = (0..n)
+                    .flat_map(|i| host.targets.view().multi_hot(i, host.outputs))
+                    .collect();
+                BatchTargets::Tags(Tensor::from_data(
+                    TensorData::new(rows, [n, host.outputs]),
+                    &self.device,
+                ))
+            }
+        };
         Batch {
             images,
             targets,
-            labels: host.labels,
             indices: host.indices,
         }
     }

@@ -3,7 +3,8 @@
 
 mod augment;
 mod batch;
-mod folder;
+mod csv_labels;
+mod dataset;
 mod idx;
 mod image_file;
 mod image_set;
@@ -11,11 +12,13 @@ mod mnist;
 mod photo_set;
 mod preprocess;
 mod source;
+mod split;
 mod synthetic;
+mod targets;
 
 pub use augment::{Augment, dihedral, lighting, random_crop, rotate};
-pub use batch::{Batch, Batcher, HostBatch};
-pub use folder::{FolderSplit, ItemList};
+pub use batch::{Batch, BatchTargets, Batcher, HostBatch};
+pub use dataset::Dataset;
 pub use idx::{read_idx_images, read_idx_labels};
 pub use image_file::{Normalization, image_to_maps, load_image};
 pub use image_set::ImageSet;
@@ -23,7 +26,9 @@ pub use mnist::{MNIST_CLASSES, Mnist};
 pub use photo_set::PhotoSet;
 pub use preprocess::{Crop, Preprocess};
 pub use source::ImageSource;
+pub use split::{DataSplit, ItemList};
 pub use synthetic::{SHAPE_CLASSES, generate_shapes};
+pub use targets::{Labels, Targets};
 
 /// The directory holding the project's shared data: `$CONVLEARN_DATA`, else `../shared`.
 pub fn shared_data_dir() -> std::path::PathBuf {

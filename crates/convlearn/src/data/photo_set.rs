@@ -9,7 +9,7 @@ use image::imageops::FilterType;
 use rand::rngs::StdRng;
 use rayon::prelude::*;
 
-use super::{Augment, Crop, ImageSource, ItemList, image_to_maps, load_image};
+use super::{Augment, Crop, ImageSource, ItemList, Labels, Targets, image_to_maps, load_image};
 use crate::error::Result;
 use crate::kernels::FeatureMaps;
 use crate::learner::Progress;
@@ -20,8 +20,8 @@ pub struct PhotoSet {
     pub images: Vec<DynamicImage>,
     /// Their files.
     pub paths: Vec<PathBuf>,
-    /// Class index per image.
-    pub labels: Vec<usize>,
+    /// Class (or tags) per image.
+    pub targets: Targets,
     /// Class names.
     pub classes: Vec<String>,
     /// 1 or 3.
@@ -49,12 +49,12 @@ impl PhotoSet {
         title: &str,
         verbose: bool,
     ) -> Self {
-        let bar = Progress::new(list.items.len() as u64, title, verbose);
+        let bar = Progress::new(list.paths.len() as u64, title, verbose);
         let keep = (size * 2) as u32;
-        let decoded: Vec<(PathBuf, usize, Result<DynamicImage>)> = list
-            .items
+        let decoded: Vec<(PathBuf, Result<DynamicImage>)> = list
+            .paths
             .par_iter()
-            .map(|(path, label)| {
+            .map(|path| {
                 let image = load_image(path).map(|im| {
                     let short = im.width().min(im.height());
                     if short > keep {
@@ -69,14 +69,14 @@ impl PhotoSet {
                     }
                 });
                 bar.step(String::new());
-                (path.clone(), *label, image)
+                (path.clone(), image)
             })
             .collect();
         bar.finish();
         let mut set = PhotoSet {
             images: Vec::new(),
             paths: Vec::new(),
-            labels: Vec::new(),
+            targets: list.targets.empty_like(),
             classes: classes.to_vec(),
             channels,
             size,
@@ -84,12 +84,12 @@ impl PhotoSet {
             augment: Augment::None,
             skipped: Vec::new(),
         };
-        for (path, label, image) in decoded {
+        for (i, (path, image)) in decoded.into_iter().enumerate() {
             match image {
                 Ok(im) => {
                     set.images.push(im);
                     set.paths.push(path);
-                    set.labels.push(label);
+                    set.targets.push_from(list.targets.view(), i);
                 }
                 Err(e) => {
                     eprintln!("warning: skipped {e}");
@@ -121,8 +121,8 @@ impl ImageSource for PhotoSet {
     fn len(&self) -> usize {
         self.images.len()
     }
-    fn labels(&self) -> &[usize] {
-        &self.labels
+    fn labels(&self) -> Labels<'_> {
+        self.targets.view()
     }
     fn classes(&self) -> &[String] {
         &self.classes

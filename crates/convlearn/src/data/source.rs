@@ -2,7 +2,7 @@
 
 use rand::rngs::StdRng;
 
-use super::ImageSet;
+use super::{ImageSet, Labels};
 use crate::kernels::FeatureMaps;
 
 /// A labelled collection of images the learner can batch.
@@ -13,9 +13,9 @@ pub trait ImageSource: Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Class index of every item.
-    fn labels(&self) -> &[usize];
-    /// Class names.
+    /// The class (or, multi-label, the tags) of every item.
+    fn labels(&self) -> Labels<'_>;
+    /// Class (or tag) names.
     fn classes(&self) -> &[String];
     /// (channels, height, width) of every item.
     fn item_shape(&self) -> [usize; 3];
@@ -27,8 +27,8 @@ impl ImageSource for ImageSet {
     fn len(&self) -> usize {
         self.labels.len()
     }
-    fn labels(&self) -> &[usize] {
-        &self.labels
+    fn labels(&self) -> Labels<'_> {
+        Labels::Classes(&self.labels)
     }
     fn classes(&self) -> &[String] {
         &self.classes

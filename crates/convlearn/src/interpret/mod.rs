@@ -1,9 +1,17 @@
-//! Looking inside a trained model: predictions, every layer's activations, the arithmetic of one activation.
+//! Looking inside a trained model: predictions, every layer's activations, the arithmetic of one
+//! activation, and what it gets wrong (confusion matrix, top losses, uncertain predictions, per-tag
+//! scores).
 
 mod activations;
 pub mod explain;
+mod interpretation;
 mod predict;
+mod report;
 
 pub use activations::render_activations;
 pub use explain::{Explanation, explain};
-pub use predict::{Prediction, model_input, predict_image, read_model_image};
+pub use interpretation::{Confusion, Interpretation};
+pub use predict::{
+    PredictOptions, Prediction, image_probabilities, model_input, predict_image, read_model_image,
+};
+pub use report::{InterpretReport, interpret, matrix_table, tag_table};

@@ -1,23 +1,51 @@
-//! Predicting the class of an image file with a saved model.
+//! Predicting an image file with a saved model: the top classes (softmax), or every tag above the
+//! model's threshold (sigmoid, multi-label); optionally averaged over augmented copies (TTA).
 
 use std::path::Path;
 
-use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use serde::Serialize;
 
+use crate::data::{Augment, load_image};
 use crate::error::Result;
 use crate::host::values;
 use crate::kernels::FeatureMaps;
+use crate::learner::probabilities;
 use crate::model_file::SavedModel;
 
-/// One class and its probability.
+/// One class (or tag) and its probability.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Prediction {
     /// Class name.
     pub class: String,
-    /// Softmax probability.
+    /// Softmax probability, or the tag's sigmoid probability.
     pub probability: f32,
+}
+
+/// How to predict.
+#[derive(Clone, Copy, Debug)]
+pub struct PredictOptions {
+    /// Single-label: how many classes to return.
+    pub top: usize,
+    /// Multi-label: overrides the model's threshold.
+    pub threshold: Option<f32>,
+    /// Augmented copies averaged with the image itself (0 = none).
+    pub tta: usize,
+    /// Seed of the augmented copies.
+    pub seed: u64,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        Self {
+            top: 3,
+            threshold: None,
+            tta: 0,
+            seed: 42,
+        }
+    }
 }
 
 /// Reads an image file as the model expects it: channels, crop and input size, values 0..1
@@ -40,18 +68,49 @@ pub fn model_input(model: &SavedModel, maps: &FeatureMaps, device: &Device) -> T
     )
 }
 
-/// Class probabilities of the image at `path`, best first, `top` of them.
+/// Output probabilities of the image at `path`, in class order, averaged over the image and `tta`
+/// augmented copies (the model's training augmentation; side-on when it had none).
+pub fn image_probabilities(
+    model: &SavedModel,
+    path: &Path,
+    tta: usize,
+    seed: u64,
+    device: &Device,
+) -> Result<Vec<f32>> {
+    let meta = &model.meta;
+    let image = load_image(path)?;
+    let mut views = vec![meta.preprocess.prepare(&image)?];
+    let augment = match meta.augment {
+        Augment::None => Augment::SideOn,
+        a => a,
+    };
+    let mut rng = StdRng::seed_from_u64(seed);
+    for _ in 0..tta {
+        let p = &meta.preprocess;
+        views.push(augment.apply(&image, p.crop, p.channels, p.height, &mut rng)?);
+    }
+    let mut sum = vec![0.0; meta.classes.len()];
+    for v in &views {
+        let logits = model.network.forward(model_input(model, v, device));
+        for (s, p) in sum
+            .iter_mut()
+            .zip(values(probabilities(logits, meta.multi_label)))
+        {
+            *s += p / views.len() as f32;
+        }
+    }
+    Ok(sum)
+}
+
+/// What the model predicts for the image at `path`, most probable first: the `top` classes of a
+/// single-label model, or every tag above the threshold of a multi-label one.
 pub fn predict_image(
     model: &SavedModel,
     path: &Path,
-    top: usize,
+    options: &PredictOptions,
     device: &Device,
 ) -> Result<Vec<Prediction>> {
-    let maps = read_model_image(model, path)?;
-    let probs = values(softmax(
-        model.network.forward(model_input(model, &maps, device)),
-        1,
-    ));
+    let probs = image_probabilities(model, path, options.tta, options.seed, device)?;
     let mut ranked: Vec<Prediction> = model
         .meta
         .classes
@@ -63,6 +122,11 @@ pub fn predict_image(
         })
         .collect();
     ranked.sort_by(|a, b| b.probability.total_cmp(&a.probability));
-    ranked.truncate(top.max(1));
+    if model.meta.multi_label {
+        let threshold = options.threshold.unwrap_or(model.meta.threshold);
+        ranked.retain(|p| p.probability > threshold);
+    } else {
+        ranked.truncate(options.top.max(1));
+    }
     Ok(ranked)
 }

@@ -8,4 +8,4 @@ mod render;
 pub use apply::{Arithmetic, ChannelArithmetic, Padding, arithmetic_at, convolve};
 pub use feature_maps::FeatureMaps;
 pub use kernel::{Kernel, LITERAL_SYNTAX, PRESETS};
-pub use render::{KernelFigure, render_kernel_figure};
+pub use render::{KernelFigure, percentile_abs, render_kernel_figure};

@@ -174,8 +174,8 @@ pub fn render_kernel_figure(fig: &KernelFigure, gray: bool, path: &Path) -> Resu
     canvas.save(path)
 }
 
-/// The `q` quantile of |values| (0 for no values).
-fn percentile_abs(values: &[f32], q: f64) -> f32 {
+/// The `q` quantile of |values| (0 for no values): the colour scale of response figures.
+pub fn percentile_abs(values: &[f32], q: f64) -> f32 {
     let mut a: Vec<f32> = values.iter().map(|v| v.abs()).collect();
     if a.is_empty() {
         return 0.0;

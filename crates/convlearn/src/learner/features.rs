@@ -3,7 +3,7 @@
 
 use rand::rngs::StdRng;
 
-use crate::data::ImageSource;
+use crate::data::{ImageSource, Labels, Targets};
 use crate::kernels::FeatureMaps;
 
 /// Pooled body activations, one row per image.
@@ -12,18 +12,18 @@ pub struct FeatureSet {
     pub values: Vec<f32>,
     /// Features per image.
     pub dim: usize,
-    /// Class per image.
-    pub labels: Vec<usize>,
+    /// Class (or tags) per image.
+    pub targets: Targets,
     /// Class names.
     pub classes: Vec<String>,
 }
 
 impl ImageSource for FeatureSet {
     fn len(&self) -> usize {
-        self.labels.len()
+        self.targets.len()
     }
-    fn labels(&self) -> &[usize] {
-        &self.labels
+    fn labels(&self) -> Labels<'_> {
+        self.targets.view()
     }
     fn classes(&self) -> &[String] {
         &self.classes

@@ -8,11 +8,12 @@ use burn::module::Module;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
 
 use super::groups::{group_params, set_trainable};
 use super::{
-    EpochRecord, FeatureSet, History, LayerRates, Progress, Schedule, accuracy, argmax_rows,
-    cross_entropy,
+    EpochRecord, FeatureSet, History, LayerRates, Progress, Schedule, Scores, loss_for,
+    predict_set, probabilities, score,
 };
 use super::{TrainingState, write_checkpoint};
 use crate::data::{Batcher, ImageSource, Normalization};
@@ -55,6 +56,17 @@ impl Default for FitConfig {
             verbose: true,
         }
     }
+}
+
+/// A model's loss, scores and outputs on a labelled set.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Mean loss (cross-entropy or binary cross-entropy).
+    pub loss: f64,
+    /// Accuracy (and F2 for multi-label) at the model's threshold.
+    pub scores: Scores,
+    /// `[len, outputs]` probabilities, row-major.
+    pub probabilities: Vec<f32>,
 }
 
 /// A model being trained.
@@ -141,48 +153,31 @@ impl Learner {
         }
     }
 
-    /// Test-time augmentation: class probabilities `[len, classes]` averaged over each item as it is
-    /// and `copies` randomly augmented versions (the source's training augmentation), and the accuracy
-    /// of their arg-max.
+    /// Test-time augmentation: probabilities `[len, outputs]` (softmax, or sigmoid per tag) averaged
+    /// over each item as it is and `copies` randomly augmented versions (the source's training
+    /// augmentation), and their scores at the model's threshold.
     pub fn predict_tta(
         &self,
         set: &dyn ImageSource,
         copies: usize,
         batch_size: usize,
         seed: u64,
-    ) -> (Vec<f32>, f64) {
-        let model = self.model.valid();
-        let batcher = self.batcher(
+    ) -> (Vec<f32>, Scores) {
+        let sum = predict_set(
+            &self.model.valid(),
+            &self.meta,
+            set,
+            copies,
             batch_size,
-            self.meta.preprocess.normalization.clone(),
-            false,
+            seed,
+            &self.device.clone().without_autodiff(),
         );
-        let order = batcher.epoch_indices(set.len(), None);
-        let mut sum: Vec<f32> = Vec::new();
-        for copy in 0..=copies {
-            let augment = (copy > 0).then(|| seed.wrapping_add(copy as u64 * 104_729));
-            let mut probs = Vec::with_capacity(sum.len());
-            for idx in &order {
-                let batch = batcher.to_device(batcher.host_batch(set, idx, augment));
-                probs.extend(values(burn::tensor::activation::softmax(
-                    model.forward(batch.images),
-                    1,
-                )));
-            }
-            if sum.is_empty() {
-                sum = probs;
-            } else {
-                sum.iter_mut().zip(probs).for_each(|(s, p)| *s += p);
-            }
-        }
-        sum.iter_mut().for_each(|s| *s /= (copies + 1) as f32);
-        let classes = sum.len() / set.len().max(1);
-        let acc = accuracy(&argmax_rows(&sum, classes), set.labels());
-        (sum, acc)
+        let scores = score(&sum, set.labels(), set.classes().len(), self.meta.threshold);
+        (sum, scores)
     }
 
-    /// Mean cross-entropy and accuracy on `set`.
-    pub fn evaluate(&self, set: &dyn ImageSource, batch_size: usize) -> (f64, f64) {
+    /// Mean loss, scores and probabilities on `set`.
+    pub fn evaluate(&self, set: &dyn ImageSource, batch_size: usize) -> Evaluation {
         self.evaluate_with(set, batch_size, false)
     }
 
@@ -191,23 +186,28 @@ impl Learner {
         set: &dyn ImageSource,
         batch_size: usize,
         features: bool,
-    ) -> (f64, f64) {
+    ) -> Evaluation {
         let model = self.model.valid();
         let norm = self.normalization_for(features);
         let batcher = self.batcher(batch_size, norm, false);
-        let (mut loss_sum, mut predictions) = (0.0, Vec::with_capacity(set.len()));
+        let (mut loss_sum, mut probs) = (0.0, Vec::new());
         for idx in batcher.epoch_indices(set.len(), None) {
             let batch = batcher.batch(set, &idx);
             let logits = forward(&model, batch.images, features);
-            let classes = logits.dims()[1];
-            let loss = cross_entropy(logits.clone(), batch.targets).into_scalar::<f32>() as f64;
+            let loss = loss_for(logits.clone(), batch.targets).into_scalar::<f32>() as f64;
             loss_sum += loss * idx.len() as f64;
-            predictions.extend(argmax_rows(&values(logits), classes));
+            probs.extend(values(probabilities(logits, self.meta.multi_label)));
         }
-        (
-            loss_sum / set.len().max(1) as f64,
-            accuracy(&predictions, set.labels()),
-        )
+        Evaluation {
+            loss: loss_sum / set.len().max(1) as f64,
+            scores: score(
+                &probs,
+                set.labels(),
+                set.classes().len(),
+                self.meta.threshold,
+            ),
+            probabilities: probs,
+        }
     }
 
     fn normalization_for(&self, features: bool) -> Normalization {
@@ -276,7 +276,7 @@ impl Learner {
         Ok(FeatureSet {
             values: features,
             dim,
-            labels: set.labels().to_vec(),
+            targets: set.labels().select(&(0..set.len()).collect::<Vec<_>>()),
             classes: set.classes().to_vec(),
         })
     }
@@ -344,12 +344,11 @@ impl Learner {
                     (Some(body), Network::Pretrained(p)) => {
                         let pooled = p.head.pool(body.forward(batch.images));
                         let pooled = Tensor::<2>::from_data(pooled.into_data(), &self.device);
-                        let targets = Tensor::from_data(batch.targets.into_data(), &self.device);
-                        (p.head.forward_pooled(pooled), targets)
+                        (p.head.forward_pooled(pooled), batch.targets.to_device(&self.device))
                     }
                     _ => (forward(&model, batch.images, features), batch.targets),
                 };
-                let loss = cross_entropy(logits, targets);
+                let loss = loss_for(logits, targets);
                 let value = loss.clone().into_scalar::<f32>() as f64;
                 if !value.is_finite() {
                     bar.finish();
@@ -374,17 +373,22 @@ impl Learner {
                 Ok(())
             })?;
             bar.finish();
-            let (valid_loss, valid_accuracy) = self.evaluate_with(valid, 256, features);
+            let eval = self.evaluate_with(valid, 256, features);
             let record = EpochRecord {
                 epoch: self.history.epochs.len() + 1,
                 train_loss: loss_sum / per_epoch as f64,
-                valid_loss,
-                valid_accuracy,
+                valid_loss: eval.loss,
+                valid_accuracy: eval.scores.accuracy,
+                valid_f2: eval.scores.f2,
                 seconds: start.elapsed().as_secs_f64(),
             };
             if cfg.verbose {
+                let f2 = record
+                    .valid_f2
+                    .map(|f| format!(", F2 {f:.4} at threshold {}", self.meta.threshold))
+                    .unwrap_or_default();
                 eprintln!(
-                    "epoch {epoch}/{}: train loss {:.4}, valid loss {:.4}, valid accuracy {:.2}% ({:.1} s)",
+                    "epoch {epoch}/{}: train loss {:.4}, valid loss {:.4}, valid accuracy {:.2}%{f2} ({:.1} s)",
                     cfg.epochs,
                     record.train_loss,
                     record.valid_loss,

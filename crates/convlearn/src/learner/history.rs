@@ -16,8 +16,11 @@ pub struct EpochRecord {
     pub train_loss: f64,
     /// Loss on the validation set.
     pub valid_loss: f64,
-    /// Accuracy on the validation set.
+    /// Accuracy on the validation set (multi-label: per image and tag, at the threshold).
     pub valid_accuracy: f64,
+    /// Multi-label: F2 on the validation set at the threshold.
+    #[serde(default)]
+    pub valid_f2: Option<f64>,
     /// Seconds the epoch took (training and validation).
     pub seconds: f64,
 }
@@ -85,6 +88,45 @@ impl History {
                     points: valid,
                 },
             ],
+        )
+    }
+
+    /// Draws, per epoch, the training and validation loss and the validation accuracy (and F2 for
+    /// multi-label models) to `path`.
+    pub fn plot_metrics(&self, path: &Path) -> Result<()> {
+        let per_epoch = |f: &dyn Fn(&EpochRecord) -> Option<f64>| -> Vec<(f64, f64)> {
+            self.epochs
+                .iter()
+                .filter_map(|e| f(e).map(|v| (e.epoch as f64, v)))
+                .collect()
+        };
+        let mut series = vec![
+            Series {
+                name: "training loss".into(),
+                points: per_epoch(&|e| Some(e.train_loss)),
+            },
+            Series {
+                name: "validation loss".into(),
+                points: per_epoch(&|e| Some(e.valid_loss)),
+            },
+            Series {
+                name: "validation accuracy".into(),
+                points: per_epoch(&|e| Some(e.valid_accuracy)),
+            },
+        ];
+        let f2 = per_epoch(&|e| e.valid_f2);
+        if !f2.is_empty() {
+            series.push(Series {
+                name: "validation F2".into(),
+                points: f2,
+            });
+        }
+        plot_curves(
+            path,
+            "Loss and metrics per epoch",
+            "epoch",
+            "value",
+            &series,
         )
     }
 }

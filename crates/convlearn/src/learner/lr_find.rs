@@ -7,7 +7,7 @@ use std::path::Path;
 use burn::optim::{AdamWConfig, GradientsParams};
 use serde::Serialize;
 
-use super::{FitConfig, Learner, Progress, cross_entropy};
+use super::{FitConfig, Learner, Progress, loss_for};
 use crate::data::{Batcher, ImageSource};
 use crate::error::{Error, Result};
 use crate::plot::{Series, plot_curves};
@@ -88,7 +88,7 @@ pub fn lr_find(
         |b, batch| -> std::result::Result<(), ()> {
             let lr = start * (end / start).powf(b as f64 / (steps - 1) as f64);
             let model = learner.model.clone();
-            let loss = cross_entropy(model.forward(batch.images), batch.targets);
+            let loss = loss_for(model.forward(batch.images), batch.targets);
             let value = loss.clone().into_scalar::<f32>() as f64;
             if !value.is_finite() {
                 return Err(());

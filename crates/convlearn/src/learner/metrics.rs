@@ -1,4 +1,33 @@
-//! Metrics computed on the host from logits.
+//! Metrics computed on the host from logits or probabilities.
+
+use serde::{Deserialize, Serialize};
+
+use super::multi_label::{accuracy_at, fbeta};
+use crate::data::Labels;
+
+/// How well a model does on a labelled set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    /// Single-label: fraction of arg-max predictions right. Multi-label: fraction of
+    /// (image, tag) decisions right at the threshold.
+    pub accuracy: f64,
+    /// Multi-label: F2 averaged over images at the threshold.
+    pub f2: Option<f64>,
+}
+
+/// Scores of probabilities `[len, n]` (softmax or sigmoid) against `labels`.
+pub fn score(probs: &[f32], labels: Labels<'_>, n: usize, threshold: f32) -> Scores {
+    match labels {
+        Labels::Classes(c) => Scores {
+            accuracy: accuracy(&argmax_rows(probs, n), c),
+            f2: None,
+        },
+        Labels::Tags(_) => Scores {
+            accuracy: accuracy_at(probs, labels, n, threshold),
+            f2: Some(fbeta(probs, labels, n, threshold, 2.0)),
+        },
+    }
+}
 
 /// Index of the largest value in each row of a row-major `[rows, cols]` matrix.
 pub fn argmax_rows(values: &[f32], cols: usize) -> Vec<usize> {

@@ -8,18 +8,24 @@ mod history;
 mod loss;
 mod lr_find;
 mod metrics;
+mod multi_label;
+mod predict_set;
 mod progress;
 mod rates;
 mod schedule;
 
 pub use checkpoint::{STATE_KEY, TrainingState, read_checkpoint, write_checkpoint};
 pub use features::FeatureSet;
-pub use fit::{FitConfig, Learner};
+pub use fit::{Evaluation, FitConfig, Learner};
 pub use groups::{group_params, set_trainable};
 pub use history::{EpochRecord, History};
-pub use loss::{bce_with_logits, cross_entropy};
+pub use loss::{bce_with_logits, cross_entropy, loss_for, probabilities};
 pub use lr_find::{LrFinder, lr_find};
-pub use metrics::{accuracy, argmax_rows};
+pub use metrics::{Scores, accuracy, argmax_rows, score};
+pub use multi_label::{
+    TagReport, accuracy_at, best_threshold, fbeta, sweep_thresholds, tag_reports, threshold_sweep,
+};
+pub use predict_set::predict_set;
 pub use progress::Progress;
 pub use rates::LayerRates;
 pub use schedule::{OneCycle, Schedule};

@@ -169,6 +169,9 @@ impl PretrainedWeights {
             network: self.build(&arch, device)?,
             meta: crate::model_file::ModelMeta {
                 format_version: crate::model_file::FORMAT_VERSION,
+                multi_label: false,
+                threshold: 0.5,
+                augment: Default::default(),
                 arch,
                 classes,
                 preprocess: self.preprocess(self.native_size),

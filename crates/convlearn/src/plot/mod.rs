@@ -1,9 +1,14 @@
-//! Rendering: PNG canvases with labels, colour maps for activations, and line charts.
+//! Rendering: PNG canvases with labels, colour maps for activations, line charts, picture galleries,
+//! count matrices and bar tables.
 
 mod canvas;
 mod colormap;
 mod curves;
+mod gallery;
+mod matrix;
 
 pub use canvas::Canvas;
 pub use colormap::{ColorMode, map_to_image, picture, signed_color};
 pub use curves::{Series, plot_curves};
+pub use gallery::{GalleryItem, render_gallery};
+pub use matrix::{BarRow, render_bar_table, render_count_matrix};

@@ -106,6 +106,9 @@ pub fn scratch_learner(preset: ModelPreset, train: &ImageSet) -> Result<Learner>
     };
     let meta = ModelMeta {
         format_version: FORMAT_VERSION,
+        multi_label: false,
+        threshold: 0.5,
+        augment: Default::default(),
         arch: arch.clone(),
         classes: train.classes.clone(),
         preprocess: Preprocess {

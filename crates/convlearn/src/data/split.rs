@@ -1,5 +1,6 @@
-//! Labelled image files from folders: `train/<class>/…` with `valid/<class>/…` (or `val/`), or one
-//! `<class>/…` tree split at random by a seeded fraction.
+//! Labelled image files split into training and validation: from folders (`train/<class>/…` with
+//! `valid/<class>/…` or `val/`, or one `<class>/…` tree split at random by a seeded fraction), or
+//! from a labels CSV (see [`DataSplit::from_csv`](super::csv_labels)).
 
 use std::path::{Path, PathBuf};
 
@@ -7,19 +8,47 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
+use super::Targets;
 use crate::error::{Error, Result};
 
-/// Image files with class indices.
-#[derive(Clone, Debug, Default)]
+/// Image files with their labels.
+#[derive(Clone, Debug)]
 pub struct ItemList {
-    /// (file, class index).
-    pub items: Vec<(PathBuf, usize)>,
+    /// The files.
+    pub paths: Vec<PathBuf>,
+    /// Their classes (or tags), in the same order.
+    pub targets: Targets,
+}
+
+impl ItemList {
+    /// Number of files.
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    /// Shuffles by `seed` and moves the first `valid_pct` of the items to a second list.
+    pub fn split_at_random(self, valid_pct: f64, seed: u64) -> (ItemList, ItemList) {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.shuffle(&mut StdRng::seed_from_u64(seed));
+        let n_valid = ((self.len() as f64) * valid_pct).round() as usize;
+        let (valid, train) = order.split_at(n_valid.min(self.len()));
+        let pick = |idx: &[usize]| ItemList {
+            paths: idx.iter().map(|&i| self.paths[i].clone()).collect(),
+            targets: self.targets.view().select(idx),
+        };
+        (pick(train), pick(valid))
+    }
 }
 
 /// A training and a validation list over the same classes.
 #[derive(Clone, Debug)]
-pub struct FolderSplit {
-    /// Class names (sorted folder names).
+pub struct DataSplit {
+    /// Class (or tag) names, sorted.
     pub classes: Vec<String>,
     /// Training items.
     pub train: ItemList,
@@ -56,17 +85,23 @@ fn files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn list(dir: &Path, classes: &[String]) -> Result<ItemList> {
-    let mut items = Vec::new();
+    let (mut paths, mut labels) = (Vec::new(), Vec::new());
     for (label, class) in classes.iter().enumerate() {
         let d = dir.join(class);
         if d.is_dir() {
-            items.extend(files(&d)?.into_iter().map(|p| (p, label)));
+            for p in files(&d)? {
+                paths.push(p);
+                labels.push(label);
+            }
         }
     }
-    Ok(ItemList { items })
+    Ok(ItemList {
+        paths,
+        targets: Targets::Classes(labels),
+    })
 }
 
-impl FolderSplit {
+impl DataSplit {
     /// Reads `dir`: with `train/` and `valid/` (or `val/`) inside, those are the split; otherwise the
     /// class folders directly inside `dir` are split at random, `valid_pct` to validation, by `seed`.
     pub fn open(dir: &Path, valid_pct: f64, seed: u64) -> Result<Self> {
@@ -90,21 +125,18 @@ impl FolderSplit {
                     valid_dir.join(extra).display()
                 );
             }
-            FolderSplit {
+            DataSplit {
                 classes,
                 train,
                 valid,
             }
         } else {
             let classes = subdirs(dir)?;
-            let mut all = list(dir, &classes)?.items;
-            all.shuffle(&mut StdRng::seed_from_u64(seed));
-            let n_valid = ((all.len() as f64) * valid_pct).round() as usize;
-            let train = all.split_off(n_valid.min(all.len()));
-            FolderSplit {
+            let (train, valid) = list(dir, &classes)?.split_at_random(valid_pct, seed);
+            DataSplit {
                 classes,
-                train: ItemList { items: train },
-                valid: ItemList { items: all },
+                train,
+                valid,
             }
         };
         if split.classes.len() < 2 {
@@ -116,16 +148,27 @@ impl FolderSplit {
                 ),
             ));
         }
-        if split.train.items.is_empty() || split.valid.items.is_empty() {
+        split.check(dir)?;
+        Ok(split)
+    }
+
+    /// True when items carry several tags each.
+    pub fn is_multi_label(&self) -> bool {
+        self.train.targets.view().is_multi_label()
+    }
+
+    /// Both parts must hold files.
+    pub(crate) fn check(&self, source: &Path) -> Result<()> {
+        if self.train.is_empty() || self.valid.is_empty() {
             return Err(Error::format(
-                dir,
+                source,
                 format!(
                     "has {} training and {} validation files: both must be non-empty",
-                    split.train.items.len(),
-                    split.valid.items.len()
+                    self.train.len(),
+                    self.valid.len()
                 ),
             ));
         }
-        Ok(split)
+        Ok(())
     }
 }

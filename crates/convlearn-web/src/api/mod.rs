@@ -1,0 +1,40 @@
+//! The JSON API, one file per part of the page.
+
+pub mod images;
+pub mod kernel;
+pub mod network;
+
+use base64::Engine;
+use image::RgbImage;
+
+/// An image encoded as PNG.
+pub fn png_bytes(image: &RgbImage) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    image
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .expect("encoding a PNG in memory cannot fail");
+    bytes
+}
+
+/// A PNG as a `data:` URL the page can show directly.
+pub fn png_data_url(image: &RgbImage) -> String {
+    format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(png_bytes(image))
+    )
+}
+
+/// Runs CPU-bound work off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, crate::ApiError> + Send + 'static,
+) -> Result<T, crate::ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        crate::ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the computation failed: {e}"),
+        )
+    })?
+}

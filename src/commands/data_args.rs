@@ -1,0 +1,67 @@
+//! The data options shared by `train`, `lr-find` and `interpret`: a dataset name or folder, or a
+//! labels CSV with its images, and how to split them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use convlearn::data::Dataset;
+
+/// Where the labelled images are.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DataArgs {
+    /// `mnist`, `shapes` (from scratch), or a folder of photos (`train/<class>/…` + `valid/<class>/…`,
+    /// or `<class>/…` split by --valid-pct). Omit it when giving --csv.
+    pub dataset: Option<String>,
+    /// A labels CSV in fastai's format (`image_name,tags`, tags separated by spaces; several tags per
+    /// image make the data multi-label). Needs --images.
+    #[arg(
+        long,
+        value_name = "LABELS.csv",
+        requires = "images",
+        conflicts_with = "dataset"
+    )]
+    pub csv: Option<PathBuf>,
+    /// The folder holding the images the CSV names.
+    #[arg(long, value_name = "DIR", requires = "csv")]
+    pub images: Option<PathBuf>,
+    /// Appended to every image name of the CSV (e.g. `.jpg`).
+    #[arg(long, default_value = "")]
+    pub suffix: String,
+    /// Validation fraction when the data has no train/valid split (CSV, or one folder per class).
+    #[arg(long, default_value_t = 0.2)]
+    pub valid_pct: f64,
+    /// Seed for splits, shuffling and augmentation.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+impl DataArgs {
+    /// The data set of photos these options name.
+    pub fn photos(&self) -> Result<Dataset> {
+        match (&self.csv, &self.images, &self.dataset) {
+            (Some(labels), Some(images), _) => Ok(Dataset::Csv {
+                labels: labels.clone(),
+                images: images.clone(),
+                suffix: self.suffix.clone(),
+            }),
+            (None, _, Some(dir)) if Path::new(dir).is_dir() => Ok(Dataset::Folder(dir.into())),
+            (None, _, Some(other)) => bail!(
+                "'{other}' is not a folder of photos (expected train/<class>/… or <class>/…, or give --csv LABELS.csv --images DIR)"
+            ),
+            _ => bail!("give a dataset (a folder of photos) or --csv LABELS.csv --images DIR"),
+        }
+    }
+
+    /// The dataset argument for built-in data sets (`mnist`, `shapes`).
+    pub fn name(&self) -> &str {
+        self.dataset.as_deref().unwrap_or("")
+    }
+
+    /// A short name for output files.
+    pub fn stem(&self) -> String {
+        match self.photos() {
+            Ok(d) => d.name(),
+            Err(_) => self.name().to_string(),
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Helpers shared by the command-line tests.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// Runs the `convlearn` binary with `args` in `dir`.
+pub fn convlearn(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_convlearn"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("convlearn runs")
+}
+
+/// The JSON object on the last line of a successful run's stdout.
+pub fn json_of(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("valid JSON")
+}
+
+/// `../shared` (or `$CONVLEARN_DATA`) when present; required when `CONVLEARN_REQUIRE_DATA=1`.
+pub fn shared() -> Option<PathBuf> {
+    let dir = std::env::var_os("CONVLEARN_DATA").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+        Into::into,
+    );
+    let found = dir.join("README.md").is_file();
+    assert!(
+        found || std::env::var("CONVLEARN_REQUIRE_DATA").as_deref() != Ok("1"),
+        "no shared data at {}",
+        dir.display()
+    );
+    found.then_some(dir)
+}
