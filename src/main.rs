@@ -27,6 +27,8 @@ enum Command {
     Predict(commands::predict::Args),
     /// What a trained model gets wrong: confusion matrix, top losses, uncertain predictions, per-tag scores.
     Interpret(commands::interpret::Args),
+    /// Time the benchmark workloads (images/s, peak memory); bench/compare sets them against PyTorch.
+    Bench(commands::bench::Args),
     /// Serve the kernel playground and network explorer on a local web page.
     Serve(commands::serve::Args),
     /// Print the arithmetic behind one activation of a conv layer (the spreadsheet view).
@@ -45,6 +47,7 @@ fn main() {
         Command::Predict(a) => commands::predict::run(a),
         Command::Interpret(a) => commands::interpret::run(a),
         Command::Serve(a) => commands::serve::run(a),
+        Command::Bench(a) => commands::bench::run(a),
         Command::Explain(a) => commands::explain::run(a),
         Command::Activations(a) => commands::activations::run(a),
     };

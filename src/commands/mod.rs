@@ -1,6 +1,7 @@
 //! One file per subcommand.
 
 pub mod activations;
+pub mod bench;
 pub mod data_args;
 pub mod demo;
 pub mod explain;

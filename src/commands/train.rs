@@ -295,6 +295,7 @@ fn run_scratch(args: &Args) -> Result<()> {
     let _ = std::fs::remove_file(&checkpoint);
     report.history.plot_loss(&plot)?;
     report.history.plot_schedule(&sibling(&plot, "schedule"))?;
+    report.history.plot_metrics(&sibling(&plot, "metrics"))?;
     if args.json {
         super::print_json(&json!({
             "test_accuracy": report.valid_accuracy,

@@ -11,6 +11,7 @@
 //! [`interpret::explain`] uses, so the teaching view and the network agree (tests check both against
 //! burn's convolution).
 
+pub mod bench;
 pub mod data;
 pub mod device;
 pub mod error;

@@ -162,13 +162,7 @@ impl DataSplit {
             train,
             valid,
         };
-        if split.classes.len() < 2 {
-            return Err(Error::format(
-                csv_path,
-                format!("needs at least two labels, found {:?}", split.classes),
-            ));
-        }
-        split.check(csv_path)?;
+        split.check(csv_path, "labels")?;
         Ok(split)
     }
 }

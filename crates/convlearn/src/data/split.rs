@@ -139,16 +139,7 @@ impl DataSplit {
                 valid,
             }
         };
-        if split.classes.len() < 2 {
-            return Err(Error::format(
-                dir,
-                format!(
-                    "needs at least two class folders, found {:?}",
-                    split.classes
-                ),
-            ));
-        }
-        split.check(dir)?;
+        split.check(dir, "class folders")?;
         Ok(split)
     }
 
@@ -157,8 +148,14 @@ impl DataSplit {
         self.train.targets.view().is_multi_label()
     }
 
-    /// Both parts must hold files.
-    pub(crate) fn check(&self, source: &Path) -> Result<()> {
+    /// There must be two classes (`what` names them in the error) and files in both parts.
+    pub(crate) fn check(&self, source: &Path, what: &str) -> Result<()> {
+        if self.classes.len() < 2 {
+            return Err(Error::format(
+                source,
+                format!("needs at least two {what}, found {:?}", self.classes),
+            ));
+        }
         if self.train.is_empty() || self.valid.is_empty() {
             return Err(Error::format(
                 source,
