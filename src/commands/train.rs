@@ -30,11 +30,12 @@ pub struct Args {
     /// frozen phase at A and the unfrozen phase at B (progressive resizing, e.g. 128,224).
     #[arg(long, value_parser = parse_sizes)]
     pub size: Option<(usize, Option<usize>)>,
-    /// Epochs (from scratch: all; fine-tuning: the unfrozen phase).
+    /// Epochs (from scratch: all, default 3; fine-tuning: the unfrozen phase after the frozen one,
+    /// default 0).
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Fine-tuning: epochs with the body frozen.
-    #[arg(long, default_value_t = 3)]
+    /// Fine-tuning: epochs with the body frozen (only the new head trains).
+    #[arg(long, default_value_t = 5)]
     pub freeze_epochs: usize,
     /// Peak learning rate: `auto` (LR finder, fine-tuning only), a number, `LO..HI` (spread over the
     /// layer groups) or one per group `A,B,C`.
@@ -46,9 +47,12 @@ pub struct Args {
     /// Let unfrozen body BatchNorms update their running statistics.
     #[arg(long)]
     pub train_bn: bool,
-    /// Train the frozen phase on body activations computed once (no augmentation in that phase).
-    #[arg(long)]
+    /// Train the frozen phase on body activations computed once, without augmentation (the default).
+    #[arg(long, conflicts_with = "no_precompute")]
     pub precompute: bool,
+    /// Train the frozen phase through the body on augmented images instead (slower).
+    #[arg(long)]
+    pub no_precompute: bool,
     /// Augmentation: side-on (rotate ±10°, lighting, flips, zoom), top-down (adds dihedral flips), none.
     #[arg(long, default_value = "side-on", value_parser = ["side-on", "top-down", "none"])]
     pub aug: String,
@@ -88,14 +92,14 @@ impl Args {
             size: self.size.map(|s| s.0),
             unfrozen_size: self.size.and_then(|s| s.1),
             freeze_epochs: self.freeze_epochs,
-            epochs: self.epochs.unwrap_or(2),
+            epochs: self.epochs.unwrap_or(0),
             lr: if self.lr == "auto" {
                 None
             } else {
                 Some(LayerRates::parse(&self.lr)?)
             },
             bn_freeze: !self.train_bn,
-            precompute: self.precompute,
+            precompute: !self.no_precompute,
             augment: Augment::parse(&self.aug).expect("clap checked"),
             batch_size: self.batch_size.unwrap_or(32),
             valid_pct: self.source.valid_pct,

@@ -7,7 +7,7 @@ use convlearn::data::Dataset;
 use convlearn::recipes::{TransferConfig, fine_tune};
 
 #[test]
-#[ignore = "long (about 5 minutes on 2 cores): run by .ci/run with --ignored"]
+#[ignore = "long (about 2 minutes on 2 cores): run by .ci/run with --ignored"]
 fn default_fine_tune_on_hymenoptera() {
     let Some(dir) = shared() else { return };
     let cfg = TransferConfig {
@@ -25,13 +25,13 @@ fn default_fine_tune_on_hymenoptera() {
     );
     assert_eq!((report.train_images, report.valid_images), (245, 153));
     assert_eq!(model.meta.classes, vec!["ants", "bees"]);
-    // The goal is 95 %; this recipe measured 94.1–94.8 % here (see the closing note). The
-    // assertion guards against regressions below what it reliably reaches.
+    // The goal is 95 %; the default recipe measured 93.5–95.4 % here (see the closing note).
+    // The assertion guards against regressions below what it reliably reaches.
     assert!(report.valid_accuracy >= 0.92, "{report:?}");
 }
 
 #[test]
-#[ignore = "long (several minutes on 2 cores): run by .ci/run with --ignored"]
+#[ignore = "long (about 3 minutes on 2 cores): run by .ci/run with --ignored"]
 fn default_fine_tune_on_planet_reaches_f2() {
     let Some(dir) = shared() else { return };
     let cfg = TransferConfig {
@@ -54,5 +54,8 @@ fn default_fine_tune_on_planet_reaches_f2() {
     assert_eq!((report.train_images, report.valid_images), (800, 200));
     assert!(model.meta.multi_label && model.meta.classes.len() == 17);
     assert_eq!(Some(model.meta.threshold), report.threshold);
-    assert!(report.valid_f2.unwrap() >= 0.88, "{report:?}");
+    // The goal is 0.88; the default measured 0.886 at threshold 0.15 (PyTorch's reference: 0.881
+    // at 0.2, 0.885 at its best). Runs differ by a few images (parallel sums are not bit-stable), so
+    // the assertion leaves a margin below the goal to catch regressions, not noise.
+    assert!(report.valid_f2.unwrap() >= 0.87, "{report:?}");
 }

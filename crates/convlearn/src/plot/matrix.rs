@@ -31,10 +31,11 @@ pub fn render_count_matrix(
     let max = counts.iter().flatten().copied().max().unwrap_or(1).max(1) as f32;
     let x0 = MARGIN + label_w;
     canvas.text(x0 as i32, 38, 14.0, &format!("{col_axis} →"), [60, 60, 60]);
+    // Column names sit above their columns, staggered on two lines when they are wider than a cell.
+    let stagger = label_w - 12 > cell;
     for (j, name) in names.iter().enumerate() {
-        // Column names: one per line, staggered so long names do not collide.
         let x = x0 + j as u32 * cell + 2;
-        let y = 58 + (j as u32 % 2) * 16;
+        let y = 58 + if stagger { (j as u32 % 2) * 16 } else { 8 };
         canvas.text(x as i32, y as i32, 13.0, name, [40, 40, 40]);
     }
     canvas.text(
