@@ -75,21 +75,10 @@ pub struct BenchResult {
     pub threads: usize,
 }
 
-fn imagenet_resnet18() -> ArchSpec {
+/// `backbone` with the ImageNet classifier (1000 classes), PyTorch padding.
+fn imagenet(backbone: BackboneKind) -> ArchSpec {
     ArchSpec::Pretrained {
-        backbone: BackboneKind::Resnet18,
-        padding: PaddingStyle::Torch,
-        head: HeadSpec {
-            kind: HeadKind::ImageNet,
-            hidden: 0,
-            classes: 1000,
-        },
-    }
-}
-
-fn imagenet_mobilenet_v2() -> ArchSpec {
-    ArchSpec::Pretrained {
-        backbone: BackboneKind::MobilenetV2,
+        backbone,
         padding: PaddingStyle::Torch,
         head: HeadSpec {
             kind: HeadKind::ImageNet,
@@ -192,11 +181,24 @@ pub fn run_workload(name: &str, data: &Path, quick: bool) -> Result<BenchResult>
     let (images, seconds) = match name {
         "small_cnn_train" => time_train(&small_cnn(), [64, 1, 28, 28], warm * 3, steps * 5)?,
         "small_cnn_infer" => time_infer(&small_cnn(), [64, 1, 28, 28], warm * 3, steps * 10)?,
-        "resnet18_train" => time_train(&imagenet_resnet18(), [16, 3, 128, 128], warm, steps / 2)?,
-        "resnet18_infer" => time_infer(&imagenet_resnet18(), [8, 3, 224, 224], warm, steps)?,
-        "mobilenet_v2_infer" => {
-            time_infer(&imagenet_mobilenet_v2(), [8, 3, 224, 224], warm, steps)?
-        }
+        "resnet18_train" => time_train(
+            &imagenet(BackboneKind::Resnet18),
+            [16, 3, 128, 128],
+            warm,
+            steps / 2,
+        )?,
+        "resnet18_infer" => time_infer(
+            &imagenet(BackboneKind::Resnet18),
+            [8, 3, 224, 224],
+            warm,
+            steps,
+        )?,
+        "mobilenet_v2_infer" => time_infer(
+            &imagenet(BackboneKind::MobilenetV2),
+            [8, 3, 224, 224],
+            warm,
+            steps,
+        )?,
         "data_pipeline" => time_pipeline(data)?,
         "mnist_3_epochs" => {
             let m = Mnist::load(&data.join("data/mnist"))?;
