@@ -82,3 +82,59 @@ fn crops_and_size_warning() {
     assert!(size_warning(64, 224).unwrap().contains("224"));
     assert!(size_warning(160, 224).is_none());
 }
+
+#[test]
+fn photos_beyond_the_memory_budget_stream_from_disk_with_the_same_pixels() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (c, class) in ["a", "b"].iter().enumerate() {
+        for i in 0..6u8 {
+            // Varied pictures, so a mix-up between photos would show.
+            let img = image::RgbImage::from_fn(50 + i as u32, 40, |x, y| {
+                image::Rgb([(x * 5) as u8 ^ (40 * i), (y * 6) as u8, 100 * c as u8])
+            });
+            let p = tmp.path().join(class).join(format!("{i}.png"));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            img.save(p).unwrap();
+        }
+    }
+    std::fs::write(tmp.path().join("a/broken.png"), b"not a png").unwrap();
+    let split = DataSplit::open(tmp.path(), 0.25, 3).unwrap();
+    let one = 50 * 40 * 3; // bytes of the smallest decoded photo
+    let decode = |budget| {
+        PhotoSet::decode_within(&split.train, &split.classes, 3, 16, "", false, budget)
+            .with(Crop::Square { fraction: 0.875 }, Augment::TopDown)
+    };
+    let (kept, partly, streamed) = (decode(usize::MAX), decode(3 * one + 10), decode(0));
+    assert_eq!(kept.streamed(), 0);
+    assert!(
+        (1..kept.len()).contains(&partly.streamed()),
+        "{}",
+        partly.streamed()
+    );
+    assert_eq!(streamed.streamed(), streamed.len());
+    // The broken file is skipped and counted whether or not it would have been kept.
+    assert_eq!(kept.len() + kept.skipped.len(), split.train.len());
+    assert_eq!(
+        (streamed.len(), streamed.skipped.len()),
+        (kept.len(), kept.skipped.len())
+    );
+    for i in 0..kept.len() {
+        assert_eq!(
+            kept.item(i, None).data,
+            streamed.item(i, None).data,
+            "photo {i}"
+        );
+        assert_eq!(
+            kept.item(i, None).data,
+            partly.item(i, None).data,
+            "photo {i}"
+        );
+        let mut r1 = rand::SeedableRng::seed_from_u64(i as u64);
+        let mut r2 = rand::SeedableRng::seed_from_u64(i as u64);
+        assert_eq!(
+            kept.item(i, Some(&mut r1)).data,
+            streamed.item(i, Some(&mut r2)).data,
+            "augmented photo {i}"
+        );
+    }
+}

@@ -23,7 +23,7 @@ pub use idx::{read_idx_images, read_idx_labels};
 pub use image_file::{Normalization, image_to_maps, load_image};
 pub use image_set::ImageSet;
 pub use mnist::{MNIST_CLASSES, Mnist};
-pub use photo_set::PhotoSet;
+pub use photo_set::{PhotoSet, memory_budget};
 pub use preprocess::{Crop, Preprocess};
 pub use source::ImageSource;
 pub use split::{DataSplit, ItemList};

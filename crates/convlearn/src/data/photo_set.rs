@@ -1,8 +1,11 @@
 //! Photos decoded once (in parallel, kept downsized in memory) and served at a chosen size, with
 //! augmentation for training and the model's crop for validation. Unreadable files are skipped with
-//! one warning each and counted, never a crash.
+//! one warning each and counted, never a crash. A folder larger than the memory budget streams: the
+//! photos beyond the budget are checked once, then read from disk again each time they are used.
 
-use std::path::PathBuf;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use image::DynamicImage;
 use image::imageops::FilterType;
@@ -16,8 +19,8 @@ use crate::learner::Progress;
 
 /// Decoded photos with labels.
 pub struct PhotoSet {
-    /// Downsized decoded images.
-    pub images: Vec<DynamicImage>,
+    /// Downsized decoded images; `None` for photos streamed from disk (beyond the memory budget).
+    images: Vec<Option<DynamicImage>>,
     /// Their files.
     pub paths: Vec<PathBuf>,
     /// Class (or tags) per image.
@@ -28,6 +31,8 @@ pub struct PhotoSet {
     pub channels: usize,
     /// Side of the square the model sees.
     pub size: usize,
+    /// The size the photos were decoded for (kept at up to twice it).
+    decoded_size: usize,
     /// The evaluation crop (used when no augmentation is asked for).
     pub crop: Crop,
     /// Training-time augmentation.
@@ -39,8 +44,8 @@ pub struct PhotoSet {
 impl PhotoSet {
     /// Decodes `items` in parallel, keeping each image with its shorter side at most `2 × size`
     /// (photos of the usual 500 × 375 stay as they are at 224 px, so the evaluation crop and resize
-    /// sample the original pixels, as the reference preprocessing does).
-    /// The set starts with no crop and no augmentation (see [`PhotoSet::with`]).
+    /// sample the original pixels, as the reference preprocessing does), within the memory budget of
+    /// [`memory_budget`]. The set starts with no crop and no augmentation (see [`PhotoSet::with`]).
     pub fn decode(
         list: &ItemList,
         classes: &[String],
@@ -49,24 +54,41 @@ impl PhotoSet {
         title: &str,
         verbose: bool,
     ) -> Self {
+        Self::decode_within(
+            list,
+            classes,
+            channels,
+            size,
+            title,
+            verbose,
+            memory_budget(),
+        )
+    }
+
+    /// [`PhotoSet::decode`] keeping at most `budget` bytes of decoded pixels in memory; the other
+    /// photos are decoded once to check them and then streamed from disk.
+    pub fn decode_within(
+        list: &ItemList,
+        classes: &[String],
+        channels: usize,
+        size: usize,
+        title: &str,
+        verbose: bool,
+        budget: usize,
+    ) -> Self {
         let bar = Progress::new(list.paths.len() as u64, title, verbose);
-        let keep = (size * 2) as u32;
-        let decoded: Vec<(PathBuf, Result<DynamicImage>)> = list
+        let used = AtomicUsize::new(0);
+        let decoded: Vec<(PathBuf, Result<Option<DynamicImage>>)> = list
             .paths
             .par_iter()
             .map(|path| {
-                let image = load_image(path).map(|im| {
-                    let short = im.width().min(im.height());
-                    if short > keep {
-                        let scale = keep as f32 / short as f32;
-                        let (w, h) = (
-                            (im.width() as f32 * scale).round() as u32,
-                            (im.height() as f32 * scale).round() as u32,
-                        );
-                        im.resize_exact(w.max(1), h.max(1), FilterType::Triangle)
-                    } else {
-                        im
+                let image = read_downsized(path, size).map(|im| {
+                    let bytes = im.as_bytes().len();
+                    let kept = used.fetch_add(bytes, Ordering::Relaxed) + bytes <= budget;
+                    if !kept {
+                        used.fetch_sub(bytes, Ordering::Relaxed);
                     }
+                    kept.then_some(im)
                 });
                 bar.step(String::new());
                 (path.clone(), image)
@@ -80,6 +102,7 @@ impl PhotoSet {
             classes: classes.to_vec(),
             channels,
             size,
+            decoded_size: size,
             crop: Crop::None,
             augment: Augment::None,
             skipped: Vec::new(),
@@ -97,8 +120,75 @@ impl PhotoSet {
                 }
             }
         }
+        let streamed = set.streamed();
+        if streamed > 0 && verbose {
+            eprintln!(
+                "{streamed} of {} photos exceed the memory budget of {} MiB and will be read from disk each time \
+                 (set CONVLEARN_CACHE_MB to change it)",
+                set.len(),
+                budget / (1024 * 1024)
+            );
+        }
         set
     }
+
+    /// How many photos are streamed from disk rather than kept in memory.
+    pub fn streamed(&self) -> usize {
+        self.images.iter().filter(|i| i.is_none()).count()
+    }
+
+    /// Photo `i`, downsized as kept (read from disk again when streamed; a file that changed since
+    /// and no longer decodes gives a gray picture and a warning).
+    pub fn image(&self, i: usize) -> Cow<'_, DynamicImage> {
+        match &self.images[i] {
+            Some(im) => Cow::Borrowed(im),
+            None => Cow::Owned(
+                read_downsized(&self.paths[i], self.decoded_size).unwrap_or_else(|e| {
+                    eprintln!("warning: {e}; a gray picture stands in for it");
+                    DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+                        self.size as u32,
+                        self.size as u32,
+                        image::Rgb([128, 128, 128]),
+                    ))
+                }),
+            ),
+        }
+    }
+}
+
+/// Decoded pixels kept in memory: `$CONVLEARN_CACHE_MB`, else half the memory available now
+/// (Linux's `MemAvailable`), else 4 GiB.
+pub fn memory_budget() -> usize {
+    if let Some(mb) = std::env::var("CONVLEARN_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        return mb * 1024 * 1024;
+    }
+    let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find(|l| l.starts_with("MemAvailable:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<usize>().ok())
+    });
+    available.map_or(4 << 30, |kib| kib * 1024 / 2)
+}
+
+/// Reads a photo, shrinking it so its shorter side is at most `2 × size`.
+fn read_downsized(path: &Path, size: usize) -> Result<DynamicImage> {
+    let keep = (size * 2) as u32;
+    load_image(path).map(|im| {
+        let short = im.width().min(im.height());
+        if short > keep {
+            let scale = keep as f32 / short as f32;
+            let (w, h) = (
+                (im.width() as f32 * scale).round() as u32,
+                (im.height() as f32 * scale).round() as u32,
+            );
+            im.resize_exact(w.max(1), h.max(1), FilterType::Triangle)
+        } else {
+            im
+        }
+    })
 }
 
 impl PhotoSet {
@@ -131,7 +221,7 @@ impl ImageSource for PhotoSet {
         [self.channels, self.size, self.size]
     }
     fn item(&self, i: usize, rng: Option<&mut StdRng>) -> FeatureMaps {
-        let image = &self.images[i];
+        let image = &*self.image(i);
         let maps = match rng {
             Some(rng) if self.augment != Augment::None => {
                 self.augment

@@ -229,7 +229,7 @@ fn file_name(p: &Path) -> String {
 
 /// Item `i` as the model sees it (the evaluation crop), fitted into the tile.
 fn gallery_item(set: &PhotoSet, i: usize, lines: Vec<String>) -> GalleryItem {
-    let cropped = set.crop.apply(&set.images[i]);
+    let cropped = set.crop.apply(&set.image(i));
     let image = cropped.resize(TILE, TILE, FilterType::Triangle).to_rgb8();
     GalleryItem { image, lines }
 }
