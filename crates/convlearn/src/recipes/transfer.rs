@@ -1,7 +1,8 @@
-//! Fine-tuning a pretrained network on a folder of photos — fastai's recipe: cut the ImageNet head,
-//! put a new one on, train it with the body frozen (optionally on precomputed activations), then
-//! unfreeze and train every layer group with discriminative rates. BatchNorm statistics can stay
-//! frozen throughout (`bn_freeze`), as the lesson advises for ImageNet-like photos.
+//! Fine-tuning a pretrained network on labelled photos (a folder or a CSV, single- or multi-label) —
+//! fastai's recipe: cut the ImageNet head, put a new one on, train it with the body frozen (by default
+//! on precomputed activations), then, when asked, unfreeze and train every layer group with
+//! discriminative rates. BatchNorm statistics can stay frozen throughout (`bn_freeze`), as the lesson
+//! advises for ImageNet-like photos. Multi-label runs end with the threshold sweep.
 
 use std::path::PathBuf;
 use std::time::Instant;
