@@ -55,12 +55,11 @@ impl Interpretation {
         let meta = &model.meta;
         let n = meta.classes.len();
         let labels = set.labels();
-        let probabilities = predict_set(&model.network, meta, set, 0, 32, 42, device);
-        let scores = score(&probabilities, labels, n, meta.threshold);
-        let scores_tta = (tta > 0).then(|| {
-            let p = predict_set(&model.network, meta, set, tta, 32, 42, device);
-            score(&p, labels, n, meta.threshold)
-        });
+        // The plain probabilities are the first of the passes test-time augmentation makes.
+        let preds = predict_set(&model.network, meta, set, tta, 32, 42, device);
+        let scores = score(&preds.plain, labels, n, meta.threshold);
+        let scores_tta = (tta > 0).then(|| score(&preds.averaged, labels, n, meta.threshold));
+        let probabilities = preds.plain;
         let rows = || probabilities.chunks(n.max(1));
         let losses = rows()
             .enumerate()

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::groups::{group_params, set_trainable};
 use super::{
-    EpochRecord, FeatureSet, History, LayerRates, Progress, Schedule, Scores, loss_for,
-    predict_set, probabilities, score,
+    EpochRecord, FeatureSet, History, LayerRates, Progress, Schedule, Scores, SetPredictions,
+    loss_for, predict_set, probabilities, score,
 };
 use super::{TrainingState, write_checkpoint};
 use crate::data::{Batcher, ImageSource, Normalization};
@@ -58,15 +58,13 @@ impl Default for FitConfig {
     }
 }
 
-/// A model's loss, scores and outputs on a labelled set.
+/// A model's loss and scores on a labelled set.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Evaluation {
     /// Mean loss (cross-entropy or binary cross-entropy).
     pub loss: f64,
     /// Accuracy (and F2 for multi-label) at the model's threshold.
     pub scores: Scores,
-    /// `[len, outputs]` probabilities, row-major.
-    pub probabilities: Vec<f32>,
 }
 
 /// A model being trained.
@@ -153,17 +151,16 @@ impl Learner {
         }
     }
 
-    /// Test-time augmentation: probabilities `[len, outputs]` (softmax, or sigmoid per tag) averaged
-    /// over each item as it is and `copies` randomly augmented versions (the source's training
-    /// augmentation), and their scores at the model's threshold.
+    /// Probabilities on `set`, as each item is and averaged with `copies` randomly augmented
+    /// versions (test-time augmentation with the source's training augmentation).
     pub fn predict_tta(
         &self,
         set: &dyn ImageSource,
         copies: usize,
         batch_size: usize,
         seed: u64,
-    ) -> (Vec<f32>, Scores) {
-        let sum = predict_set(
+    ) -> SetPredictions {
+        predict_set(
             &self.model.valid(),
             &self.meta,
             set,
@@ -171,12 +168,10 @@ impl Learner {
             batch_size,
             seed,
             &self.device.clone().without_autodiff(),
-        );
-        let scores = score(&sum, set.labels(), set.classes().len(), self.meta.threshold);
-        (sum, scores)
+        )
     }
 
-    /// Mean loss, scores and probabilities on `set`.
+    /// Mean loss and scores on `set`.
     pub fn evaluate(&self, set: &dyn ImageSource, batch_size: usize) -> Evaluation {
         self.evaluate_with(set, batch_size, false)
     }
@@ -206,7 +201,6 @@ impl Learner {
                 set.classes().len(),
                 self.meta.threshold,
             ),
-            probabilities: probs,
         }
     }
 

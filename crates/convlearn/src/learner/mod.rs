@@ -25,7 +25,7 @@ pub use metrics::{Scores, accuracy, argmax_rows, score};
 pub use multi_label::{
     TagReport, accuracy_at, best_threshold, fbeta, sweep_thresholds, tag_reports, threshold_sweep,
 };
-pub use predict_set::predict_set;
+pub use predict_set::{SetPredictions, predict_set};
 pub use progress::Progress;
 pub use rates::LayerRates;
 pub use schedule::{OneCycle, Schedule};

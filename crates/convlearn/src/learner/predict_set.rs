@@ -9,9 +9,19 @@ use crate::host::values;
 use crate::model_file::ModelMeta;
 use crate::models::Network;
 
-/// Probabilities `[len, outputs]` (softmax, or a sigmoid per tag) of `network` on every item of
-/// `set`, averaged over the item as it is and `copies` augmented versions (the set's training
-/// augmentation, seeded by `seed`). `network` must live on `device` (no autodiff needed).
+/// A model's probabilities `[len, outputs]` (softmax, or a sigmoid per tag) on every item of a set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetPredictions {
+    /// On each item as it is.
+    pub plain: Vec<f32>,
+    /// Averaged over the item as it is and the augmented copies (test-time augmentation); equal to
+    /// `plain` without copies.
+    pub averaged: Vec<f32>,
+}
+
+/// The probabilities of `network` on every item of `set`, as it is and averaged with `copies`
+/// augmented versions (the set's training augmentation, seeded by `seed`) — one pass over the
+/// items per copy. `network` must live on `device` (no autodiff needed).
 pub fn predict_set(
     network: &Network,
     meta: &ModelMeta,
@@ -20,14 +30,14 @@ pub fn predict_set(
     batch_size: usize,
     seed: u64,
     device: &Device,
-) -> Vec<f32> {
+) -> SetPredictions {
     let batcher = Batcher {
         normalization: meta.preprocess.normalization.clone(),
         batch_size,
         device: device.clone(),
     };
     let order = batcher.epoch_indices(set.len(), None);
-    let mut sum: Vec<f32> = Vec::new();
+    let (mut plain, mut sum): (Vec<f32>, Vec<f32>) = (Vec::new(), Vec::new());
     for copy in 0..=copies {
         let augment = (copy > 0).then(|| seed.wrapping_add(copy as u64 * 104_729));
         let mut probs = Vec::with_capacity(sum.len());
@@ -40,12 +50,16 @@ pub fn predict_set(
                 Ok(())
             })
             .expect("the step never fails");
-        if sum.is_empty() {
+        if copy == 0 {
+            plain = probs.clone();
             sum = probs;
         } else {
             sum.iter_mut().zip(probs).for_each(|(s, p)| *s += p);
         }
     }
     sum.iter_mut().for_each(|s| *s /= (copies + 1) as f32);
-    sum
+    SetPredictions {
+        plain,
+        averaged: sum,
+    }
 }

@@ -379,35 +379,29 @@ pub fn fine_tune(data: &Dataset, cfg: &TransferConfig) -> Result<(SavedModel, Tr
             seconds: t.elapsed().as_secs_f64(),
         });
     }
+    // One pass per copy gives the plain and the test-time-augmented probabilities.
+    let preds = learner.predict_tta(&valid, 4, 32, cfg.seed);
+    let (labels, outputs) = (valid.labels(), valid.classes().len());
     // Multi-label: choose the threshold with the best validation F2; it is saved with the model.
-    let mut eval = learner.evaluate(&valid, 32);
     let sweep = if learner.meta.multi_label {
-        let sweep = threshold_sweep(&eval.probabilities, valid.labels(), valid.classes().len());
-        learner.meta.threshold = best_threshold(&sweep).0;
-        eval.scores = score(
-            &eval.probabilities,
-            valid.labels(),
-            valid.classes().len(),
-            learner.meta.threshold,
-        );
+        let sweep = threshold_sweep(&preds.plain, labels, outputs);
+        let (threshold, f2) = best_threshold(&sweep);
+        learner.meta.threshold = threshold;
         if cfg.verbose {
-            eprintln!(
-                "threshold sweep: best F2 {:.4} at {:.2}",
-                eval.scores.f2.unwrap_or(0.0),
-                learner.meta.threshold
-            );
+            eprintln!("threshold sweep: best F2 {f2:.4} at {threshold:.2}");
         }
         sweep
     } else {
         Vec::new()
     };
-    let (_, tta) = learner.predict_tta(&valid, 4, 32, cfg.seed);
+    let eval = score(&preds.plain, labels, outputs, learner.meta.threshold);
+    let tta = score(&preds.averaged, labels, outputs, learner.meta.threshold);
     let multi_label = learner.meta.multi_label;
     let report = TransferReport {
-        valid_accuracy: eval.scores.accuracy,
+        valid_accuracy: eval.accuracy,
         valid_accuracy_tta: tta.accuracy,
         multi_label,
-        valid_f2: eval.scores.f2,
+        valid_f2: eval.f2,
         valid_f2_tta: tta.f2,
         threshold: multi_label.then_some(learner.meta.threshold),
         threshold_sweep: sweep,
