@@ -90,7 +90,7 @@ class Photos(torch.utils.data.Dataset):
         from PIL import Image
         try:
             im = Image.open(self.files[i]).convert("RGB")
-        except Exception:  # the broken .gif: skipped, as convlearn skips it
+        except Exception:  # a file that does not decode: skipped, as convlearn skips such files
             return None
         s = 448 / min(im.size)
         if s < 1:
@@ -190,14 +190,29 @@ class Conv2dSame(nn.Module):
         return self.conv(F.pad(x, [pad // 2, pad - pad // 2, pad // 2, pad - pad // 2]))
 
 
+def load_safetensors(path):
+    """A safetensors file's tensors (F32/I64), read without the `safetensors` package."""
+    raw = Path(path).read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    dtypes = {"F32": torch.float32, "I64": torch.int64}
+    tensors = {}
+    for name, t in header.items():
+        if name != "__metadata__":
+            start, end = t["data_offsets"]
+            data = bytearray(raw[8 + n + start:8 + n + end])
+            tensors[name] = torch.frombuffer(data, dtype=dtypes[t["dtype"]]).reshape(t["shape"])
+    return tensors
+
+
 def fine_tune_hymenoptera(threads, quick):
     """The weights README's reference: the shared MobileNetV2 (TF 'SAME'), a new head, the body (BN
     included) frozen, 3 epochs of Adam at 224 px with side-on augmentation, validation accuracy."""
-    from safetensors.torch import load_file
     from PIL import Image
+    import torchvision.transforms.v2.functional  # noqa: F401 (pil_to_tensor below)
     torch.manual_seed(42)
     model = torchvision.models.mobilenet_v2()
-    model.load_state_dict(load_file(DATA / "weights/mobilenet_v2_imagenet_from_tflite.safetensors"))
+    model.load_state_dict(load_safetensors(DATA / "weights/mobilenet_v2_imagenet_from_tflite.safetensors"))
     for name in ["0.0", "2.conv.1.0", "4.conv.1.0", "7.conv.1.0", "14.conv.1.0"]:
         parent = model.features
         *path, last = name.split(".")
@@ -209,7 +224,8 @@ def fine_tune_hymenoptera(threads, quick):
     model.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 2))
     start = time.perf_counter()
     train = [im for b in torch.utils.data.DataLoader(Photos(DATA / "data/hymenoptera/train"), batch_size=32, num_workers=threads, collate_fn=collate_keep) for im in b]
-    labels = [0 if "/ants/" in str(f) else 1 for f in Photos(DATA / "data/hymenoptera/train").files if not str(f).endswith(".gif")]
+    labels = [0 if "/ants/" in str(f) else 1 for f in Photos(DATA / "data/hymenoptera/train").files]
+    assert len(labels) == len(train), "every training photo decodes"
     vfiles = Photos(DATA / "data/hymenoptera/val").files
     vlabels = torch.tensor([0 if "/ants/" in str(f) else 1 for f in vfiles])
 

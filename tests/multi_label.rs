@@ -73,6 +73,7 @@ fn multi_label_csv_trains_predicts_and_interprets() {
                 "3e-3",
                 "--save",
                 save,
+                "--tta",
                 "--json",
             ],
             tmp.path(),

@@ -26,8 +26,9 @@ pub struct Args {
     /// ImageNet-pretrained weights to fine-tune from (torchvision state dict, .safetensors or .pth).
     #[arg(long, value_name = "WEIGHTS")]
     pub pretrained: Option<PathBuf>,
-    /// Input size for photos (default: the size the weights were trained at); `A,B` trains the
-    /// frozen phase at A and the unfrozen phase at B (progressive resizing, e.g. 128,224).
+    /// Input size for photos (default: from the photos — their typical size after the crop, rounded
+    /// to a multiple of 32, between the weights' size and 1.5 × it); `A,B` trains the frozen phase
+    /// at A and the unfrozen phase at B (progressive resizing, e.g. 128,224).
     #[arg(long, value_parser = parse_sizes)]
     pub size: Option<(usize, Option<usize>)>,
     /// Epochs (from scratch: all, default 3; fine-tuning: the unfrozen phase after the frozen one,
@@ -72,6 +73,10 @@ pub struct Args {
     /// after every epoch) at the same schedule position.
     #[arg(long)]
     pub resume: bool,
+    /// Fine-tuning: also score the final model with test-time augmentation, the image and N
+    /// augmented copies averaged (one more pass over the validation images per copy).
+    #[arg(long, value_name = "N", default_value_t = 0, num_args = 0..=1, default_missing_value = "4")]
+    pub tta: usize,
     /// Print one JSON object on stdout as the last line (progress still goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -107,6 +112,7 @@ impl Args {
             verbose: true,
             checkpoint: None,
             resume: self.resume,
+            tta: self.tta,
         })
     }
 
@@ -225,19 +231,22 @@ fn run_transfer(args: &Args, weights: &Path) -> Result<()> {
                 p.seconds
             );
         }
-        if let (Some(f2), Some(f2_tta), Some(t)) =
-            (report.valid_f2, report.valid_f2_tta, report.threshold)
-        {
-            println!(
-                "multi-label: validation F2 {f2:.4} ({f2_tta:.4} with test-time augmentation) at the chosen threshold {t:.2}"
-            );
+        if let (Some(f2), Some(t)) = (report.valid_f2, report.threshold) {
+            let tta = report
+                .valid_f2_tta
+                .map(|f| format!(" ({f:.4} with test-time augmentation)"))
+                .unwrap_or_default();
+            println!("multi-label: validation F2 {f2:.4}{tta} at the chosen threshold {t:.2}");
         }
         println!(
-            "{} at {} px: {:.2}% validation accuracy ({:.2}% with test-time augmentation) on {} images after {} epochs, {:.1} s in all; model saved to {}",
+            "{} at {} px: {:.2}% validation accuracy{} on {} images after {} epochs, {:.1} s in all; model saved to {}",
             report.architecture,
             report.size,
             100.0 * report.valid_accuracy,
-            100.0 * report.valid_accuracy_tta,
+            report
+                .valid_accuracy_tta
+                .map(|a| format!(" ({:.2}% with test-time augmentation)", 100.0 * a))
+                .unwrap_or_default(),
             report.valid_images,
             report.epochs,
             report.seconds,

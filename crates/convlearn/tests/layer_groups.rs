@@ -5,7 +5,7 @@
 use convlearn::data::{Crop, ImageSet, Normalization, Preprocess, generate_shapes};
 use convlearn::device::training_device;
 use convlearn::host::values;
-use convlearn::learner::{FitConfig, LayerRates, Learner, lr_find};
+use convlearn::learner::{FitConfig, LayerRates, Learner, lr_find, lr_find_head};
 use convlearn::model_file::{FORMAT_VERSION, ModelMeta};
 use convlearn::models::{ArchSpec, BackboneKind, Body, HeadKind, HeadSpec, Network, PaddingStyle};
 
@@ -222,4 +222,41 @@ fn a_diverging_loss_stops_with_epoch_and_batch() {
         err.contains("epoch 1") && err.contains("batch") && err.contains("lower learning rate"),
         "{err}"
     );
+}
+
+#[test]
+fn lr_find_on_precomputed_activations_sweeps_a_hundred_steps_and_restores_the_head() {
+    let mut l = learner();
+    l.freeze();
+    let set = photos();
+    let features = l.precompute(&set, 4, "precompute", false).unwrap();
+    assert_eq!(
+        features.dim,
+        2 * 512,
+        "concat pool of resnet18's 512 channels"
+    );
+    let before = snapshot(&l);
+    let cfg = FitConfig {
+        batch_size: 4,
+        verbose: false,
+        ..FitConfig::default()
+    };
+    let f = lr_find_head(&mut l, &features, &cfg).unwrap();
+    // 8 activations in batches of 4 are 2 steps a pass: the sweep goes over them again and again
+    // (until the loss diverges, which a random head on random pictures may do before step 100)
+    assert!(f.lrs.len() > 10, "{} steps", f.lrs.len());
+    assert!(f.lrs.windows(2).all(|w| w[1] > w[0]), "exponential sweep");
+    let after = snapshot(&l);
+    for (i, what) in [
+        "stem conv",
+        "layer4 conv",
+        "head output",
+        "stem BN mean",
+        "head BN mean",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert_eq!(moved(&before[i], &after[i]), 0.0, "{what} restored");
+    }
 }

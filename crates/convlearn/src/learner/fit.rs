@@ -5,15 +5,15 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::Module;
+use burn::optim::GradientsParams;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
-use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::groups::{group_params, set_trainable};
 use super::{
     EpochRecord, FeatureSet, History, LayerRates, Progress, Schedule, Scores, SetPredictions,
-    loss_for, predict_set, probabilities, score,
+    adamw_with_momentum, loss_for, predict_set, probabilities, score,
 };
 use super::{TrainingState, write_checkpoint};
 use crate::data::{Batcher, ImageSource, Normalization};
@@ -182,6 +182,30 @@ impl Learner {
         batch_size: usize,
         features: bool,
     ) -> Evaluation {
+        let (loss, probs) = self.run_over(set, batch_size, features);
+        Evaluation {
+            loss,
+            scores: score(
+                &probs,
+                set.labels(),
+                set.classes().len(),
+                self.meta.threshold,
+            ),
+        }
+    }
+
+    /// Probabilities `[len, outputs]` of the head on precomputed activations.
+    pub fn predict_features(&self, set: &FeatureSet) -> Vec<f32> {
+        self.run_over(set, 256, true).1
+    }
+
+    /// Mean loss and probabilities over `set`.
+    fn run_over(
+        &self,
+        set: &dyn ImageSource,
+        batch_size: usize,
+        features: bool,
+    ) -> (f64, Vec<f32>) {
         let model = self.model.valid();
         let norm = self.normalization_for(features);
         let batcher = self.batcher(batch_size, norm, false);
@@ -193,18 +217,12 @@ impl Learner {
             loss_sum += loss * idx.len() as f64;
             probs.extend(values(probabilities(logits, self.meta.multi_label)));
         }
-        Evaluation {
-            loss: loss_sum / set.len().max(1) as f64,
-            scores: score(
-                &probs,
-                set.labels(),
-                set.classes().len(),
-                self.meta.threshold,
-            ),
-        }
+        (loss_sum / set.len().max(1) as f64, probs)
     }
 
-    fn normalization_for(&self, features: bool) -> Normalization {
+    /// The normalisation of the learner's inputs: the model's for images, none for precomputed
+    /// activations.
+    pub(crate) fn normalization_for(&self, features: bool) -> Normalization {
         if features {
             Normalization::identity(1)
         } else {
@@ -304,9 +322,7 @@ impl Learner {
             frozen_body.is_none(),
         );
         let per_epoch = batcher.num_batches(train.len());
-        let mut optim = AdamWConfig::new()
-            .with_weight_decay(cfg.weight_decay as f32)
-            .init();
+        let (mut optim, momentum) = adamw_with_momentum(cfg.weight_decay);
         // Dropout and other random ops draw from the device's generator: seed it for reproducible runs.
         self.device
             .seed(cfg.seed.wrapping_add(cfg.start_epoch as u64));
@@ -333,6 +349,7 @@ impl Learner {
             batcher.for_each(train, &order, augment, |b, batch| -> Result<()> {
                 let step = step0 + b;
                 let factor = cfg.schedule.factor(step, cfg.epochs, per_epoch);
+                momentum.set(cfg.schedule.momentum(step, cfg.epochs, per_epoch));
                 let model = self.model.clone();
                 let (logits, targets) = match (&frozen_body, &model) {
                     (Some(body), Network::Pretrained(p)) => {
@@ -363,6 +380,7 @@ impl Learner {
                 loss_sum += value;
                 self.history.batch_losses.push((offset + step, value));
                 self.history.learning_rates.push((offset + step, rates.last().copied().unwrap_or(0.0) * factor));
+                self.history.momentums.push((offset + step, momentum.get()));
                 bar.step(format!("loss {:.4}", loss_sum / (b + 1) as f64));
                 Ok(())
             })?;
@@ -402,7 +420,7 @@ impl Learner {
 }
 
 /// Logits from images (or, with `features`, from precomputed pooled activations `[b, f, 1, 1]`).
-fn forward(model: &Network, x: Tensor<4>, features: bool) -> Tensor<2> {
+pub(crate) fn forward(model: &Network, x: Tensor<4>, features: bool) -> Tensor<2> {
     match (model, features) {
         (Network::Pretrained(p), true) => p.head.forward_pooled(x.flatten(1, 3)),
         _ => model.forward(x),

@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::plot::{Series, plot_curves};
+use crate::plot::{Panel, Series, plot_curves, plot_panels};
 
 /// Metrics at the end of one epoch.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -32,6 +32,9 @@ pub struct History {
     pub batch_losses: Vec<(usize, f64)>,
     /// (step, learning rate) per batch.
     pub learning_rates: Vec<(usize, f64)>,
+    /// (step, AdamW's β₁) per batch.
+    #[serde(default)]
+    pub momentums: Vec<(usize, f64)>,
     /// Per-epoch metrics.
     pub epochs: Vec<EpochRecord>,
     /// Batches per epoch.
@@ -39,22 +42,33 @@ pub struct History {
 }
 
 impl History {
-    /// Draws the learning rate of the last layer group per batch (the schedule) to `path`.
+    /// Draws the schedule to `path`: the learning rate of the last layer group per batch, and below
+    /// it AdamW's β₁ (momentum), which one-cycle moves the other way.
     pub fn plot_schedule(&self, path: &Path) -> Result<()> {
-        let points = self
-            .learning_rates
-            .iter()
-            .map(|&(s, lr)| (s as f64, lr))
-            .collect();
-        plot_curves(
+        let points = |v: &[(usize, f64)]| v.iter().map(|&(s, y)| (s as f64, y)).collect();
+        let rate = [Series {
+            name: "learning rate".into(),
+            points: points(&self.learning_rates),
+        }];
+        let momentum = [Series {
+            name: "β₁".into(),
+            points: points(&self.momentums),
+        }];
+        let mut panels = vec![Panel {
+            y_label: "learning rate (last layer group)",
+            series: &rate,
+        }];
+        if !self.momentums.is_empty() {
+            panels.push(Panel {
+                y_label: "momentum (AdamW β₁)",
+                series: &momentum,
+            });
+        }
+        plot_panels(
             path,
-            "Learning-rate schedule",
+            "Learning-rate and momentum schedule",
             "batches",
-            "learning rate (last layer group)",
-            &[Series {
-                name: "learning rate".into(),
-                points,
-            }],
+            &panels,
         )
     }
 

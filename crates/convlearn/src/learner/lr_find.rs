@@ -4,12 +4,16 @@
 
 use std::path::Path;
 
+use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
+use burn::store::ModuleRecord;
 use serde::Serialize;
 
-use super::{FitConfig, Learner, Progress, loss_for};
+use super::fit::forward;
+use super::{FeatureSet, FitConfig, Learner, Progress, loss_for};
 use crate::data::{Batcher, ImageSource};
 use crate::error::{Error, Result};
+use crate::models::Network;
 use crate::plot::{Series, plot_curves};
 
 /// What the sweep saw.
@@ -65,16 +69,62 @@ pub fn lr_find(
     train: &dyn ImageSource,
     cfg: &FitConfig,
 ) -> Result<LrFinder> {
+    sweep(learner, train, cfg, false)
+}
+
+/// [`lr_find`] for the head alone, on precomputed body activations ([`Learner::precompute`]): steps
+/// cost next to nothing there, so the sweep always takes 100 steps of full batches, going over the
+/// activations several times when the set is small (fastai's `num_it=100`).
+pub fn lr_find_head(
+    learner: &mut Learner,
+    train: &FeatureSet,
+    cfg: &FitConfig,
+) -> Result<LrFinder> {
+    sweep(learner, train, cfg, true)
+}
+
+/// The values of every parameter and running statistic. Not a clone: clones share BatchNorm running
+/// statistics, which the sweep's forward passes update. burn keeps updates pending per thread until
+/// they are synchronised (`valid()` does that), so they are flushed before reading.
+fn snapshot(model: &Network) -> ModuleRecord {
+    let _ = model.valid();
+    model.clone().into_record()
+}
+
+/// `model` with the values of `saved` (pending running-statistic updates flushed first, so they
+/// cannot land on the restored values later).
+fn restore(model: &Network, saved: ModuleRecord) -> Network {
+    let _ = model.valid();
+    model.clone().load_record(saved)
+}
+
+fn sweep(
+    learner: &mut Learner,
+    train: &dyn ImageSource,
+    cfg: &FitConfig,
+    features: bool,
+) -> Result<LrFinder> {
     let (start, end) = (1e-7f64, 10.0f64);
+    let batch_size = if features {
+        cfg.batch_size.min(train.len()).max(1)
+    } else {
+        cfg.batch_size.min(train.len() / 50).max(4)
+    };
     let batcher = Batcher {
-        normalization: learner.meta.preprocess.normalization.clone(),
-        batch_size: cfg.batch_size.min(train.len() / 50).max(4),
+        normalization: learner.normalization_for(features),
+        batch_size,
         device: learner.device.clone(),
     };
-    let mut order = batcher.epoch_indices(train.len(), Some(cfg.seed));
+    let mut order = Vec::new();
+    for pass in 0..if features { 100 } else { 1 } {
+        if order.len() >= 100 {
+            break;
+        }
+        order.extend(batcher.epoch_indices(train.len(), Some(cfg.seed + pass)));
+    }
     order.truncate(100);
     let steps = order.len().max(2);
-    let saved = learner.model.clone();
+    let saved = snapshot(&learner.model);
     let mut optim = AdamWConfig::new()
         .with_weight_decay(cfg.weight_decay as f32)
         .init();
@@ -84,11 +134,11 @@ pub fn lr_find(
     let result = batcher.for_each(
         train,
         &order,
-        Some(cfg.seed),
+        (!features).then_some(cfg.seed),
         |b, batch| -> std::result::Result<(), ()> {
             let lr = start * (end / start).powf(b as f64 / (steps - 1) as f64);
             let model = learner.model.clone();
-            let loss = loss_for(model.forward(batch.images), batch.targets);
+            let loss = loss_for(forward(&model, batch.images, features), batch.targets);
             let value = loss.clone().into_scalar::<f32>() as f64;
             if !value.is_finite() {
                 return Err(());
@@ -109,7 +159,7 @@ pub fn lr_find(
     );
     bar.finish();
     let _diverged = result.is_err();
-    learner.model = saved;
+    learner.model = restore(&learner.model, saved);
     if lrs.len() < 5 {
         return Err(Error::Training(format!(
             "the learning-rate finder saw only {} steps before the loss diverged; use more images",

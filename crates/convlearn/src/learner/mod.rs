@@ -9,6 +9,7 @@ mod loss;
 mod lr_find;
 mod metrics;
 mod multi_label;
+mod optimizer;
 mod predict_set;
 mod progress;
 mod rates;
@@ -20,11 +21,12 @@ pub use fit::{Evaluation, FitConfig, Learner};
 pub use groups::{group_params, set_trainable};
 pub use history::{EpochRecord, History};
 pub use loss::{bce_with_logits, cross_entropy, loss_for, probabilities};
-pub use lr_find::{LrFinder, lr_find};
+pub use lr_find::{LrFinder, lr_find, lr_find_head};
 pub use metrics::{Scores, accuracy, argmax_rows, score};
 pub use multi_label::{
     TagReport, accuracy_at, best_threshold, fbeta, sweep_thresholds, tag_reports, threshold_sweep,
 };
+pub use optimizer::{CyclingAdamW, Momentum, adamw_with_momentum};
 pub use predict_set::{SetPredictions, predict_set};
 pub use progress::Progress;
 pub use rates::LayerRates;

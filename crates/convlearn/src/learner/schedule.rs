@@ -52,8 +52,7 @@ impl OneCycle {
     pub fn lr(&self, step: usize) -> f64 {
         let start = self.max_lr / self.div;
         let end = start / self.final_div;
-        let up = ((self.pct_start * self.total_steps as f64) - 1.0).max(1.0);
-        let down = (self.total_steps as f64 - 1.0 - up).max(1.0);
+        let (up, down) = self.phases();
         let s = step as f64;
         if s <= up {
             cos_anneal(start, self.max_lr, s / up)
@@ -61,7 +60,33 @@ impl OneCycle {
             cos_anneal(self.max_lr, end, ((s - up) / down).min(1.0))
         }
     }
+
+    /// β₁ at step `step`: it moves against the rate, from [`MAX_MOMENTUM`] down to
+    /// [`BASE_MOMENTUM`] while the rate warms up and back while it anneals (PyTorch's `OneCycleLR`
+    /// with `cycle_momentum`, fastai's `moms=(0.95, 0.85)`).
+    pub fn momentum(&self, step: usize) -> f64 {
+        let (up, down) = self.phases();
+        let s = step as f64;
+        if s <= up {
+            cos_anneal(MAX_MOMENTUM, BASE_MOMENTUM, s / up)
+        } else {
+            cos_anneal(BASE_MOMENTUM, MAX_MOMENTUM, ((s - up) / down).min(1.0))
+        }
+    }
+
+    /// Steps of the warm-up and of the annealing (as PyTorch counts them).
+    fn phases(&self) -> (f64, f64) {
+        let up = ((self.pct_start * self.total_steps as f64) - 1.0).max(1.0);
+        (up, (self.total_steps as f64 - 1.0 - up).max(1.0))
+    }
 }
+
+/// β₁ at the start and end of a one-cycle run.
+pub const MAX_MOMENTUM: f64 = 0.95;
+/// β₁ at the one-cycle peak rate.
+pub const BASE_MOMENTUM: f64 = 0.85;
+/// β₁ under SGDR (Adam's usual value).
+pub const SGDR_MOMENTUM: f64 = 0.9;
 
 impl Schedule {
     /// Factor (0..1] of the peak rate at `step` of a run of `epochs` × `per_epoch` steps.
@@ -79,6 +104,14 @@ impl Schedule {
                 }
                 cos_anneal(1.0, 0.0, (step - start) as f64 / len as f64)
             }
+        }
+    }
+
+    /// β₁ at `step`: cycled against the rate by one-cycle, [`SGDR_MOMENTUM`] under SGDR.
+    pub fn momentum(&self, step: usize, epochs: usize, per_epoch: usize) -> f64 {
+        match *self {
+            Schedule::OneCycle => OneCycle::new(1.0, epochs * per_epoch).momentum(step),
+            Schedule::Sgdr { .. } => SGDR_MOMENTUM,
         }
     }
 
@@ -108,6 +141,31 @@ mod tests {
         assert!((s.lr(24) - 0.01).abs() < 1e-12);
         assert!((s.lr(99) - 0.0004 / 1e4).abs() < 1e-12);
         assert!(s.lr(60) < s.lr(30));
+    }
+
+    #[test]
+    fn one_cycle_momentum_moves_against_the_rate() {
+        // PyTorch: OneCycleLR(max_lr=0.01, total_steps=100, base_momentum=0.85, max_momentum=0.95)
+        // gives betas[0] = 0.95 at step 0, 0.85 at the peak (step 24), 0.95 at the end, and at step
+        // 12 the cosine midpoint 0.9 (12/24 of the warm-up).
+        let s = OneCycle::new(0.01, 100);
+        assert!((s.momentum(0) - 0.95).abs() < 1e-12);
+        assert!((s.momentum(12) - 0.90).abs() < 1e-12);
+        assert!((s.momentum(24) - 0.85).abs() < 1e-12);
+        assert!((s.momentum(99) - 0.95).abs() < 1e-12);
+        // lower rate, higher momentum, all the way
+        for step in 1..99 {
+            assert_eq!(
+                s.lr(step) > s.lr(step - 1),
+                s.momentum(step) < s.momentum(step - 1),
+                "step {step}"
+            );
+        }
+        let sgdr = Schedule::Sgdr {
+            cycle_len: 1,
+            cycle_mult: 1,
+        };
+        assert_eq!(sgdr.momentum(7, 3, 10), SGDR_MOMENTUM);
     }
 
     #[test]

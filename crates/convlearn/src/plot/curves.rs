@@ -15,6 +15,14 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
+/// One chart of a figure: its y-axis label and its lines.
+pub struct Panel<'a> {
+    /// Label of the y axis.
+    pub y_label: &'a str,
+    /// The lines drawn on it.
+    pub series: &'a [Series],
+}
+
 /// Draws `series` on one chart and saves it as a PNG at `path`.
 pub fn plot_curves(
     path: &Path,
@@ -23,65 +31,75 @@ pub fn plot_curves(
     y_label: &str,
     series: &[Series],
 ) -> Result<()> {
+    plot_panels(path, title, x_label, &[Panel { y_label, series }])
+}
+
+/// Draws `panels` stacked top to bottom, sharing the x label, and saves them as a PNG at `path`.
+pub fn plot_panels(path: &Path, title: &str, x_label: &str, panels: &[Panel<'_>]) -> Result<()> {
     register_bundled_font();
-    let (w, h) = (900u32, 540u32);
+    let (w, h) = (900u32, 120 + 420 * panels.len().max(1) as u32);
     let mut buf = vec![255u8; (w * h * 3) as usize];
     let finite = |v: &f64| v.is_finite();
-    let xs: Vec<f64> = series
+    let ranges = panels
         .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.0))
-        .filter(finite)
-        .collect();
-    let ys: Vec<f64> = series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.1))
-        .filter(finite)
-        .collect();
-    if xs.is_empty() {
-        return Err(Error::Invalid(format!(
-            "nothing to plot in {}",
-            path.display()
-        )));
-    }
-    let (x0, x1) = min_max(&xs);
-    let (y0, y1) = min_max(&ys);
-    let mut draw = || -> std::result::Result<(), Box<dyn std::error::Error + '_>> {
+        .map(|panel| {
+            let xs: Vec<f64> = panel
+                .series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.0))
+                .filter(finite)
+                .collect();
+            let ys: Vec<f64> = panel
+                .series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.1))
+                .filter(finite)
+                .collect();
+            (!xs.is_empty()).then(|| (min_max(&xs), min_max(&ys)))
+        })
+        .collect::<Option<Vec<_>>>()
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| Error::Invalid(format!("nothing to plot in {}", path.display())))?;
+    let draw = || -> std::result::Result<(), Box<dyn std::error::Error + '_>> {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 24))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(64)
-            .build_cartesian_2d(x0..x1, y0..y1)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .label_style(("sans-serif", 14))
-            .draw()?;
-        let colors = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
-        for (i, s) in series.iter().enumerate() {
-            let color = colors[i % colors.len()];
+        let root = root.titled(title, ("sans-serif", 24))?;
+        let areas = root.split_evenly((panels.len(), 1));
+        for ((panel, ((x0, x1), (y0, y1))), area) in panels.iter().zip(ranges).zip(areas) {
+            let mut chart = ChartBuilder::on(&area)
+                .margin(12)
+                .x_label_area_size(44)
+                .y_label_area_size(64)
+                .build_cartesian_2d(x0..x1, y0..y1)?;
             chart
-                .draw_series(LineSeries::new(
-                    s.points
-                        .iter()
-                        .copied()
-                        .filter(|p| p.0.is_finite() && p.1.is_finite()),
-                    color.stroke_width(2),
-                ))?
-                .label(s.name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc(panel.y_label)
+                .label_style(("sans-serif", 14))
+                .draw()?;
+            let colors = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
+            for (i, s) in panel.series.iter().enumerate() {
+                let color = colors[i % colors.len()];
+                chart
+                    .draw_series(LineSeries::new(
+                        s.points
+                            .iter()
+                            .copied()
+                            .filter(|p| p.0.is_finite() && p.1.is_finite()),
+                        color.stroke_width(2),
+                    ))?
+                    .label(s.name.clone())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 14))
+                .draw()?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()?;
         root.present()?;
         Ok(())
     };

@@ -9,6 +9,6 @@ mod matrix;
 
 pub use canvas::Canvas;
 pub use colormap::{ColorMode, map_to_image, picture, signed_color};
-pub use curves::{Series, plot_curves};
+pub use curves::{Panel, Series, plot_curves, plot_panels};
 pub use gallery::{GalleryItem, render_gallery};
 pub use matrix::{BarRow, render_bar_table, render_count_matrix};

@@ -8,5 +8,6 @@ mod transfer;
 pub use demo::{DemoReport, run_demo};
 pub use scratch::{TrainReport, scratch_learner, train_classifier, train_classifier_with};
 pub use transfer::{
-    PhaseReport, TransferConfig, TransferReport, TransferRun, fine_tune, prepare, size_warning,
+    MAX_HEAD_LR, MAX_UNFROZEN_LR, PhaseReport, TransferConfig, TransferReport, TransferRun,
+    fine_tune, prepare, size_warning,
 };
