@@ -1,6 +1,7 @@
 //! `convlearn`: a thin command line over the convlearn library. Each subcommand parses its
 //! arguments, calls the library, and prints (text, or one JSON object with `--json`).
 
+mod allocator;
 mod commands;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +39,7 @@ enum Command {
 }
 
 fn main() {
+    allocator::configure();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(a) => commands::demo::run(a),

@@ -7,7 +7,7 @@
 //! adapter) and fixes the update; `tests/pytorch_fixtures.rs` checks it against PyTorch.
 
 use burn::module::{Flag, Module, Param, RunningState};
-use burn::tensor::module::{batch_norm, batch_norm_train};
+use burn::tensor::module::batch_norm_train;
 use burn::tensor::{Device, Tensor};
 
 /// Batch normalisation over dimension 1 (channels), PyTorch's `BatchNorm1d/2d`.
@@ -43,19 +43,33 @@ impl BatchNorm {
         }
     }
 
+    /// Whether [`BatchNorm::forward`] on `device` normalises with the batch's statistics (training
+    /// on an autodiff device) rather than the running ones.
+    pub fn uses_batch_statistics(&self, device: &Device) -> bool {
+        device.is_autodiff() && self.training.is_enabled()
+    }
+
+    /// The running-statistics normalisation as one affine map per channel: `scale = γ / √(var + ε)`,
+    /// `shift = β − mean · scale` (on `device`; differentiable in γ and β).
+    pub fn scale_shift(&self, device: &Device) -> (Tensor<1>, Tensor<1>) {
+        let mean = self.running_mean.value().to_device(device);
+        let var = self.running_var.value().to_device(device);
+        let scale = self.gamma.val() / var.add_scalar(self.epsilon).sqrt();
+        let shift = self.beta.val() - mean * scale.clone();
+        (scale, shift)
+    }
+
     /// Normalises `input` `[batch, channels, …]`: with batch statistics (and a running-stat update)
     /// when training on an autodiff device, else with the running statistics.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         let device = input.device();
-        if !(device.is_autodiff() && self.training.is_enabled()) {
-            return batch_norm(
-                input,
-                self.gamma.val(),
-                self.beta.val(),
-                self.running_mean.value().to_device(&device),
-                self.running_var.value().to_device(&device),
-                self.epsilon,
-            );
+        if !self.uses_batch_statistics(&device) {
+            // `x · scale + shift` with both folded per channel: two passes over the activations
+            // where burn's `batch_norm` takes four (subtract, divide, multiply, add).
+            let (scale, shift) = self.scale_shift(&device);
+            let mut shape = [1; D];
+            shape[1] = scale.dims()[0];
+            return input * scale.reshape(shape) + shift.reshape(shape);
         }
         let dims = input.dims();
         let n = (dims.iter().product::<usize>() / dims[1]) as f64;

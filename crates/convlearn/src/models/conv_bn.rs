@@ -3,6 +3,8 @@
 use burn::module::Module;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
 use super::BatchNorm;
@@ -54,8 +56,45 @@ impl ConvBn {
         }
     }
 
-    /// Convolution then BatchNorm (no activation).
+    /// Convolution then BatchNorm (no activation). With running statistics (inference, or a frozen
+    /// BatchNorm), the normalisation is folded into the convolution — weights scaled per output
+    /// channel, the shift as its bias — so the activations are not passed over twice more.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+        let device = x.device();
+        if self.bn.uses_batch_statistics(&device) {
+            return self.bn.forward(self.conv.forward(x));
+        }
+        let (scale, shift) = self.bn.scale_shift(&device);
+        let cout = scale.dims()[0];
+        let weight = self.conv.weight.val() * scale.clone().reshape([cout, 1, 1, 1]);
+        let bias = match &self.conv.bias {
+            Some(b) => b.val() * scale + shift,
+            None => shift,
+        };
+        let [_, _, h, w] = x.dims();
+        let options = ConvOptions::new_with_padding(
+            self.conv.stride,
+            padding_pairs(&self.conv, h, w),
+            self.conv.dilation,
+            self.conv.groups,
+        );
+        conv2d(x, weight, Some(bias), options)
+    }
+}
+
+/// `conv`'s padding of an `h × w` input as ((top, bottom), (left, right)), as burn's `Conv2d`
+/// computes it ('same' pads the extra pixel after, as TensorFlow does).
+fn padding_pairs(conv: &Conv2d, h: usize, w: usize) -> [(usize, usize); 2] {
+    let same = |k: usize, s: usize, len: usize| {
+        let total = ((len.div_ceil(s).max(1) - 1) * s + k).saturating_sub(len);
+        (total / 2, total - total / 2)
+    };
+    match conv.padding {
+        PaddingConfig2d::Valid => [(0, 0), (0, 0)],
+        PaddingConfig2d::Same => [
+            same(conv.kernel_size[0], conv.stride[0], h),
+            same(conv.kernel_size[1], conv.stride[1], w),
+        ],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
     }
 }
