@@ -22,8 +22,8 @@ use crate::models::{ArchSpec, BackboneKind, HeadKind, HeadSpec, PretrainedWeight
 /// With the rate picked by the LR finder, the head's rate is capped here (fastai's own `fine_tune`
 /// defaults to 2e-3). The finder suggests 3e-2…6e-2 for the head on both shared data sets, and the
 /// head overfits small ones at such rates: 8 runs each on hymenoptera's cached activations at
-/// 320 px gave 94.3 % at 1e-2, 96.1 % at 3e-3 and 96.4 % at 1e-3, while Planet's F2 was the same
-/// at 1e-2 and 3e-3 (0.886) and fell to 0.829 at 1e-3.
+/// 320 px gave 94.3 % at 1e-2 and 96.4 % at 3e-3 and at 1e-3, while Planet's F2 was the same at
+/// 1e-2 and 3e-3 (0.886) and fell to 0.829 at 1e-3.
 pub const MAX_HEAD_LR: f64 = 3e-3;
 
 /// With the rate picked by the LR finder, the unfrozen phase's top rate (fastai's lr/2) is capped
