@@ -29,10 +29,13 @@ pub struct LrFinder {
     pub steepest_lr: f64,
     /// The suggestion: a tenth of the lowest-loss rate (fastai's rule of thumb).
     pub suggestion: f64,
+    /// The rate training then used, when a recipe changed the suggestion (e.g. capped it).
+    pub used: Option<f64>,
 }
 
 impl LrFinder {
-    /// Loss against log₁₀(learning rate), with the suggestion marked in the legend.
+    /// Loss against log₁₀(learning rate), with the suggestion (and the rate used, when it differs)
+    /// marked.
     pub fn plot(&self, path: &Path) -> Result<()> {
         let points = self
             .lrs
@@ -42,21 +45,29 @@ impl LrFinder {
             .collect();
         let lo = self.losses.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = self.losses.first().copied().unwrap_or(lo);
+        let marker = |name: String, lr: f64| Series {
+            name,
+            points: vec![(lr.log10(), lo), (lr.log10(), hi)],
+        };
+        let mut series = vec![
+            Series {
+                name: "loss".into(),
+                points,
+            },
+            marker(
+                format!("suggested {:.1e}", self.suggestion),
+                self.suggestion,
+            ),
+        ];
+        if let Some(used) = self.used.filter(|&u| u != self.suggestion) {
+            series.push(marker(format!("used {used:.1e}"), used));
+        }
         plot_curves(
             path,
             "Learning-rate finder",
             "log10(learning rate)",
             "smoothed loss",
-            &[
-                Series {
-                    name: "loss".into(),
-                    points,
-                },
-                Series {
-                    name: format!("suggested {:.1e}", self.suggestion),
-                    points: vec![(self.suggestion.log10(), lo), (self.suggestion.log10(), hi)],
-                },
-            ],
+            &series,
         )
     }
 }
@@ -192,5 +203,6 @@ fn sweep(
         min_loss_lr,
         steepest_lr,
         suggestion,
+        used: None,
     })
 }

@@ -316,11 +316,12 @@ pub fn fine_tune(data: &Dataset, cfg: &TransferConfig) -> Result<(SavedModel, Tr
         (None, Some(lr)) => (lr, None),
         (None, None) => {
             let probe = fit(1, LayerRates::Single(1e-3));
-            let f = match &features {
+            let mut f = match &features {
                 Some((tf, _)) => lr_find_head(&mut learner, tf, &probe)?,
                 None => lr_find(&mut learner, &train, &probe)?,
             };
             let lr = f.suggestion.clamp(1e-4, MAX_HEAD_LR);
+            f.used = Some(lr);
             if cfg.verbose {
                 eprintln!(
                     "lr_find: lowest loss at {:.1e}, steepest descent at {:.1e}; using {lr:.1e} for the head",
