@@ -39,22 +39,11 @@ pub fn plot_panels(path: &Path, title: &str, x_label: &str, panels: &[Panel<'_>]
     register_bundled_font();
     let (w, h) = (900u32, 120 + 420 * panels.len().max(1) as u32);
     let mut buf = vec![255u8; (w * h * 3) as usize];
-    let finite = |v: &f64| v.is_finite();
     let ranges = panels
         .iter()
         .map(|panel| {
-            let xs: Vec<f64> = panel
-                .series
-                .iter()
-                .flat_map(|s| s.points.iter().map(|p| p.0))
-                .filter(finite)
-                .collect();
-            let ys: Vec<f64> = panel
-                .series
-                .iter()
-                .flat_map(|s| s.points.iter().map(|p| p.1))
-                .filter(finite)
-                .collect();
+            let xs = finite_coordinates(panel, |p| p.0);
+            let ys = finite_coordinates(panel, |p| p.1);
             (!xs.is_empty()).then(|| (min_max(&xs), min_max(&ys)))
         })
         .collect::<Option<Vec<_>>>()
@@ -106,6 +95,16 @@ pub fn plot_panels(path: &Path, title: &str, x_label: &str, panels: &[Panel<'_>]
     draw().map_err(|e| Error::Invalid(format!("cannot draw {}: {e}", path.display())))?;
     let image = image::RgbImage::from_raw(w, h, buf).expect("buffer matches its size");
     save_png_atomically(&image, path)
+}
+
+/// One coordinate (picked by `pick`) of every point of `panel`, the non-finite ones left out.
+fn finite_coordinates(panel: &Panel<'_>, pick: fn(&(f64, f64)) -> f64) -> Vec<f64> {
+    panel
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(pick))
+        .filter(|v| v.is_finite())
+        .collect()
 }
 
 fn min_max(v: &[f64]) -> (f64, f64) {
