@@ -15,6 +15,7 @@ pub mod bench;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod fused;
 pub mod host;
 pub mod interpret;
 pub mod kernels;

@@ -9,7 +9,9 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::CnnSpec;
+use super::conv_bn::conv_activation;
 use crate::error::{Error, Result};
+use crate::fused::{Activation, max_pool2d};
 
 /// Conv → ReLU → optional max-pool.
 #[derive(Module, Debug)]
@@ -62,9 +64,9 @@ impl Cnn {
     /// Runs conv block `i` (conv, ReLU, pool).
     pub fn block(&self, i: usize, x: Tensor<4>) -> Tensor<4> {
         let b = &self.convs[i];
-        let x = relu(b.conv.forward(x));
+        let x = conv_activation(&b.conv, x, Activation::Relu);
         match &b.pool {
-            Some(pool) => pool.forward(x),
+            Some(pool) => max_pool2d(pool, x),
             None => x,
         }
     }
@@ -94,10 +96,10 @@ impl Cnn {
     ) -> (Tensor<2>, Vec<(String, Tensor<4>)>) {
         let mut stages = Vec::new();
         for (i, b) in self.convs.iter().enumerate() {
-            x = relu(b.conv.forward(x));
+            x = conv_activation(&b.conv, x, Activation::Relu);
             stages.push((format!("conv{} + ReLU", i + 1), x.clone()));
             if let Some(pool) = &b.pool {
-                x = pool.forward(x);
+                x = max_pool2d(pool, x);
                 stages.push((format!("pool{}", i + 1), x.clone()));
             }
         }

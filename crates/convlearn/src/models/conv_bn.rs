@@ -8,6 +8,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
 use super::BatchNorm;
+use crate::fused::{Activation, bias_activation, fused};
 
 /// How a pretrained network's convolutions pad.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -56,13 +57,19 @@ impl ConvBn {
         }
     }
 
-    /// Convolution then BatchNorm (no activation). With running statistics (inference, or a frozen
-    /// BatchNorm), the normalisation is folded into the convolution — weights scaled per output
-    /// channel, the shift as its bias — so the activations are not passed over twice more.
+    /// Convolution then BatchNorm (no activation).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_activated(x, Activation::Identity)
+    }
+
+    /// Convolution, BatchNorm, then `activation`. With running statistics (inference, or a frozen
+    /// BatchNorm), the normalisation is folded into the convolution — weights scaled per output
+    /// channel, the shift as its bias — and the bias and activation are one fused pass
+    /// ([`crate::fused`]), so the activations are not passed over three more times.
+    pub fn forward_activated(&self, x: Tensor<4>, activation: Activation) -> Tensor<4> {
         let device = x.device();
         if self.bn.uses_batch_statistics(&device) {
-            return self.bn.forward(self.conv.forward(x));
+            return activation.apply(self.bn.forward(self.conv.forward(x)));
         }
         let (scale, shift) = self.bn.scale_shift(&device);
         let cout = scale.dims()[0];
@@ -71,14 +78,39 @@ impl ConvBn {
             Some(b) => b.val() * scale + shift,
             None => shift,
         };
-        let [_, _, h, w] = x.dims();
-        let options = ConvOptions::new_with_padding(
-            self.conv.stride,
-            padding_pairs(&self.conv, h, w),
-            self.conv.dilation,
-            self.conv.groups,
-        );
-        conv2d(x, weight, Some(bias), options)
+        conv_bias_activation(&self.conv, x, weight, Some(bias), activation)
+    }
+}
+
+/// `activation(conv(x))` for a convolution with its own weights and bias. Without gradients on
+/// flex the bias and activation are one fused pass after the convolution; otherwise burn's ops.
+pub fn conv_activation(conv: &Conv2d, x: Tensor<4>, activation: Activation) -> Tensor<4> {
+    if !fused(&x) {
+        return activation.apply(conv.forward(x));
+    }
+    let bias = conv.bias.as_ref().map(|b| b.val());
+    conv_bias_activation(conv, x, conv.weight.val(), bias, activation)
+}
+
+/// `conv`'s geometry with `weight` and `bias`, then `activation`.
+fn conv_bias_activation(
+    conv: &Conv2d,
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    activation: Activation,
+) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    let options = ConvOptions::new_with_padding(
+        conv.stride,
+        padding_pairs(conv, h, w),
+        conv.dilation,
+        conv.groups,
+    );
+    if fused(&x) {
+        bias_activation(conv2d(x, weight, None, options), bias, activation)
+    } else {
+        activation.apply(conv2d(x, weight, bias, options))
     }
 }
 

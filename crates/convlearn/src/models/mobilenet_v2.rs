@@ -2,10 +2,10 @@
 //! option for weights converted from TensorFlow ('SAME' padding).
 
 use burn::module::Module;
-use burn::tensor::activation::relu6;
 use burn::tensor::{Device, Tensor};
 
 use super::{ConvBn, PaddingStyle};
+use crate::fused::Activation::Relu6;
 
 /// Expand (1×1, ReLU6) → depthwise 3×3 (ReLU6) → project (1×1, linear), with a residual when the
 /// shape is kept.
@@ -89,13 +89,13 @@ impl MobileNetV2Body {
     /// Runs `features[range]`.
     pub fn run(&self, range: std::ops::Range<usize>, x: Tensor<4>) -> Tensor<4> {
         self.features[range].iter().fold(x, |x, stage| match stage {
-            MobileStage::ConvBnRelu6(c) => relu6(c.forward(x)),
+            MobileStage::ConvBnRelu6(c) => c.forward_activated(x, Relu6),
             MobileStage::Block(b) => {
                 let mut out = x.clone();
                 if let Some(e) = &b.expand {
-                    out = relu6(e.forward(out));
+                    out = e.forward_activated(out, Relu6);
                 }
-                out = b.project.forward(relu6(b.depthwise.forward(out)));
+                out = b.project.forward(b.depthwise.forward_activated(out, Relu6));
                 if b.residual { out + x } else { out }
             }
         })

@@ -4,10 +4,11 @@
 use burn::module::Module;
 use burn::nn::PaddingConfig2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::{ConvBn, PaddingStyle};
+use crate::fused::Activation::Relu;
+use crate::fused::{max_pool2d, residual_activation};
 
 /// Two 3×3 convolutions with a shortcut (ResNet-18/34).
 #[derive(Module, Debug)]
@@ -48,22 +49,22 @@ impl ResBlock {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let (out, shortcut) = match self {
             ResBlock::Basic(b) => {
-                let out = b.conv2.forward(relu(b.conv1.forward(x.clone())));
+                let out = b.conv2.forward(b.conv1.forward_activated(x.clone(), Relu));
                 (
                     out,
                     b.downsample.as_ref().map_or(x.clone(), |d| d.forward(x)),
                 )
             }
             ResBlock::Bottleneck(b) => {
-                let out = relu(b.conv1.forward(x.clone()));
-                let out = b.conv3.forward(relu(b.conv2.forward(out)));
+                let out = b.conv1.forward_activated(x.clone(), Relu);
+                let out = b.conv3.forward(b.conv2.forward_activated(out, Relu));
                 (
                     out,
                     b.downsample.as_ref().map_or(x.clone(), |d| d.forward(x)),
                 )
             }
         };
-        relu(out + shortcut)
+        residual_activation(out, shortcut, Relu)
     }
 }
 
@@ -135,7 +136,7 @@ impl ResNetBody {
 
     /// The stem: conv, BN, ReLU, max-pool.
     pub fn stem_forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.pool.forward(relu(self.stem.forward(x)))
+        max_pool2d(&self.pool, self.stem.forward_activated(x, Relu))
     }
 
     /// Stage `i` (1–4).

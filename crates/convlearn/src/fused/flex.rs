@@ -1,0 +1,134 @@
+//! The fused kernels on burn's `flex` CPU backend: one pass over the activations, split across
+//! rayon's threads, written in place when the convolution's output is not shared.
+
+use burn::backend::Flex;
+use burn::tensor::{Bytes, DType, Shape};
+use burn_flex::{FlexTensor, Layout};
+use rayon::prelude::*;
+
+use super::{FusedOps, PoolWindow};
+
+/// Elements one rayon task handles at least: below this, splitting costs more than it saves.
+const MIN_TASK_ELEMENTS: usize = 1 << 14;
+
+impl FusedOps for Flex {
+    fn bias_clamp(x: FlexTensor, bias: FlexTensor, lower: f32, upper: f32) -> FlexTensor {
+        let shape = x.layout().shape().clone();
+        let channels = shape.get(1).copied().unwrap_or(1);
+        let plane: usize = shape.iter().skip(2).product();
+        let bias = f32_values(&bias, "bias_clamp: bias");
+        assert_eq!(
+            bias.len(),
+            channels,
+            "bias_clamp: {} bias values for {channels} channels (shape {shape:?})",
+            bias.len()
+        );
+        let mut out = owned_f32(x, "bias_clamp: x");
+        let data: &mut [f32] = out.storage_mut();
+        if plane == 0 {
+            return out;
+        }
+        let planes_per_task = MIN_TASK_ELEMENTS.div_ceil(plane);
+        data.par_chunks_mut(plane)
+            .with_min_len(planes_per_task)
+            .enumerate()
+            .for_each(|(i, values)| {
+                let b = bias[i % channels];
+                for v in values {
+                    *v = clamp(*v + b, lower, upper);
+                }
+            });
+        out
+    }
+
+    fn add_clamp(x: FlexTensor, residual: FlexTensor, lower: f32, upper: f32) -> FlexTensor {
+        assert_eq!(
+            x.layout().shape(),
+            residual.layout().shape(),
+            "add_clamp: x and residual differ in shape"
+        );
+        let residual = f32_values(&residual, "add_clamp: residual");
+        let mut out = owned_f32(x, "add_clamp: x");
+        let data: &mut [f32] = out.storage_mut();
+        data.par_chunks_mut(MIN_TASK_ELEMENTS)
+            .zip(residual.par_chunks(MIN_TASK_ELEMENTS))
+            .for_each(|(values, r)| {
+                for (v, r) in values.iter_mut().zip(r) {
+                    *v = clamp(*v + r, lower, upper);
+                }
+            });
+        out
+    }
+
+    fn max_pool(
+        x: FlexTensor,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 4],
+    ) -> FlexTensor {
+        let window = PoolWindow {
+            kernel,
+            stride,
+            padding,
+        };
+        let x = owned_f32(x, "max_pool: x");
+        let shape = x.layout().shape().clone();
+        assert_eq!(
+            shape.len(),
+            4,
+            "max_pool: expected [batch, channels, h, w], got {shape:?}"
+        );
+        let [h, w] = [shape[2], shape[3]];
+        let [oh, ow] = window
+            .output_size([h, w])
+            .unwrap_or_else(|| panic!("max_pool: {window:?} does not fit a {h}×{w} input"));
+        let planes = shape[0] * shape[1];
+        let mut out = vec![0f32; planes * oh * ow];
+        if oh * ow > 0 && h * w > 0 {
+            let input: &[f32] = x.storage();
+            let planes_per_task = MIN_TASK_ELEMENTS.div_ceil(h * w);
+            out.par_chunks_mut(oh * ow)
+                .zip(input.par_chunks(h * w))
+                .with_min_len(planes_per_task)
+                .for_each(|(o, i)| window.pool_plane(i, [h, w], o));
+        }
+        FlexTensor::new(
+            Bytes::from_elems(out),
+            Layout::contiguous(Shape::from(vec![shape[0], shape[1], oh, ow])),
+            DType::F32,
+        )
+    }
+}
+
+/// `x` limited to `[lower, upper]`; NaN passes through (both comparisons are false).
+#[inline(always)]
+fn clamp(x: f32, lower: f32, upper: f32) -> f32 {
+    let x = if x < lower { lower } else { x };
+    if x > upper { upper } else { x }
+}
+
+/// `t`'s values in logical order (borrowed when they already are).
+fn f32_values<'a>(t: &'a FlexTensor, what: &str) -> std::borrow::Cow<'a, [f32]> {
+    assert_eq!(
+        t.dtype(),
+        DType::F32,
+        "{what}: expected f32, got {:?}",
+        t.dtype()
+    );
+    match t.as_slice::<f32>() {
+        Some(values) => std::borrow::Cow::Borrowed(values),
+        None => std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().unwrap().to_vec()),
+    }
+}
+
+/// `t` as a contiguous tensor whose storage is exactly its values, so it can be written in place
+/// (`to_contiguous` copies only a view; `storage_mut` copies only shared storage).
+fn owned_f32(t: FlexTensor, what: &str) -> FlexTensor {
+    assert_eq!(
+        t.dtype(),
+        DType::F32,
+        "{what}: expected f32, got {:?}",
+        t.dtype()
+    );
+    t.to_contiguous()
+}

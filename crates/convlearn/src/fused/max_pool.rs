@@ -1,0 +1,140 @@
+//! Max-pooling of one feature map, the plain way: no index bookkeeping, no per-element division —
+//! what inference needs. A window's padded cells count as −∞; NaN wins, as in PyTorch.
+
+/// The geometry of a 2-D max-pool: window, stride and padding, in rows then columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolWindow {
+    /// Window `[rows, columns]`.
+    pub kernel: [usize; 2],
+    /// Step `[rows, columns]`.
+    pub stride: [usize; 2],
+    /// Padding `[top, bottom, left, right]`.
+    pub padding: [usize; 4],
+}
+
+impl PoolWindow {
+    /// The output side `[rows, columns]` for an `[h, w]` input (floor mode), or `None` when the
+    /// window does not fit.
+    pub fn output_size(&self, [h, w]: [usize; 2]) -> Option<[usize; 2]> {
+        let [top, bottom, left, right] = self.padding;
+        let side = |len: usize, k: usize, s: usize| {
+            (k > 0 && s > 0 && len >= k).then(|| (len - k) / s + 1)
+        };
+        Some([
+            side(h + top + bottom, self.kernel[0], self.stride[0])?,
+            side(w + left + right, self.kernel[1], self.stride[1])?,
+        ])
+    }
+
+    /// Pools one `[h, w]` plane `x` into `out` (`output_size` long, row-major).
+    pub fn pool_plane(&self, x: &[f32], [h, w]: [usize; 2], out: &mut [f32]) {
+        let [oh, ow] = self
+            .output_size([h, w])
+            .expect("pool_plane: the window does not fit");
+        let [kh, kw] = self.kernel;
+        let [sh, sw] = self.stride;
+        let [top, _, left, _] = self.padding;
+        // Each output is finished before the next: the comparisons are selects, not branches
+        // (branching on `v > max` mispredicts about half the time on real activations), and NaN
+        // is remembered with a flag instead of compared.
+        let cols: Vec<(usize, usize)> = (0..ow)
+            .map(|ox| window_span(ox * sw, left, kw, w))
+            .collect();
+        for (oy, row) in out[..oh * ow].chunks_exact_mut(ow).enumerate() {
+            let (y_lo, y_hi) = window_span(oy * sh, top, kh, h);
+            for (m, &(lo, hi)) in row.iter_mut().zip(&cols) {
+                let mut max = f32::NEG_INFINITY;
+                let mut nan = false;
+                for y in y_lo..y_hi {
+                    for &v in &x[y * w + lo..y * w + hi] {
+                        max = if v > max { v } else { max };
+                        nan |= v.is_nan();
+                    }
+                }
+                *m = if nan { f32::NAN } else { max };
+            }
+        }
+    }
+}
+
+/// The input positions `[lo, hi)` a window starting at padded position `start` covers, with
+/// `before` cells of padding before the input and `len` cells of input.
+fn window_span(start: usize, before: usize, k: usize, len: usize) -> (usize, usize) {
+    let lo = start.saturating_sub(before).min(len);
+    let hi = (start + k).saturating_sub(before).min(len);
+    (lo, hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_by_two_windows_take_the_largest_value() {
+        let x: Vec<f32> = vec![
+            1.0,
+            5.0,
+            2.0,
+            0.0, //
+            3.0,
+            -1.0,
+            4.0,
+            8.0, //
+            -2.0,
+            -3.0,
+            7.0,
+            6.0, //
+            -5.0,
+            -4.0,
+            9.0,
+            f32::NAN,
+        ];
+        let pool = PoolWindow {
+            kernel: [2, 2],
+            stride: [2, 2],
+            padding: [0; 4],
+        };
+        assert_eq!(pool.output_size([4, 4]), Some([2, 2]));
+        let mut out = vec![0.0; 4];
+        pool.pool_plane(&x, [4, 4], &mut out);
+        assert_eq!(&out[..3], &[5.0, 8.0, -2.0]);
+        assert!(out[3].is_nan(), "NaN in a window propagates");
+    }
+
+    #[test]
+    fn padded_windows_ignore_the_padding_as_resnet_stem_pooling_does() {
+        // 3×3 windows, stride 2, padding 1 on a 3×4 plane of negative values: the padding must
+        // not win (it counts as −∞, not 0). By hand: outputs 2×2.
+        let x: Vec<f32> = (0..12).map(|i| -(i as f32) - 1.0).collect();
+        // x = [-1 -2 -3 -4; -5 -6 -7 -8; -9 -10 -11 -12]
+        let pool = PoolWindow {
+            kernel: [3, 3],
+            stride: [2, 2],
+            padding: [1, 1, 1, 1],
+        };
+        assert_eq!(pool.output_size([3, 4]), Some([2, 2]));
+        let mut out = vec![0.0; 4];
+        pool.pool_plane(&x, [3, 4], &mut out);
+        // (0,0): rows 0..1, cols 0..1 → -1; (0,1): rows 0..1, cols 1..3 → -2;
+        // (1,0): rows 1..2, cols 0..1 → -5; (1,1): rows 1..2, cols 1..3 → -6.
+        assert_eq!(out, vec![-1.0, -2.0, -5.0, -6.0]);
+    }
+
+    #[test]
+    fn asymmetric_stride_and_a_window_that_does_not_fit() {
+        let x: Vec<f32> = (0..6).map(|i| i as f32).collect(); // 2×3
+        let pool = PoolWindow {
+            kernel: [1, 2],
+            stride: [1, 1],
+            padding: [0; 4],
+        };
+        let mut out = vec![0.0; 4];
+        pool.pool_plane(&x, [2, 3], &mut out);
+        assert_eq!(out, vec![1.0, 2.0, 4.0, 5.0]);
+        let too_big = PoolWindow {
+            kernel: [3, 3],
+            ..pool
+        };
+        assert_eq!(too_big.output_size([2, 3]), None);
+    }
+}

@@ -1,0 +1,256 @@
+//! convlearn's own fused kernels: the passes that follow a convolution — add the bias (a folded
+//! BatchNorm's shift), add a residual, apply ReLU or ReLU6 — done in one parallel pass over the
+//! activations instead of burn's separate, single-threaded passes.
+//!
+//! They are registered with burn as a backend extension ([`FusedOps`], implemented for `flex` in
+//! `flex.rs`) and used where no gradient is needed: inference, precomputing activations and frozen
+//! BatchNorms. On an autodiff device, or on a GPU back-end, the same functions compose burn's own
+//! differentiable ops, so results and gradients are unchanged there.
+
+mod flex;
+mod max_pool;
+
+pub use max_pool::PoolWindow;
+
+use burn::backend::{Backend, DispatchDevice, backend_extension, tensor::FloatTensor};
+use burn::nn::PaddingConfig2d;
+use burn::nn::pool::MaxPool2d;
+use burn::tensor::activation::{relu, relu6};
+use burn::tensor::{DType, Tensor};
+
+/// The activation applied after a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// None: the convolution's output as it is.
+    Identity,
+    /// `max(x, 0)`.
+    Relu,
+    /// `min(max(x, 0), 6)` (MobileNetV2).
+    Relu6,
+}
+
+impl Activation {
+    /// The activation as burn's differentiable ops.
+    pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Activation::Identity => x,
+            Activation::Relu => relu(x),
+            Activation::Relu6 => relu6(x),
+        }
+    }
+
+    /// The activation as a clamp to `[lower, upper]`.
+    fn bounds(self) -> (f32, f32) {
+        match self {
+            Activation::Identity => (f32::NEG_INFINITY, f32::INFINITY),
+            Activation::Relu => (0.0, f32::INFINITY),
+            Activation::Relu6 => (0.0, 6.0),
+        }
+    }
+}
+
+/// convlearn's kernels, as a burn backend extension. NaN stays NaN, as in PyTorch.
+#[backend_extension(Flex)]
+pub trait FusedOps: Backend {
+    /// `clamp(x + bias[c], lower, upper)` for `x` laid out `[batch, channels, …]`, `bias` `[channels]`.
+    fn bias_clamp(
+        x: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        lower: f32,
+        upper: f32,
+    ) -> FloatTensor<Self>;
+
+    /// `clamp(x + residual, lower, upper)`, element by element (same shapes).
+    fn add_clamp(
+        x: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        lower: f32,
+        upper: f32,
+    ) -> FloatTensor<Self>;
+
+    /// Max-pooling of `x` `[batch, channels, h, w]` over `window` (padding counts as −∞), without
+    /// the indices a backward pass would need.
+    fn max_pool(
+        x: FloatTensor<Self>,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 4],
+    ) -> FloatTensor<Self>;
+}
+
+/// Whether the fused kernels run on `x`: on flex without autodiff, in 32-bit floats. Elsewhere the
+/// functions below compose burn's ops.
+pub fn fused<const D: usize>(x: &Tensor<D>) -> bool {
+    matches!(x.device().as_dispatch(), DispatchDevice::Flex(_)) && x.dtype() == DType::F32
+}
+
+/// `activation(x + bias)`, the bias per channel (dim 1) of a `[batch, channels, height, width]`
+/// convolution output.
+pub fn bias_activation(x: Tensor<4>, bias: Option<Tensor<1>>, activation: Activation) -> Tensor<4> {
+    if fused(&x) {
+        let bias = bias.unwrap_or_else(|| Tensor::zeros([x.dims()[1]], &x.device()));
+        let (lower, upper) = activation.bounds();
+        let out = <burn::backend::Dispatch as FusedOps>::bias_clamp(
+            x.into_dispatch(),
+            bias.into_dispatch(),
+            lower,
+            upper,
+        );
+        return Tensor::from_dispatch(out);
+    }
+    let x = match bias {
+        Some(b) => {
+            let c = b.dims()[0];
+            x + b.reshape([1, c, 1, 1])
+        }
+        None => x,
+    };
+    activation.apply(x)
+}
+
+/// `activation(x + residual)`: the end of a residual block.
+pub fn residual_activation(x: Tensor<4>, residual: Tensor<4>, activation: Activation) -> Tensor<4> {
+    if fused(&x) && x.dims() == residual.dims() {
+        let (lower, upper) = activation.bounds();
+        let out = <burn::backend::Dispatch as FusedOps>::add_clamp(
+            x.into_dispatch(),
+            residual.into_dispatch(),
+            lower,
+            upper,
+        );
+        return Tensor::from_dispatch(out);
+    }
+    activation.apply(x + residual)
+}
+
+/// `pool(x)`: on flex without gradients a plain parallel kernel (flex's own tracks the index of
+/// every maximum and divides per element); otherwise, or for dilated, ceil-mode or 'same'
+/// windows, burn's.
+pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let padding = match pool.padding {
+        PaddingConfig2d::Valid => Some([0; 4]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => Some([top, bottom, left, right]),
+        PaddingConfig2d::Same => None,
+    };
+    let [_, _, h, w] = x.dims();
+    match padding {
+        Some(padding) if fused(&x) && pool.dilation == [1, 1] && !pool.ceil_mode => {
+            let window = PoolWindow {
+                kernel: pool.kernel_size,
+                stride: pool.stride,
+                padding,
+            };
+            if window.output_size([h, w]).is_none() {
+                return pool.forward(x); // burn reports the misfit
+            }
+            let out = <burn::backend::Dispatch as FusedOps>::max_pool(
+                x.into_dispatch(),
+                window.kernel,
+                window.stride,
+                window.padding,
+            );
+            Tensor::from_dispatch(out)
+        }
+        _ => pool.forward(x),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::pool::MaxPool2dConfig;
+    use burn::tensor::{Device, Distribution, TensorData};
+
+    use crate::host::values;
+
+    /// A `[batch, channels, h, w]` tensor of normal values with a NaN at element `nan_at`.
+    fn sample(shape: [usize; 4], nan_at: usize) -> Tensor<4> {
+        let device = Device::flex();
+        let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 4.0), &device);
+        let mut v = values(x);
+        v[nan_at] = f32::NAN;
+        Tensor::from_data(TensorData::new(v, shape), &device)
+    }
+
+    /// Element-wise equality, NaN equal to NaN.
+    fn assert_same<const D: usize>(got: Tensor<D>, want: Tensor<D>, what: &str) {
+        assert_eq!(got.dims(), want.dims(), "{what}: shape");
+        let got = values(got);
+        let want = values(want);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                g == w || (g.is_nan() && w.is_nan()),
+                "{what}: element {i} is {g}, burn's ops give {w}"
+            );
+        }
+    }
+
+    #[test]
+    fn bias_and_activation_match_burns_ops_with_nan_views_and_shared_inputs() {
+        let device = Device::flex();
+        // 6 × 40 × 40 planes: more than one rayon task, so chunk edges are crossed.
+        let x = sample([3, 6, 40, 40], 1234);
+        let bias = Tensor::<1>::from_floats([0.5, -1.0, 2.0, 0.0, -3.0, 7.0], &device);
+        for activation in [Activation::Identity, Activation::Relu, Activation::Relu6] {
+            let want = activation.apply(x.clone() + bias.clone().reshape([1, 6, 1, 1]));
+            // `x` is shared (cloned here and above): the fused pass must not write into it.
+            let kept = x.clone().into_data();
+            let got = bias_activation(x.clone(), Some(bias.clone()), activation);
+            assert_same(got, want.clone(), &format!("{activation:?}"));
+            assert_eq!(
+                x.clone().into_data(),
+                kept,
+                "the input was modified in place"
+            );
+            // A transposed view (not contiguous) gives the same values.
+            let t = x.clone().swap_dims(2, 3);
+            let want_t = want.swap_dims(2, 3);
+            let got_t = bias_activation(t, Some(bias.clone()), activation);
+            assert_same(got_t, want_t, &format!("{activation:?} on a view"));
+        }
+        let no_bias = bias_activation(x.clone(), None, Activation::Relu6);
+        assert_same(no_bias, relu6(x), "no bias");
+    }
+
+    #[test]
+    fn residual_activation_matches_burns_ops() {
+        let x = sample([2, 5, 33, 31], 7);
+        let r = sample([2, 5, 33, 31], 4000);
+        let got = residual_activation(x.clone(), r.clone(), Activation::Relu);
+        assert_same(got, relu(x + r), "relu(x + residual)");
+    }
+
+    #[test]
+    fn max_pool_matches_burns_for_lenet_and_resnet_windows() {
+        let x = sample([2, 9, 29, 35], 300);
+        let configs = [
+            MaxPool2dConfig::new([2, 2]),
+            MaxPool2dConfig::new([3, 3])
+                .with_strides([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)),
+            MaxPool2dConfig::new([3, 2]).with_strides([1, 2]),
+        ];
+        for config in configs {
+            let pool = config.init();
+            assert_same(
+                max_pool2d(&pool, x.clone()),
+                pool.forward(x.clone()),
+                &format!("{config:?}"),
+            );
+        }
+    }
+
+    #[test]
+    fn with_gradients_the_functions_are_burns_differentiable_ops() {
+        let device = Device::flex().autodiff();
+        let x = Tensor::<4>::from_floats([[[[-1.0, 2.0], [3.0, 8.0]]]], &device).require_grad();
+        let bias = Tensor::<1>::from_floats([-0.5], &device).require_grad();
+        let y = bias_activation(x.clone(), Some(bias.clone()), Activation::Relu6);
+        let grads = y.sum().backward();
+        // x + b = [-1.5, 1.5, 2.5, 7.5]: ReLU6 passes the gradient for the middle two only.
+        let gx = values(x.grad(&grads).unwrap());
+        assert_eq!(gx, vec![0.0, 1.0, 1.0, 0.0]);
+        let gb = values(bias.grad(&grads).unwrap());
+        assert_eq!(gb, vec![2.0]);
+    }
+}
