@@ -6,7 +6,8 @@ use burn::tensor::{Bytes, DType, Shape};
 use burn_flex::{FlexTensor, Layout};
 use rayon::prelude::*;
 
-use super::{FusedOps, PoolWindow};
+use super::FusedOps;
+use super::max_pool::{PoolWindow, unpool_plane};
 
 /// Elements one rayon task handles at least: below this, splitting costs more than it saves.
 const MIN_TASK_ELEMENTS: usize = 1 << 14;
@@ -71,33 +72,76 @@ impl FusedOps for Flex {
             stride,
             padding,
         };
-        let x = owned_f32(x, "max_pool: x");
-        let shape = x.layout().shape().clone();
-        assert_eq!(
-            shape.len(),
-            4,
-            "max_pool: expected [batch, channels, h, w], got {shape:?}"
-        );
-        let [h, w] = [shape[2], shape[3]];
-        let [oh, ow] = window
-            .output_size([h, w])
-            .unwrap_or_else(|| panic!("max_pool: {window:?} does not fit a {h}×{w} input"));
-        let planes = shape[0] * shape[1];
-        let mut out = vec![0f32; planes * oh * ow];
-        if oh * ow > 0 && h * w > 0 {
-            let input: &[f32] = x.storage();
-            let planes_per_task = MIN_TASK_ELEMENTS.div_ceil(h * w);
-            out.par_chunks_mut(oh * ow)
-                .zip(input.par_chunks(h * w))
+        max_pool_planes(x, window, false).0
+    }
+}
+
+/// Max-pools every `[h, w]` plane of `x` `[batch, channels, h, w]` in parallel; with `argmax`, also
+/// returns where each maximum came from (see [`PoolWindow::pool_plane_argmax`]).
+pub(super) fn max_pool_planes(
+    x: FlexTensor,
+    window: PoolWindow,
+    argmax: bool,
+) -> (FlexTensor, Option<Vec<u32>>) {
+    let x = owned_f32(x, "max_pool: x");
+    let shape = x.layout().shape().clone();
+    assert_eq!(
+        shape.len(),
+        4,
+        "max_pool: expected [batch, channels, h, w], got {shape:?}"
+    );
+    let [h, w] = [shape[2], shape[3]];
+    let [oh, ow] = window
+        .output_size([h, w])
+        .unwrap_or_else(|| panic!("max_pool: {window:?} does not fit a {h}×{w} input"));
+    let planes = shape[0] * shape[1];
+    let mut out = vec![0f32; planes * oh * ow];
+    let mut at = vec![0u32; if argmax { out.len() } else { 0 }];
+    if oh * ow > 0 && h * w > 0 {
+        let input: &[f32] = x.storage();
+        let planes_per_task = MIN_TASK_ELEMENTS.div_ceil(h * w);
+        let outputs = out.par_chunks_mut(oh * ow).zip(input.par_chunks(h * w));
+        if argmax {
+            outputs
+                .zip(at.par_chunks_mut(oh * ow))
+                .with_min_len(planes_per_task)
+                .for_each(|((o, i), a)| window.pool_plane_argmax(i, [h, w], o, a));
+        } else {
+            outputs
                 .with_min_len(planes_per_task)
                 .for_each(|(o, i)| window.pool_plane(i, [h, w], o));
         }
-        FlexTensor::new(
-            Bytes::from_elems(out),
-            Layout::contiguous(Shape::from(vec![shape[0], shape[1], oh, ow])),
-            DType::F32,
-        )
     }
+    let out = f32_tensor(out, vec![shape[0], shape[1], oh, ow]);
+    (out, argmax.then_some(at))
+}
+
+/// The gradient of a max-pool's input `[batch, channels, h, w]` from its output's gradient and the
+/// forward pass's `argmax`.
+pub(super) fn max_unpool_planes(grad: FlexTensor, argmax: &[u32], input: [usize; 4]) -> FlexTensor {
+    let grad = owned_f32(grad, "max_pool backward: grad");
+    let [batch, channels, h, w] = input;
+    let out_plane = grad.layout().num_elements() / (batch * channels).max(1);
+    let mut grad_in = vec![0f32; batch * channels * h * w];
+    if out_plane > 0 && h * w > 0 {
+        let grad_out: &[f32] = grad.storage();
+        grad_in
+            .par_chunks_mut(h * w)
+            .zip(grad_out.par_chunks(out_plane))
+            .zip(argmax.par_chunks(out_plane))
+            .with_min_len(MIN_TASK_ELEMENTS.div_ceil(h * w))
+            .for_each(|((gi, go), a)| unpool_plane(go, a, gi));
+    }
+    f32_tensor(grad_in, input.to_vec())
+}
+
+/// A contiguous f32 tensor of `values` shaped `shape`.
+fn f32_tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(values),
+        Layout::contiguous(Shape::from(shape)),
+        DType::F32,
+    )
 }
 
 /// `x` limited to `[lower, upper]`; NaN passes through (both comparisons are false).

@@ -27,32 +27,74 @@ impl PoolWindow {
     }
 
     /// Pools one `[h, w]` plane `x` into `out` (`output_size` long, row-major).
-    pub fn pool_plane(&self, x: &[f32], [h, w]: [usize; 2], out: &mut [f32]) {
+    pub fn pool_plane(&self, x: &[f32], hw: [usize; 2], out: &mut [f32]) {
+        self.pool::<false>(x, hw, out, &mut []);
+    }
+
+    /// [`Self::pool_plane`], also recording where each maximum came from in `argmax` (`y·w + x` in
+    /// the plane; the last NaN when a window holds one, as PyTorch does; `u32::MAX` for a window
+    /// with no input cell).
+    pub fn pool_plane_argmax(
+        &self,
+        x: &[f32],
+        hw: [usize; 2],
+        out: &mut [f32],
+        argmax: &mut [u32],
+    ) {
+        self.pool::<true>(x, hw, out, argmax);
+    }
+
+    /// The pooling loop, compiled twice: inference does not pay for the bookkeeping.
+    fn pool<const ARGMAX: bool>(
+        &self,
+        x: &[f32],
+        [h, w]: [usize; 2],
+        out: &mut [f32],
+        argmax: &mut [u32],
+    ) {
         let [oh, ow] = self
             .output_size([h, w])
             .expect("pool_plane: the window does not fit");
         let [kh, kw] = self.kernel;
         let [sh, sw] = self.stride;
         let [top, _, left, _] = self.padding;
-        // Each output is finished before the next: the comparisons are selects, not branches
-        // (branching on `v > max` mispredicts about half the time on real activations), and NaN
-        // is remembered with a flag instead of compared.
+        // Each output is finished before the next and its comparisons are selects, not branches:
+        // branching on `v > max` mispredicts about half the time on real activations.
         let cols: Vec<(usize, usize)> = (0..ow)
             .map(|ox| window_span(ox * sw, left, kw, w))
             .collect();
-        for (oy, row) in out[..oh * ow].chunks_exact_mut(ow).enumerate() {
+        for oy in 0..oh {
             let (y_lo, y_hi) = window_span(oy * sh, top, kh, h);
-            for (m, &(lo, hi)) in row.iter_mut().zip(&cols) {
+            for (ox, &(lo, hi)) in cols.iter().enumerate() {
                 let mut max = f32::NEG_INFINITY;
                 let mut nan = false;
+                let mut at = u32::MAX;
                 for y in y_lo..y_hi {
-                    for &v in &x[y * w + lo..y * w + hi] {
-                        max = if v > max { v } else { max };
-                        nan |= v.is_nan();
+                    for (i, &v) in x[y * w + lo..y * w + hi].iter().enumerate() {
+                        if ARGMAX {
+                            let better = v > max || v.is_nan();
+                            max = if better { v } else { max };
+                            at = if better { (y * w + lo + i) as u32 } else { at };
+                        } else {
+                            max = if v > max { v } else { max };
+                            nan |= v.is_nan();
+                        }
                     }
                 }
-                *m = if nan { f32::NAN } else { max };
+                out[oy * ow + ox] = if nan { f32::NAN } else { max };
+                if ARGMAX {
+                    argmax[oy * ow + ox] = at;
+                }
             }
+        }
+    }
+}
+
+/// The gradient of one input plane: each output's gradient goes to the cell its maximum came from.
+pub fn unpool_plane(grad_out: &[f32], argmax: &[u32], grad_in: &mut [f32]) {
+    for (&g, &at) in grad_out.iter().zip(argmax) {
+        if let Some(cell) = grad_in.get_mut(at as usize) {
+            *cell += g;
         }
     }
 }

@@ -7,16 +7,19 @@
 //! BatchNorms. On an autodiff device, or on a GPU back-end, the same functions compose burn's own
 //! differentiable ops, so results and gradients are unchanged there.
 
+mod autodiff;
 mod flex;
 mod max_pool;
 
 pub use max_pool::PoolWindow;
 
-use burn::backend::{Backend, DispatchDevice, backend_extension, tensor::FloatTensor};
+use burn::backend::{
+    Backend, DispatchDevice, TensorMetadata, backend_extension, tensor::FloatTensor,
+};
 use burn::nn::PaddingConfig2d;
 use burn::nn::pool::MaxPool2d;
 use burn::tensor::activation::{relu, relu6};
-use burn::tensor::{DType, Tensor};
+use burn::tensor::{DType, Shape, Tensor};
 
 /// The activation applied after a convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,15 +53,21 @@ impl Activation {
 }
 
 /// convlearn's kernels, as a burn backend extension. NaN stays NaN, as in PyTorch.
-#[backend_extension(Flex)]
+#[backend_extension(Flex, Autodiff)]
 pub trait FusedOps: Backend {
     /// `clamp(x + bias[c], lower, upper)` for `x` laid out `[batch, channels, …]`, `bias` `[channels]`.
+    /// (The default body is the definition, in burn's ops; flex replaces it with one pass.)
     fn bias_clamp(
         x: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         lower: f32,
         upper: f32,
-    ) -> FloatTensor<Self>;
+    ) -> FloatTensor<Self> {
+        let mut dims = vec![1; x.shape().num_dims()];
+        dims[1] = bias.shape()[0];
+        let bias = Self::float_reshape(bias, Shape::from(dims));
+        Self::float_clamp(Self::float_add(x, bias), lower.into(), upper.into())
+    }
 
     /// `clamp(x + residual, lower, upper)`, element by element (same shapes).
     fn add_clamp(
@@ -66,7 +75,9 @@ pub trait FusedOps: Backend {
         residual: FloatTensor<Self>,
         lower: f32,
         upper: f32,
-    ) -> FloatTensor<Self>;
+    ) -> FloatTensor<Self> {
+        Self::float_clamp(Self::float_add(x, residual), lower.into(), upper.into())
+    }
 
     /// Max-pooling of `x` `[batch, channels, h, w]` over `window` (padding counts as −∞), without
     /// the indices a backward pass would need.
@@ -81,7 +92,22 @@ pub trait FusedOps: Backend {
 /// Whether the fused kernels run on `x`: on flex without autodiff, in 32-bit floats. Elsewhere the
 /// functions below compose burn's ops.
 pub fn fused<const D: usize>(x: &Tensor<D>) -> bool {
-    matches!(x.device().as_dispatch(), DispatchDevice::Flex(_)) && x.dtype() == DType::F32
+    flex_f32(x) == Some(false)
+}
+
+/// For a 32-bit float tensor on flex, whether it records gradients; `None` elsewhere.
+fn flex_f32<const D: usize>(x: &Tensor<D>) -> Option<bool> {
+    if x.dtype() != DType::F32 {
+        return None;
+    }
+    match x.device().as_dispatch() {
+        DispatchDevice::Flex(_) => Some(false),
+        DispatchDevice::Autodiff(inner) => {
+            matches!(inner.clone().inner(), DispatchDevice::Flex(_)).then_some(true)
+        }
+        #[allow(unreachable_patterns)] // reachable when a GPU back-end is compiled in
+        _ => None,
+    }
 }
 
 /// `activation(x + bias)`, the bias per channel (dim 1) of a `[batch, channels, height, width]`
@@ -123,9 +149,10 @@ pub fn residual_activation(x: Tensor<4>, residual: Tensor<4>, activation: Activa
     activation.apply(x + residual)
 }
 
-/// `pool(x)`: on flex without gradients a plain parallel kernel (flex's own tracks the index of
-/// every maximum and divides per element); otherwise, or for dilated, ceil-mode or 'same'
-/// windows, burn's.
+/// `pool(x)` on flex by convlearn's kernel — a plain parallel pass, and when training, a `u32`
+/// record of each maximum's cell and a parallel backward pass (flex's own tracks `i64` indices
+/// with a division per element and adds gradients back on one thread). Other back-ends, and
+/// dilated, ceil-mode or 'same' windows, use burn's.
 pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     let padding = match pool.padding {
         PaddingConfig2d::Valid => Some([0; 4]),
@@ -134,7 +161,7 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     };
     let [_, _, h, w] = x.dims();
     match padding {
-        Some(padding) if fused(&x) && pool.dilation == [1, 1] && !pool.ceil_mode => {
+        Some(padding) if flex_f32(&x).is_some() && pool.dilation == [1, 1] && !pool.ceil_mode => {
             let window = PoolWindow {
                 kernel: pool.kernel_size,
                 stride: pool.stride,
@@ -237,6 +264,43 @@ mod tests {
                 pool.forward(x.clone()),
                 &format!("{config:?}"),
             );
+        }
+    }
+
+    #[test]
+    fn max_pool_gradients_match_burns_including_overlapping_windows() {
+        let device = Device::flex().autodiff();
+        let configs = [
+            MaxPool2dConfig::new([2, 2]),
+            // ResNet's stem pool: windows overlap, so one cell can collect two gradients.
+            MaxPool2dConfig::new([3, 3])
+                .with_strides([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)),
+        ];
+        for config in configs {
+            let pool = config.init();
+            let x = Tensor::<4>::random([2, 3, 13, 12], Distribution::Normal(0.0, 1.0), &device);
+            let out_dims = pool.forward(x.clone()).dims();
+            let weights = Tensor::<4>::random(out_dims, Distribution::Normal(0.0, 1.0), &device);
+            let gradient = |ours: bool| {
+                let x = x.clone().require_grad();
+                let y = if ours {
+                    max_pool2d(&pool, x.clone())
+                } else {
+                    pool.forward(x.clone())
+                };
+                let grads = (y.clone() * weights.clone()).sum().backward();
+                (values(y), values(x.grad(&grads).unwrap()))
+            };
+            let (ours, theirs) = (gradient(true), gradient(false));
+            assert_eq!(ours.0, theirs.0, "{config:?}: forward");
+            for (i, (a, b)) in ours.1.iter().zip(&theirs.1).enumerate() {
+                assert!(
+                    (a - b).abs() < 1e-6,
+                    "{config:?}: d/dx[{i}] is {a}, burn's {b}"
+                );
+            }
+            assert!(ours.1.iter().any(|g| *g != 0.0));
         }
     }
 
