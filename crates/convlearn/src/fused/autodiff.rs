@@ -1,7 +1,13 @@
-//! Gradients for the fused kernels on flex: max-pooling with its own backward pass. Training's
-//! forward records where each maximum came from (a `u32` per output), and the backward pass adds
-//! each output gradient to that cell, one feature map per rayon task. burn's default records
-//! `i64` indices, converts them, and adds the gradients back on one thread.
+//! Gradients for convlearn's kernels on flex, so training uses them too.
+//!
+//! - Convolution: the backward pass computes the weight gradient `dy · colᵀ` and the input
+//!   gradient `Wᵀ · dy` (folded back by col2im) with the same batched im2col layout as the forward
+//!   pass (`conv.rs`); only the gradients a parent needs are computed (a frozen layer skips its
+//!   weight gradient, the first layer its input gradient).
+//! - Max-pooling: the forward pass records where each maximum came from (a `u32` per output), and
+//!   the backward pass adds each output gradient to that cell, one feature map per rayon task.
+//!   burn's default records `i64` indices, converts them, and adds the gradients back on one
+//!   thread.
 
 use std::sync::Arc;
 
@@ -11,9 +17,12 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Flex, TensorMetadata};
+use burn::tensor::ops::ConvOptions;
+use burn_flex::FlexTensor;
 
 use super::FusedOps;
-use super::flex::{max_pool_planes, max_unpool_planes};
+use super::conv::{ConvShape, MAX_COLUMNS, conv_backward};
+use super::flex::{conv_operands, f32_tensor, max_pool_planes, max_unpool_planes};
 use super::max_pool::PoolWindow;
 
 /// The backward step of [`FusedOps::max_pool`].
@@ -51,7 +60,64 @@ impl Backward<Flex, 1> for MaxPoolBackward {
     }
 }
 
+/// The backward step of [`FusedOps::conv2d_batched`].
+#[derive(Debug)]
+struct ConvBackward;
+
+/// What the convolution's backward step keeps: its (contiguous) input and weights.
+#[derive(Clone, Debug)]
+struct ConvState {
+    x: FlexTensor,
+    weight: FlexTensor,
+    shape: ConvShape,
+}
+
+impl Backward<Flex, 2> for ConvBackward {
+    type State = ConvState;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_parent, weight_parent] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let ConvState { x, weight, shape } = ops.state;
+        let (dx, dw) = conv_backward(
+            &shape,
+            x.storage(),
+            weight.storage(),
+            dy.storage(),
+            [x_parent.is_some(), weight_parent.is_some()],
+            MAX_COLUMNS,
+        );
+        if let (Some(parent), Some(dx)) = (x_parent, dx) {
+            grads.register::<Flex>(parent.id, f32_tensor(dx, x.layout().shape().to_vec()));
+        }
+        if let (Some(parent), Some(dw)) = (weight_parent, dw) {
+            grads.register::<Flex>(parent.id, f32_tensor(dw, weight.layout().shape().to_vec()));
+        }
+    }
+}
+
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
+    fn conv2d_batched(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let (x, x_node) = x.into_parts();
+        let (weight, weight_node) = weight.into_parts();
+        match ConvBackward
+            .prepare::<C>([x_node, weight_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, weight, shape) = conv_operands(x, weight, &options);
+                let y = Flex::conv2d_batched(x.clone(), weight.clone(), options);
+                prep.finish(ConvState { x, weight, shape }, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::conv2d_batched(x, weight, options)),
+        }
+    }
+
     fn max_pool(
         x: FloatTensor<Self>,
         kernel: [usize; 2],

@@ -2,11 +2,13 @@
 //! rayon's threads, written in place when the convolution's output is not shared.
 
 use burn::backend::Flex;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Bytes, DType, Shape};
 use burn_flex::{FlexTensor, Layout};
 use rayon::prelude::*;
 
 use super::FusedOps;
+use super::conv::{ConvGeometry, ConvShape, MAX_COLUMNS, conv_forward};
 use super::max_pool::{PoolWindow, unpool_plane};
 
 /// Elements one rayon task handles at least: below this, splitting costs more than it saves.
@@ -59,6 +61,13 @@ impl FusedOps for Flex {
                 }
             });
         out
+    }
+
+    fn conv2d_batched(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+        let (x, weight, shape) = conv_operands(x, weight, &options);
+        let y = conv_forward(&shape, x.storage(), weight.storage(), MAX_COLUMNS);
+        let [oh, ow] = shape.geometry.output_size(shape.input).expect("checked");
+        f32_tensor(y, vec![shape.batch, shape.cout, oh, ow])
     }
 
     fn max_pool(
@@ -135,8 +144,47 @@ pub(super) fn max_unpool_planes(grad: FlexTensor, argmax: &[u32], input: [usize;
     f32_tensor(grad_in, input.to_vec())
 }
 
+/// `x` and `weight` made contiguous, and the convolution they describe. Panics, naming the shapes,
+/// when they do not form one.
+pub(super) fn conv_operands(
+    x: FlexTensor,
+    weight: FlexTensor,
+    options: &ConvOptions<2>,
+) -> (FlexTensor, FlexTensor, ConvShape) {
+    let x = owned_f32(x, "conv2d: x");
+    let weight = owned_f32(weight, "conv2d: weight");
+    let (xs, ws) = (x.layout().shape().clone(), weight.layout().shape().clone());
+    assert!(
+        xs.len() == 4 && ws.len() == 4 && xs[1] == ws[1] && options.groups == 1,
+        "conv2d: input {xs:?} and weight {ws:?} do not form a one-group convolution"
+    );
+    let [(top, bottom), (left, right)] = options.padding;
+    let geometry = ConvGeometry {
+        kernel: [ws[2], ws[3]],
+        stride: options.stride,
+        padding: [top, bottom, left, right],
+        dilation: options.dilation,
+    };
+    assert!(
+        geometry.output_size([xs[2], xs[3]]).is_some(),
+        "conv2d: a {}×{} kernel ({options:?}) does not fit the {}×{} input",
+        ws[2],
+        ws[3],
+        xs[2],
+        xs[3]
+    );
+    let shape = ConvShape {
+        batch: xs[0],
+        cin: xs[1],
+        input: [xs[2], xs[3]],
+        cout: ws[0],
+        geometry,
+    };
+    (x, weight, shape)
+}
+
 /// A contiguous f32 tensor of `values` shaped `shape`.
-fn f32_tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+pub(super) fn f32_tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::new(
         Bytes::from_elems(values),
         Layout::contiguous(Shape::from(shape)),

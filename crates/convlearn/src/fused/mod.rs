@@ -8,9 +8,11 @@
 //! differentiable ops, so results and gradients are unchanged there.
 
 mod autodiff;
+mod conv;
 mod flex;
 mod max_pool;
 
+pub use conv::{ConvGeometry, ConvShape};
 pub use max_pool::PoolWindow;
 
 use burn::backend::{
@@ -19,6 +21,7 @@ use burn::backend::{
 use burn::nn::PaddingConfig2d;
 use burn::nn::pool::MaxPool2d;
 use burn::tensor::activation::{relu, relu6};
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Shape, Tensor};
 
 /// The activation applied after a convolution.
@@ -79,6 +82,16 @@ pub trait FusedOps: Backend {
         Self::float_clamp(Self::float_add(x, residual), lower.into(), upper.into())
     }
 
+    /// The convolution of `x` `[batch, cin, h, w]` with `weight` `[cout, cin, kh, kw]` (one group,
+    /// no bias). flex's runs as im2col + one matrix product per group of images (`conv.rs`).
+    fn conv2d_batched(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d(x, weight, None, options)
+    }
+
     /// Max-pooling of `x` `[batch, channels, h, w]` over `window` (padding counts as −∞), without
     /// the indices a backward pass would need.
     fn max_pool(
@@ -93,6 +106,12 @@ pub trait FusedOps: Backend {
 /// functions below compose burn's ops.
 pub fn fused<const D: usize>(x: &Tensor<D>) -> bool {
     flex_f32(x) == Some(false)
+}
+
+/// Whether `x` is a 32-bit float tensor on flex, with or without autodiff: where convlearn's
+/// convolution and max-pool run.
+pub fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
+    flex_f32(x).is_some()
 }
 
 /// For a 32-bit float tensor on flex, whether it records gradients; `None` elsewhere.
@@ -147,6 +166,21 @@ pub fn residual_activation(x: Tensor<4>, residual: Tensor<4>, activation: Activa
         return Tensor::from_dispatch(out);
     }
     activation.apply(x + residual)
+}
+
+/// The convolution of `x` with `weight` (no bias): on flex, with or without gradients, by
+/// convlearn's batched im2col kernel (one group only; grouped and depthwise convolutions keep
+/// flex's own kernels); elsewhere burn's.
+pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, options: ConvOptions<2>) -> Tensor<4> {
+    if flex_f32(&x).is_none() || options.groups != 1 {
+        return burn::tensor::module::conv2d(x, weight, None, options);
+    }
+    let out = <burn::backend::Dispatch as FusedOps>::conv2d_batched(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        options,
+    );
+    Tensor::from_dispatch(out)
 }
 
 /// `pool(x)` on flex by convlearn's kernel — a plain parallel pass, and when training, a `u32`
@@ -301,6 +335,60 @@ mod tests {
                 );
             }
             assert!(ours.1.iter().any(|g| *g != 0.0));
+        }
+    }
+
+    #[test]
+    fn convolution_and_its_gradients_match_burns_for_strides_paddings_and_dilations() {
+        let device = Device::flex().autodiff();
+        // (kernel, stride, ((top, bottom), (left, right)), dilation)
+        let cases = [
+            (3, 1, [(1, 1), (1, 1)], 1),
+            (3, 2, [(1, 0), (0, 1)], 1), // TensorFlow-style 'same' on even sizes
+            (7, 2, [(3, 3), (3, 3)], 1), // ResNet's stem
+            (1, 1, [(0, 0), (0, 0)], 1), // pointwise
+            (1, 2, [(0, 0), (0, 0)], 1), // ResNet's downsample
+            (3, 1, [(2, 2), (2, 2)], 2),
+            (2, 2, [(0, 0), (0, 0)], 1),
+        ];
+        for (k, s, padding, d) in cases {
+            let options = ConvOptions::new_with_padding([s, s], padding, [d, d], 1);
+            let x = Tensor::<4>::random([3, 4, 11, 9], Distribution::Normal(0.0, 1.0), &device);
+            let w = Tensor::<4>::random([5, 4, k, k], Distribution::Normal(0.0, 1.0), &device);
+            let run = |ours: bool| {
+                let (x, w) = (x.clone().require_grad(), w.clone().require_grad());
+                let y = if ours {
+                    conv2d(x.clone(), w.clone(), options.clone())
+                } else {
+                    burn::tensor::module::conv2d(x.clone(), w.clone(), None, options.clone())
+                };
+                // A weighted sum, so every output's gradient differs.
+                let dims = y.dims();
+                let r: Vec<f32> = (0..dims.iter().product::<usize>())
+                    .map(|i| (i % 7) as f32 - 3.0)
+                    .collect();
+                let r = Tensor::<4>::from_data(TensorData::new(r, dims), &device);
+                let grads = (y.clone() * r).sum().backward();
+                [
+                    values(y),
+                    values(x.grad(&grads).unwrap()),
+                    values(w.grad(&grads).unwrap()),
+                ]
+            };
+            let (ours, theirs) = (run(true), run(false));
+            for (what, (a, b)) in ["output", "d/dx", "d/dw"]
+                .iter()
+                .zip(ours.iter().zip(&theirs))
+            {
+                assert_eq!(a.len(), b.len(), "k{k} s{s} {padding:?} d{d}: {what} size");
+                let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+                for (i, (p, q)) in a.iter().zip(b).enumerate() {
+                    assert!(
+                        (p - q).abs() <= 1e-5 * scale,
+                        "k{k} s{s} {padding:?} d{d}: {what}[{i}] is {p}, burn's {q}"
+                    );
+                }
+            }
         }
     }
 

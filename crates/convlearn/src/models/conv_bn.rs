@@ -8,7 +8,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
 use super::BatchNorm;
-use crate::fused::{Activation, bias_activation, fused};
+use crate::fused::{self, Activation, bias_activation, on_flex};
 
 /// How a pretrained network's convolutions pad.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -69,7 +69,8 @@ impl ConvBn {
     pub fn forward_activated(&self, x: Tensor<4>, activation: Activation) -> Tensor<4> {
         let device = x.device();
         if self.bn.uses_batch_statistics(&device) {
-            return activation.apply(self.bn.forward(self.conv.forward(x)));
+            let y = conv_activation(&self.conv, x, Activation::Identity);
+            return activation.apply(self.bn.forward(y));
         }
         let (scale, shift) = self.bn.scale_shift(&device);
         let cout = scale.dims()[0];
@@ -82,17 +83,15 @@ impl ConvBn {
     }
 }
 
-/// `activation(conv(x))` for a convolution with its own weights and bias. Without gradients on
-/// flex the bias and activation are one fused pass after the convolution; otherwise burn's ops.
+/// `activation(conv(x))` for a convolution with its own weights and bias.
 pub fn conv_activation(conv: &Conv2d, x: Tensor<4>, activation: Activation) -> Tensor<4> {
-    if !fused(&x) {
-        return activation.apply(conv.forward(x));
-    }
     let bias = conv.bias.as_ref().map(|b| b.val());
     conv_bias_activation(conv, x, conv.weight.val(), bias, activation)
 }
 
-/// `conv`'s geometry with `weight` and `bias`, then `activation`.
+/// `conv`'s geometry with `weight` and `bias`, then `activation`. On flex the convolution is
+/// convlearn's ([`fused::conv2d`], with gradients when training), and the bias and activation
+/// follow as one fused pass (inference) or burn's ops (training); elsewhere all of it is burn's.
 fn conv_bias_activation(
     conv: &Conv2d,
     x: Tensor<4>,
@@ -107,8 +106,8 @@ fn conv_bias_activation(
         conv.dilation,
         conv.groups,
     );
-    if fused(&x) {
-        bias_activation(conv2d(x, weight, None, options), bias, activation)
+    if on_flex(&x) {
+        bias_activation(fused::conv2d(x, weight, options), bias, activation)
     } else {
         activation.apply(conv2d(x, weight, bias, options))
     }
