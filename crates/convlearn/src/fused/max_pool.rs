@@ -68,26 +68,42 @@ impl PoolWindow {
             for (ox, &(lo, hi)) in cols.iter().enumerate() {
                 let mut max = f32::NEG_INFINITY;
                 let mut nan = false;
-                let mut at = u32::MAX;
                 for y in y_lo..y_hi {
-                    for (i, &v) in x[y * w + lo..y * w + hi].iter().enumerate() {
-                        if ARGMAX {
-                            let better = v > max || v.is_nan();
-                            max = if better { v } else { max };
-                            at = if better { (y * w + lo + i) as u32 } else { at };
-                        } else {
-                            max = if v > max { v } else { max };
-                            nan |= v.is_nan();
-                        }
+                    for &v in &x[y * w + lo..y * w + hi] {
+                        max = if v > max { v } else { max };
+                        nan |= v.is_nan();
                     }
                 }
-                out[oy * ow + ox] = if nan { f32::NAN } else { max };
+                let value = if nan { f32::NAN } else { max };
+                out[oy * ow + ox] = value;
                 if ARGMAX {
-                    argmax[oy * ow + ox] = at;
+                    argmax[oy * ow + ox] = window_argmax(x, w, (y_lo, y_hi), (lo, hi), value);
                 }
             }
         }
     }
+}
+
+/// Where in the window (rows `ys`, columns `xs` of a `w`-wide plane) `value`, its maximum, is: the
+/// first cell holding it, or the last NaN — PyTorch's choice. A second pass that only compares
+/// with a known value has no chain of dependent selects, unlike tracking the index while the
+/// maximum is still moving.
+fn window_argmax(x: &[f32], w: usize, ys: (usize, usize), xs: (usize, usize), value: f32) -> u32 {
+    let mut at = u32::MAX;
+    if value.is_nan() {
+        for y in ys.0..ys.1 {
+            for c in xs.0..xs.1 {
+                at = if x[y * w + c].is_nan() { (y * w + c) as u32 } else { at };
+            }
+        }
+    } else {
+        for y in (ys.0..ys.1).rev() {
+            for c in (xs.0..xs.1).rev() {
+                at = if x[y * w + c] == value { (y * w + c) as u32 } else { at };
+            }
+        }
+    }
+    at
 }
 
 /// The gradient of one input plane: each output's gradient goes to the cell its maximum came from.
@@ -141,6 +157,24 @@ mod tests {
         pool.pool_plane(&x, [4, 4], &mut out);
         assert_eq!(&out[..3], &[5.0, 8.0, -2.0]);
         assert!(out[3].is_nan(), "NaN in a window propagates");
+    }
+
+    #[test]
+    fn the_recorded_maximum_is_the_first_of_ties_and_the_last_nan_as_in_pytorch() {
+        let x: Vec<f32> = vec![
+            3.0, 5.0, f32::NAN, 1.0, //
+            5.0, 1.0, 2.0, f32::NAN,
+        ];
+        let pool = PoolWindow {
+            kernel: [2, 2],
+            stride: [2, 2],
+            padding: [0; 4],
+        };
+        let (mut out, mut at) = (vec![0.0; 2], vec![0; 2]);
+        pool.pool_plane_argmax(&x, [2, 4], &mut out, &mut at);
+        assert_eq!(out[0], 5.0);
+        assert!(out[1].is_nan());
+        assert_eq!(at, vec![1, 7]);
     }
 
     #[test]
