@@ -52,6 +52,9 @@ impl PoolWindow {
         out: &mut [f32],
         argmax: &mut [u32],
     ) {
+        if self.kernel == [2, 2] && self.stride == [2, 2] && self.padding == [0; 4] {
+            return pool_2x2::<ARGMAX>(x, [h, w], out, argmax);
+        }
         let [oh, ow] = self
             .output_size([h, w])
             .expect("pool_plane: the window does not fit");
@@ -84,6 +87,50 @@ impl PoolWindow {
     }
 }
 
+/// The common 2×2, stride-2 window with its four cells named: no inner loops, and the argmax
+/// chosen among four known cells in the same pass (same choices as [`window_argmax`]).
+fn pool_2x2<const ARGMAX: bool>(
+    x: &[f32],
+    [h, w]: [usize; 2],
+    out: &mut [f32],
+    argmax: &mut [u32],
+) {
+    let (oh, ow) = (h / 2, w / 2);
+    for oy in 0..oh {
+        let top = &x[2 * oy * w..][..2 * ow];
+        let bottom = &x[(2 * oy + 1) * w..][..2 * ow];
+        let row = &mut out[oy * ow..][..ow];
+        for (ox, (o, (t, b))) in row
+            .iter_mut()
+            .zip(top.chunks_exact(2).zip(bottom.chunks_exact(2)))
+            .enumerate()
+        {
+            let v = [t[0], t[1], b[0], b[1]];
+            let upper = if v[1] > v[0] { v[1] } else { v[0] };
+            let lower = if v[3] > v[2] { v[3] } else { v[2] };
+            let max = if lower > upper { lower } else { upper };
+            let nan = v[0].is_nan() | v[1].is_nan() | v[2].is_nan() | v[3].is_nan();
+            *o = if nan { f32::NAN } else { max };
+            if ARGMAX {
+                let first = (2 * oy * w + 2 * ox) as u32;
+                let cells = [first, first + 1, first + w as u32, first + w as u32 + 1];
+                let at = if nan {
+                    // Rare: the last NaN.
+                    let last = v.iter().rposition(|x| x.is_nan()).unwrap_or(3);
+                    cells[last]
+                } else {
+                    // The first cell holding the maximum, as selects from the last one back.
+                    let mut at = cells[3];
+                    at = if v[2] == max { cells[2] } else { at };
+                    at = if v[1] == max { cells[1] } else { at };
+                    if v[0] == max { cells[0] } else { at }
+                };
+                argmax[oy * ow + ox] = at;
+            }
+        }
+    }
+}
+
 /// Where in the window (rows `ys`, columns `xs` of a `w`-wide plane) `value`, its maximum, is: the
 /// first cell holding it, or the last NaN — PyTorch's choice. A second pass that only compares
 /// with a known value has no chain of dependent selects, unlike tracking the index while the
@@ -93,13 +140,21 @@ fn window_argmax(x: &[f32], w: usize, ys: (usize, usize), xs: (usize, usize), va
     if value.is_nan() {
         for y in ys.0..ys.1 {
             for c in xs.0..xs.1 {
-                at = if x[y * w + c].is_nan() { (y * w + c) as u32 } else { at };
+                at = if x[y * w + c].is_nan() {
+                    (y * w + c) as u32
+                } else {
+                    at
+                };
             }
         }
     } else {
         for y in (ys.0..ys.1).rev() {
             for c in (xs.0..xs.1).rev() {
-                at = if x[y * w + c] == value { (y * w + c) as u32 } else { at };
+                at = if x[y * w + c] == value {
+                    (y * w + c) as u32
+                } else {
+                    at
+                };
             }
         }
     }
@@ -162,8 +217,14 @@ mod tests {
     #[test]
     fn the_recorded_maximum_is_the_first_of_ties_and_the_last_nan_as_in_pytorch() {
         let x: Vec<f32> = vec![
-            3.0, 5.0, f32::NAN, 1.0, //
-            5.0, 1.0, 2.0, f32::NAN,
+            3.0,
+            5.0,
+            f32::NAN,
+            1.0, //
+            5.0,
+            1.0,
+            2.0,
+            f32::NAN,
         ];
         let pool = PoolWindow {
             kernel: [2, 2],
