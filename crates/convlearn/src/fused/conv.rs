@@ -17,6 +17,9 @@ pub const MAX_COLUMNS: usize = 4 << 20;
 /// images go one at a time, without copying columns and outputs between layouts.
 const WIDE: usize = 1024;
 
+/// Floats a parallel layout copy hands one task at least.
+const MIN_COPY: usize = 1 << 14;
+
 /// Products below this many multiply-adds run on one thread.
 const PARALLEL_MACS: usize = 1 << 21;
 
@@ -153,7 +156,7 @@ impl ConvShape {
         if b1 - b0 == 1 && self.pointwise() {
             return &x[b0 * self.cin * n..][..self.cin * n];
         }
-        col.resize(self.k() * n, 0.0);
+        let col = scratch(col, self.k() * n);
         self.im2col(x, (b0, b1), col);
         col
     }
@@ -232,16 +235,74 @@ impl ConvShape {
     }
 }
 
+/// Buffers kept between calls on a thread: the im2col matrices and layout copies are rewritten
+/// in full every time, so after the first call nothing is allocated or zeroed (on one thread that
+/// zeroing was a fifth of a small CNN's training step).
+#[derive(Default)]
+struct Scratch {
+    col: Vec<f32>,
+    product: Vec<f32>,
+    dy: Vec<f32>,
+    dcol: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+/// The first `len` floats of `buffer`, growing it (zeroed) when shorter. Callers overwrite them.
+fn scratch(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    &mut buffer[..len]
+}
+
+/// `[cout, images·p]` (one product's layout) → the images' `[cout, p]` blocks of an NCHW tensor
+/// (`blocks` starts at the group's first image), in parallel.
+fn scatter_blocks(product: &[f32], blocks: &mut [f32], [cout, images, p]: [usize; 3]) {
+    let n = images * p;
+    blocks[..images * cout * p]
+        .par_chunks_mut(p)
+        .with_min_len(MIN_COPY.div_ceil(p))
+        .enumerate()
+        .for_each(|(i, block)| {
+            let (image, o) = (i / cout, i % cout);
+            block.copy_from_slice(&product[o * n + image * p..][..p]);
+        });
+}
+
+/// The inverse of [`scatter_blocks`]: the images' `[cout, p]` blocks → `[cout, images·p]`.
+fn gather_blocks(blocks: &[f32], product: &mut [f32], [cout, images, p]: [usize; 3]) {
+    let n = images * p;
+    product[..cout * n]
+        .par_chunks_mut(n)
+        .enumerate()
+        .for_each(|(o, row)| {
+            for (image, part) in row.chunks_exact_mut(p).enumerate() {
+                part.copy_from_slice(&blocks[(image * cout + o) * p..][..p]);
+            }
+        });
+}
+
 /// `y` `[batch, cout, oh, ow]` = the convolution of `x` `[batch, cin, h, w]` with `weight`
 /// `[cout, cin, kh, kw]` (no bias).
 pub fn conv_forward(shape: &ConvShape, x: &[f32], weight: &[f32], max_columns: usize) -> Vec<f32> {
+    SCRATCH.with_borrow_mut(|scratch| forward_with(shape, x, weight, max_columns, scratch))
+}
+
+fn forward_with(
+    shape: &ConvShape,
+    x: &[f32],
+    weight: &[f32],
+    max_columns: usize,
+    Scratch { col, product, .. }: &mut Scratch,
+) -> Vec<f32> {
     let (k, p, cout) = (shape.k(), shape.p(), shape.cout);
     let mut y = vec![0f32; shape.batch * cout * p];
-    let mut col = Vec::new();
-    let mut product = Vec::new();
     for (b0, b1) in shape.groups(max_columns) {
         let n = (b1 - b0) * p;
-        let col = shape.column_matrix(x, (b0, b1), &mut col);
+        let col = shape.column_matrix(x, (b0, b1), col);
         if b1 - b0 == 1 {
             // One image: the product is already laid out as its output.
             matmul(
@@ -252,15 +313,9 @@ pub fn conv_forward(shape: &ConvShape, x: &[f32], weight: &[f32], max_columns: u
                 Layout::PLAIN,
             );
         } else {
-            product.resize(cout * n, 0.0);
-            matmul(&mut product, weight, col, [cout, k, n], Layout::PLAIN);
-            // [cout, images·p] → the images' [cout, p] blocks.
-            for (i, image) in (b0..b1).enumerate() {
-                for o in 0..cout {
-                    y[(image * cout + o) * p..][..p]
-                        .copy_from_slice(&product[o * n + i * p..][..p]);
-                }
-            }
+            let product = scratch(product, cout * n);
+            matmul(product, weight, col, [cout, k, n], Layout::PLAIN);
+            scatter_blocks(product, &mut y[b0 * cout * p..], [cout, b1 - b0, p]);
         }
     }
     y
@@ -280,52 +335,55 @@ pub fn conv_backward(
     let [h, w] = shape.input;
     let mut dx = want_dx.then(|| vec![0f32; shape.batch * shape.cin * h * w]);
     let mut dw = want_dw.then(|| vec![0f32; cout * k]);
-    let (mut col, mut dy_group, mut dcol) = (Vec::new(), Vec::new(), Vec::new());
-    for (b0, b1) in shape.groups(max_columns) {
-        let n = (b1 - b0) * p;
-        // The output gradient as [cout, images·p].
-        let dy_g: &[f32] = if b1 - b0 == 1 {
-            &dy[b0 * cout * p..][..cout * p]
-        } else {
-            dy_group.resize(cout * n, 0.0);
-            for (i, image) in (b0..b1).enumerate() {
-                for o in 0..cout {
-                    dy_group[o * n + i * p..][..p]
-                        .copy_from_slice(&dy[(image * cout + o) * p..][..p]);
+    SCRATCH.with_borrow_mut(
+        |Scratch {
+             col,
+             dy: dy_group,
+             dcol,
+             ..
+         }| {
+            for (b0, b1) in shape.groups(max_columns) {
+                let n = (b1 - b0) * p;
+                // The output gradient as [cout, images·p].
+                let dy_g: &[f32] = if b1 - b0 == 1 {
+                    &dy[b0 * cout * p..][..cout * p]
+                } else {
+                    let group = scratch(dy_group, cout * n);
+                    gather_blocks(&dy[b0 * cout * p..], group, [cout, b1 - b0, p]);
+                    group
+                };
+                if let Some(dw) = dw.as_mut() {
+                    let col = shape.column_matrix(x, (b0, b1), col);
+                    // dW[cout, k] += dy[cout, n] · colᵀ[n, k]
+                    matmul(
+                        dw,
+                        dy_g,
+                        col,
+                        [cout, n, k],
+                        Layout {
+                            rhs_transposed: true,
+                            ..Layout::ACCUMULATE
+                        },
+                    );
+                }
+                if let Some(dx) = dx.as_mut() {
+                    let dcol = scratch(dcol, k * n);
+                    // dcol[k, n] = Wᵀ[k, cout] · dy[cout, n]
+                    matmul(
+                        dcol,
+                        weight,
+                        dy_g,
+                        [k, cout, n],
+                        Layout {
+                            lhs_transposed: true,
+                            ..Layout::PLAIN
+                        },
+                    );
+                    shape.col2im(dcol, (b0, b1), dx);
                 }
             }
-            &dy_group
-        };
-        if let Some(dw) = dw.as_mut() {
-            let col = shape.column_matrix(x, (b0, b1), &mut col);
-            // dW[cout, k] += dy[cout, n] · colᵀ[n, k]
-            matmul(
-                dw,
-                dy_g,
-                col,
-                [cout, n, k],
-                Layout {
-                    rhs_transposed: true,
-                    ..Layout::ACCUMULATE
-                },
-            );
-        }
-        if let Some(dx) = dx.as_mut() {
-            dcol.resize(k * n, 0.0);
-            // dcol[k, n] = Wᵀ[k, cout] · dy[cout, n]
-            matmul(
-                &mut dcol,
-                weight,
-                dy_g,
-                [k, cout, n],
-                Layout {
-                    lhs_transposed: true,
-                    ..Layout::PLAIN
-                },
-            );
-            shape.col2im(&dcol, (b0, b1), dx);
-        }
-    }
+        },
+    );
     (dx, dw)
 }
 
