@@ -1,11 +1,16 @@
-//! convlearn's own fused kernels: the passes that follow a convolution — add the bias (a folded
-//! BatchNorm's shift), add a residual, apply ReLU or ReLU6 — done in one parallel pass over the
-//! activations instead of burn's separate, single-threaded passes.
+//! convlearn's own CPU kernels, registered with burn as a backend extension ([`FusedOps`]) on its
+//! `flex` backend (`flex.rs`), with backward passes of their own for training (`autodiff.rs`):
 //!
-//! They are registered with burn as a backend extension ([`FusedOps`], implemented for `flex` in
-//! `flex.rs`) and used where no gradient is needed: inference, precomputing activations and frozen
-//! BatchNorms. On an autodiff device, or on a GPU back-end, the same functions compose burn's own
-//! differentiable ops, so results and gradients are unchanged there.
+//! - the passes after a convolution — add the bias (a folded BatchNorm's shift) or a residual,
+//!   apply ReLU or ReLU6 — as one parallel pass instead of burn's separate single-threaded ones
+//!   (inference, precomputing activations, frozen BatchNorms);
+//! - convolution as im2col + one matrix product per group of images (`conv.rs`), forward and
+//!   backward, instead of flex's product per image;
+//! - max-pooling without per-element index bookkeeping, and when training a `u32` record of each
+//!   maximum with a parallel backward pass (`max_pool.rs`).
+//!
+//! On a GPU back-end the functions below use burn's ops. Tests check every kernel against burn's
+//! own (values and gradients) and small cases by hand.
 
 mod autodiff;
 mod conv;
@@ -92,8 +97,8 @@ pub trait FusedOps: Backend {
         Self::conv2d(x, weight, None, options)
     }
 
-    /// Max-pooling of `x` `[batch, channels, h, w]` over `window` (padding counts as −∞), without
-    /// the indices a backward pass would need.
+    /// Max-pooling of `x` `[batch, channels, h, w]` over a `kernel` window (padding counts as −∞);
+    /// on autodiff it records where each maximum came from for its backward pass.
     fn max_pool(
         x: FloatTensor<Self>,
         kernel: [usize; 2],
@@ -132,6 +137,9 @@ fn flex_f32<const D: usize>(x: &Tensor<D>) -> Option<bool> {
 /// `activation(x + bias)`, the bias per channel (dim 1) of a `[batch, channels, height, width]`
 /// convolution output.
 pub fn bias_activation(x: Tensor<4>, bias: Option<Tensor<1>>, activation: Activation) -> Tensor<4> {
+    if activation == Activation::Identity && bias.is_none() {
+        return x;
+    }
     if fused(&x) {
         let bias = bias.unwrap_or_else(|| Tensor::zeros([x.dims()[1]], &x.device()));
         let (lower, upper) = activation.bounds();
@@ -172,7 +180,7 @@ pub fn residual_activation(x: Tensor<4>, residual: Tensor<4>, activation: Activa
 /// convlearn's batched im2col kernel (one group only; grouped and depthwise convolutions keep
 /// flex's own kernels); elsewhere burn's.
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, options: ConvOptions<2>) -> Tensor<4> {
-    if flex_f32(&x).is_none() || options.groups != 1 {
+    if !on_flex(&x) || options.groups != 1 {
         return burn::tensor::module::conv2d(x, weight, None, options);
     }
     let out = <burn::backend::Dispatch as FusedOps>::conv2d_batched(
@@ -195,7 +203,7 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     };
     let [_, _, h, w] = x.dims();
     match padding {
-        Some(padding) if flex_f32(&x).is_some() && pool.dilation == [1, 1] && !pool.ceil_mode => {
+        Some(padding) if on_flex(&x) && pool.dilation == [1, 1] && !pool.ceil_mode => {
             let window = PoolWindow {
                 kernel: pool.kernel_size,
                 stride: pool.stride,
