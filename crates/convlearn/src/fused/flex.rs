@@ -1,5 +1,6 @@
-//! The fused kernels on burn's `flex` CPU backend: one pass over the activations, split across
-//! rayon's threads, written in place when the convolution's output is not shared.
+//! convlearn's kernels on burn's `flex` CPU backend, each splitting its work across rayon's
+//! threads: the passes after a convolution (written in place when its output is not shared), the
+//! batched convolution's forward pass (`conv.rs`) and max-pooling (`max_pool.rs`).
 
 use burn::backend::Flex;
 use burn::tensor::ops::ConvOptions;
