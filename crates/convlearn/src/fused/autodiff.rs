@@ -22,7 +22,7 @@ use burn_flex::FlexTensor;
 
 use super::FusedOps;
 use super::conv::{ConvShape, MAX_COLUMNS, conv_backward};
-use super::flex::{conv_operands, f32_tensor, max_pool_planes, max_unpool_planes};
+use super::flex::{conv_operands, convolve, f32_tensor, max_pool_planes, max_unpool_planes};
 use super::max_pool::PoolWindow;
 
 /// The backward step of [`FusedOps::max_pool`].
@@ -111,7 +111,7 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         {
             OpsKind::Tracked(prep) => {
                 let (x, weight, shape) = conv_operands(x, weight, &options);
-                let y = Flex::conv2d_batched(x.clone(), weight.clone(), options);
+                let y = convolve(&x, &weight, &shape);
                 prep.finish(ConvState { x, weight, shape }, y)
             }
             OpsKind::UnTracked(prep) => prep.finish(Flex::conv2d_batched(x, weight, options)),

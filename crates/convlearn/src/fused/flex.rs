@@ -66,9 +66,7 @@ impl FusedOps for Flex {
 
     fn conv2d_batched(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
         let (x, weight, shape) = conv_operands(x, weight, &options);
-        let y = conv_forward(&shape, x.storage(), weight.storage(), MAX_COLUMNS);
-        let [oh, ow] = shape.geometry.output_size(shape.input).expect("checked");
-        f32_tensor(y, vec![shape.batch, shape.cout, oh, ow])
+        convolve(&x, &weight, &shape)
     }
 
     fn max_pool(
@@ -182,6 +180,16 @@ pub(super) fn conv_operands(
         geometry,
     };
     (x, weight, shape)
+}
+
+/// The convolution `shape` describes, of operands [`conv_operands`] prepared.
+pub(super) fn convolve(x: &FlexTensor, weight: &FlexTensor, shape: &ConvShape) -> FlexTensor {
+    let y = conv_forward(shape, x.storage(), weight.storage(), MAX_COLUMNS);
+    let [oh, ow] = shape
+        .geometry
+        .output_size(shape.input)
+        .expect("checked by conv_operands");
+    f32_tensor(y, vec![shape.batch, shape.cout, oh, ow])
 }
 
 /// A contiguous f32 tensor of `values` shaped `shape`.

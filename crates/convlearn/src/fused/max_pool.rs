@@ -1,5 +1,8 @@
-//! Max-pooling of one feature map, the plain way: no index bookkeeping, no per-element division —
-//! what inference needs. A window's padded cells count as −∞; NaN wins, as in PyTorch.
+//! Max-pooling of one feature map: no per-element division, comparisons as selects rather than
+//! branches; for training, where each maximum came from (a `u32` per output) and the backward pass
+//! that sends each gradient there. A window's padded cells count as −∞; NaN wins, as in PyTorch.
+
+use super::conv::ConvGeometry;
 
 /// The geometry of a 2-D max-pool: window, stride and padding, in rows then columns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,15 +18,15 @@ pub struct PoolWindow {
 impl PoolWindow {
     /// The output side `[rows, columns]` for an `[h, w]` input (floor mode), or `None` when the
     /// window does not fit.
-    pub fn output_size(&self, [h, w]: [usize; 2]) -> Option<[usize; 2]> {
-        let [top, bottom, left, right] = self.padding;
-        let side = |len: usize, k: usize, s: usize| {
-            (k > 0 && s > 0 && len >= k).then(|| (len - k) / s + 1)
-        };
-        Some([
-            side(h + top + bottom, self.kernel[0], self.stride[0])?,
-            side(w + left + right, self.kernel[1], self.stride[1])?,
-        ])
+    pub fn output_size(&self, hw: [usize; 2]) -> Option<[usize; 2]> {
+        // A convolution's window without dilation.
+        ConvGeometry {
+            kernel: self.kernel,
+            stride: self.stride,
+            padding: self.padding,
+            dilation: [1, 1],
+        }
+        .output_size(hw)
     }
 
     /// Pools one `[h, w]` plane `x` into `out` (`output_size` long, row-major).
