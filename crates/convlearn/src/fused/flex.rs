@@ -1,6 +1,7 @@
 //! convlearn's kernels on burn's `flex` CPU backend, each splitting its work across rayon's
 //! threads: the passes after a convolution (written in place when its output is not shared), the
-//! batched convolution's forward pass (`conv.rs`) and max-pooling (`max_pool.rs`).
+//! batched convolution's forward pass (`conv.rs`), max-pooling (`max_pool.rs`) and the AdamW step
+//! (`adamw.rs`, in place).
 
 use burn::backend::Flex;
 use burn::tensor::ops::ConvOptions;
@@ -8,9 +9,9 @@ use burn::tensor::{Bytes, DType, Shape};
 use burn_flex::{FlexTensor, Layout};
 use rayon::prelude::*;
 
-use super::FusedOps;
 use super::conv::{ConvGeometry, ConvShape, MAX_COLUMNS, conv_forward};
 use super::max_pool::{PoolWindow, unpool_plane};
+use super::{AdamWStep, FusedOps};
 
 /// Elements one rayon task handles at least: below this, splitting costs more than it saves.
 const MIN_TASK_ELEMENTS: usize = 1 << 14;
@@ -67,6 +68,26 @@ impl FusedOps for Flex {
     fn conv2d_batched(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
         let (x, weight, shape) = conv_operands(x, weight, &options);
         convolve(&x, &weight, &shape)
+    }
+
+    fn adamw_step(
+        param: FlexTensor,
+        grad: FlexTensor,
+        moment_1: FlexTensor,
+        moment_2: FlexTensor,
+        step: AdamWStep,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let grad = f32_values(&grad, "adamw: gradient");
+        let mut param = owned_f32(param, "adamw: parameter");
+        let mut moment_1 = owned_f32(moment_1, "adamw: first moment");
+        let mut moment_2 = owned_f32(moment_2, "adamw: second moment");
+        step.apply(
+            param.storage_mut(),
+            &grad,
+            moment_1.storage_mut(),
+            moment_2.storage_mut(),
+        );
+        (param, moment_1, moment_2)
     }
 
     fn max_pool(

@@ -6,12 +6,24 @@
 //! keeps those same estimates (burn's `AdamWState`, so checkpoints store them unchanged) and builds
 //! the per-step AdamW with the current β₁ — PyTorch's semantics: the new β₁ applies to this step's
 //! moment update and bias correction.
+//!
+//! On flex the step is convlearn's fused pass ([`crate::fused::adamw_step`]): the same arithmetic
+//! in one parallel pass per parameter, in place.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use burn::optim::{AdamWConfig, AdamWState, LearningRate, ModuleOptimizer, Optimizer};
+use burn::optim::{
+    AdamWConfig, AdamWState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer,
+};
 use burn::tensor::{Device, Tensor};
+
+use crate::fused::{self, AdamWStep, adamw_step};
+
+/// burn's (and PyTorch's) β₂.
+const BETA_2: f32 = 0.999;
+/// burn's ε (PyTorch's is 1e-8).
+const EPSILON: f32 = 1e-5;
 
 /// The handle that sets β₁ for the next steps.
 #[derive(Clone, Debug)]
@@ -46,8 +58,33 @@ impl Optimizer for CyclingAdamW {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
+        let amsgrad = matches!(&state, Some(s) if s.momentum.max_moment_2.is_some());
+        if fused::fused(&tensor) && !amsgrad {
+            // One parallel pass, in place, with burn's arithmetic (same moments, same bits).
+            let (time, moment_1, moment_2) = match state {
+                Some(s) => (
+                    s.momentum.time + 1,
+                    s.momentum.moment_1,
+                    s.momentum.moment_2,
+                ),
+                None => (1, grad.zeros_like(), grad.zeros_like()),
+            };
+            let step = AdamWStep {
+                lr,
+                beta_1: self.beta_1.get() as f32,
+                beta_2: BETA_2,
+                epsilon: EPSILON,
+                weight_decay: self.weight_decay,
+                time: time as i32,
+            };
+            let (tensor, moment_1, moment_2) = adamw_step(tensor, grad, moment_1, moment_2, step);
+            let momentum = AdaptiveMomentumState::new(time, moment_1, moment_2);
+            return (tensor, Some(AdamWState::new(momentum)));
+        }
         AdamWConfig::new()
             .with_beta_1(self.beta_1.get() as f32)
+            .with_beta_2(BETA_2)
+            .with_epsilon(EPSILON)
             .with_weight_decay(self.weight_decay)
             .build()
             .step(lr, tensor, grad, state)
