@@ -8,6 +8,8 @@
 //!   the backward pass adds each output gradient to that cell, one feature map per rayon task.
 //!   burn's default records `i64` indices, converts them, and adds the gradients back on one
 //!   thread.
+//! - BatchNorm with batch statistics and its activation: the backward pass of `batch_norm.rs`
+//!   (burn's takes a dozen single-threaded tensor ops, and the activation's mask two more).
 
 use std::sync::Arc;
 
@@ -16,13 +18,17 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Flex, TensorMetadata};
+use burn::backend::{Autodiff, AutodiffBackend, Flex, TensorMetadata};
 use burn::tensor::ops::ConvOptions;
 use burn_flex::FlexTensor;
 
 use super::FusedOps;
+use super::batch_norm::{BatchNormSaved, ChannelLayout, batch_norm_backward};
 use super::conv::{ConvShape, MAX_COLUMNS, conv_backward};
-use super::flex::{conv_operands, convolve, f32_tensor, max_pool_planes, max_unpool_planes};
+use super::flex::{
+    batch_norm_planes, conv_operands, convolve, f32_tensor, max_pool_planes, max_unpool_planes,
+    owned_f32,
+};
 use super::max_pool::PoolWindow;
 
 /// The backward step of [`FusedOps::max_pool`].
@@ -96,7 +102,91 @@ impl Backward<Flex, 2> for ConvBackward {
     }
 }
 
+/// The backward step of [`FusedOps::batch_norm_clamp`].
+#[derive(Debug)]
+struct BatchNormBackward;
+
+/// What BatchNorm's backward step keeps: its input and output, γ, the batch statistics and the
+/// activation's bounds.
+#[derive(Clone, Debug)]
+struct BatchNormState {
+    x: FlexTensor,
+    y: FlexTensor,
+    gamma: Vec<f32>,
+    mean: Vec<f32>,
+    inv_std: Vec<f32>,
+    bounds: [f32; 2],
+}
+
+impl Backward<Flex, 3> for BatchNormBackward {
+    type State = BatchNormState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_parent, gamma_parent, beta_parent] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let state = ops.state;
+        let shape = state.x.layout().shape().to_vec();
+        let saved = BatchNormSaved {
+            x: state.x.storage(),
+            y: state.y.storage(),
+            layout: ChannelLayout::of(&shape),
+            gamma: &state.gamma,
+            mean: &state.mean,
+            inv_std: &state.inv_std,
+            bounds: state.bounds,
+        };
+        let (dx, d_gamma, d_beta) = batch_norm_backward(&saved, dy.storage(), x_parent.is_some());
+        let channels = vec![state.gamma.len()];
+        if let (Some(parent), Some(dx)) = (x_parent, dx) {
+            grads.register::<Flex>(parent.id, f32_tensor(dx, shape));
+        }
+        if let Some(parent) = gamma_parent {
+            grads.register::<Flex>(parent.id, f32_tensor(d_gamma, channels.clone()));
+        }
+        if let Some(parent) = beta_parent {
+            grads.register::<Flex>(parent.id, f32_tensor(d_beta, channels));
+        }
+    }
+}
+
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
+    fn batch_norm_clamp(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+        lower: f32,
+        upper: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (x, x_node) = x.into_parts();
+        let (gamma, gamma_node) = gamma.into_parts();
+        let (beta, beta_node) = beta.into_parts();
+        let x = owned_f32(x, "batch_norm: x");
+        let out = batch_norm_planes(&x, &gamma, &beta, epsilon, [lower, upper]);
+        let channels = vec![out.mean.len()];
+        let mean = Self::from_inner(f32_tensor(out.mean.clone(), channels.clone()));
+        let variance = Self::from_inner(f32_tensor(out.variance, channels));
+        let y = match BatchNormBackward
+            .prepare::<C>([x_node, gamma_node, beta_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let state = BatchNormState {
+                    x,
+                    y: out.y.clone(),
+                    gamma: out.gamma,
+                    mean: out.mean,
+                    inv_std: out.inv_std,
+                    bounds: [lower, upper],
+                };
+                prep.finish(state, out.y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(out.y),
+        };
+        (y, mean, variance)
+    }
+
     fn conv2d_batched(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

@@ -1,7 +1,7 @@
 //! convlearn's kernels on burn's `flex` CPU backend, each splitting its work across rayon's
 //! threads: the passes after a convolution (written in place when its output is not shared), the
-//! batched convolution's forward pass (`conv.rs`), max-pooling (`max_pool.rs`) and the AdamW step
-//! (`adamw.rs`, in place).
+//! batched convolution's forward pass (`conv.rs`), max-pooling (`max_pool.rs`), BatchNorm with
+//! batch statistics (`batch_norm.rs`) and the AdamW step (`adamw.rs`, in place).
 
 use burn::backend::Flex;
 use burn::tensor::ops::ConvOptions;
@@ -9,6 +9,7 @@ use burn::tensor::{Bytes, DType, Shape};
 use burn_flex::{FlexTensor, Layout};
 use rayon::prelude::*;
 
+use super::batch_norm::{ChannelLayout, affine, channel_statistics, normalize};
 use super::conv::{ConvGeometry, ConvShape, MAX_COLUMNS, conv_forward};
 use super::max_pool::{PoolWindow, unpool_plane};
 use super::{AdamWStep, FusedOps};
@@ -70,6 +71,24 @@ impl FusedOps for Flex {
         convolve(&x, &weight, &shape)
     }
 
+    fn batch_norm_clamp(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+        lower: f32,
+        upper: f32,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let x = owned_f32(x, "batch_norm: x");
+        let out = batch_norm_planes(&x, &gamma, &beta, epsilon, [lower, upper]);
+        let channels = vec![out.mean.len()];
+        (
+            out.y,
+            f32_tensor(out.mean, channels.clone()),
+            f32_tensor(out.variance, channels),
+        )
+    }
+
     fn adamw_step(
         param: FlexTensor,
         grad: FlexTensor,
@@ -102,6 +121,52 @@ impl FusedOps for Flex {
             padding,
         };
         max_pool_planes(x, window, false).0
+    }
+}
+
+/// What [`batch_norm_planes`] computes.
+pub(super) struct BatchNormOutput {
+    /// The normalised (and clamped) values, shaped as the input.
+    pub y: FlexTensor,
+    /// The batch mean per channel.
+    pub mean: Vec<f32>,
+    /// The biased batch variance per channel.
+    pub variance: Vec<f32>,
+    /// `1 / √(variance + ε)`.
+    pub inv_std: Vec<f32>,
+    /// γ's values.
+    pub gamma: Vec<f32>,
+}
+
+/// BatchNorm of the contiguous `x` `[batch, channels, …]` with its batch statistics, clamped to
+/// `bounds` (`batch_norm.rs`). Panics, naming the shapes, when γ or β do not match the channels.
+pub(super) fn batch_norm_planes(
+    x: &FlexTensor,
+    gamma: &FlexTensor,
+    beta: &FlexTensor,
+    epsilon: f64,
+    bounds: [f32; 2],
+) -> BatchNormOutput {
+    let shape = x.layout().shape().to_vec();
+    let layout = ChannelLayout::of(&shape);
+    let gamma = f32_values(gamma, "batch_norm: gamma").into_owned();
+    let beta = f32_values(beta, "batch_norm: beta");
+    assert!(
+        gamma.len() == layout.channels && beta.len() == layout.channels,
+        "batch_norm: input {shape:?} has {} channels, gamma {} and beta {} values",
+        layout.channels,
+        gamma.len(),
+        beta.len()
+    );
+    let (mean, variance) = channel_statistics(x.storage(), layout);
+    let (scale, shift, inv_std) = affine(&gamma, &beta, &mean, &variance, epsilon);
+    let y = normalize(x.storage(), layout, &scale, &shift, bounds);
+    BatchNormOutput {
+        y: f32_tensor(y, shape),
+        mean,
+        variance,
+        inv_std,
+        gamma,
     }
 }
 
@@ -224,13 +289,13 @@ pub(super) fn f32_tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
 
 /// `x` limited to `[lower, upper]`; NaN passes through (both comparisons are false).
 #[inline(always)]
-fn clamp(x: f32, lower: f32, upper: f32) -> f32 {
+pub(super) fn clamp(x: f32, lower: f32, upper: f32) -> f32 {
     let x = if x < lower { lower } else { x };
     if x > upper { upper } else { x }
 }
 
 /// `t`'s values in logical order (borrowed when they already are).
-fn f32_values<'a>(t: &'a FlexTensor, what: &str) -> std::borrow::Cow<'a, [f32]> {
+pub(super) fn f32_values<'a>(t: &'a FlexTensor, what: &str) -> std::borrow::Cow<'a, [f32]> {
     assert_eq!(
         t.dtype(),
         DType::F32,
@@ -245,7 +310,7 @@ fn f32_values<'a>(t: &'a FlexTensor, what: &str) -> std::borrow::Cow<'a, [f32]> 
 
 /// `t` as a contiguous tensor whose storage is exactly its values, so it can be written in place
 /// (`to_contiguous` copies only a view; `storage_mut` copies only shared storage).
-fn owned_f32(t: FlexTensor, what: &str) -> FlexTensor {
+pub(super) fn owned_f32(t: FlexTensor, what: &str) -> FlexTensor {
     assert_eq!(
         t.dtype(),
         DType::F32,

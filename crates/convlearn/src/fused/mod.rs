@@ -8,6 +8,8 @@
 //!   backward, instead of flex's product per image;
 //! - max-pooling without per-element index bookkeeping, and when training a `u32` record of each
 //!   maximum with a parallel backward pass (`max_pool.rs`);
+//! - BatchNorm with the batch's statistics and its activation, forward and backward, in two
+//!   parallel passes each (`batch_norm.rs`);
 //! - the AdamW step as one parallel pass per parameter (`adamw.rs`).
 //!
 //! On a GPU back-end the functions below use burn's ops. Tests check every kernel against burn's
@@ -15,6 +17,7 @@
 
 mod adamw;
 mod autodiff;
+mod batch_norm;
 mod conv;
 mod flex;
 mod max_pool;
@@ -98,6 +101,22 @@ pub trait FusedOps: Backend {
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
         Self::conv2d(x, weight, None, options)
+    }
+
+    /// BatchNorm of `x` `[batch, channels, …]` with the batch's statistics, then a clamp to
+    /// `[lower, upper]` (the activation): the output, and the batch's mean and biased variance per
+    /// channel.
+    fn batch_norm_clamp(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+        lower: f32,
+        upper: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let r = Self::batch_norm_train(x, gamma, beta, epsilon);
+        let output = Self::float_clamp(r.output, lower.into(), upper.into());
+        (output, r.mean, r.variance)
     }
 
     /// One AdamW step ([`AdamWStep`]): `(param, moment_1, moment_2)` after it.
@@ -200,6 +219,37 @@ pub fn residual_activation(x: Tensor<4>, residual: Tensor<4>, activation: Activa
         return Tensor::from_dispatch(out);
     }
     activation.apply(x + residual)
+}
+
+/// `activation(BatchNorm(x))` with the batch's statistics (training), `x` `[batch, channels, …]`:
+/// the output, and the batch's mean and biased variance per channel (for the running statistics).
+/// On flex, with or without gradients, convlearn's kernels (`batch_norm.rs`); elsewhere burn's
+/// `batch_norm_train` and activation.
+pub fn batch_norm_train<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+    activation: Activation,
+) -> (Tensor<D>, Tensor<1>, Tensor<1>) {
+    if !on_flex(&x) {
+        let r = burn::tensor::module::batch_norm_train(x, gamma, beta, epsilon);
+        return (activation.apply(r.output), r.mean, r.variance);
+    }
+    let (lower, upper) = activation.bounds();
+    let (y, mean, variance) = <burn::backend::Dispatch as FusedOps>::batch_norm_clamp(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        epsilon,
+        lower,
+        upper,
+    );
+    (
+        Tensor::from_dispatch(y),
+        Tensor::from_dispatch(mean),
+        Tensor::from_dispatch(variance),
+    )
 }
 
 /// The convolution of `x` with `weight` (no bias): on flex, with or without gradients, by

@@ -7,8 +7,9 @@
 //! adapter) and fixes the update; `tests/pytorch_fixtures.rs` checks it against PyTorch.
 
 use burn::module::{Flag, Module, Param, RunningState};
-use burn::tensor::module::batch_norm_train;
 use burn::tensor::{Device, Tensor};
+
+use crate::fused::{self, Activation};
 
 /// Batch normalisation over dimension 1 (channels), PyTorch's `BatchNorm1d/2d`.
 #[derive(Module, Debug)]
@@ -62,6 +63,16 @@ impl BatchNorm {
     /// Normalises `input` `[batch, channels, …]`: with batch statistics (and a running-stat update)
     /// when training on an autodiff device, else with the running statistics.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        self.forward_activated(input, Activation::Identity)
+    }
+
+    /// [`BatchNorm::forward`] then `activation`; with batch statistics the two are one fused
+    /// kernel on flex ([`fused::batch_norm_train`]).
+    pub fn forward_activated<const D: usize>(
+        &self,
+        input: Tensor<D>,
+        activation: Activation,
+    ) -> Tensor<D> {
         let device = input.device();
         if !self.uses_batch_statistics(&device) {
             // `x · scale + shift` with both folded per channel: two passes over the activations
@@ -69,11 +80,17 @@ impl BatchNorm {
             let (scale, shift) = self.scale_shift(&device);
             let mut shape = [1; D];
             shape[1] = scale.dims()[0];
-            return input * scale.reshape(shape) + shift.reshape(shape);
+            return activation.apply(input * scale.reshape(shape) + shift.reshape(shape));
         }
         let dims = input.dims();
         let n = (dims.iter().product::<usize>() / dims[1]) as f64;
-        let result = batch_norm_train(input, self.gamma.val(), self.beta.val(), self.epsilon);
+        let (output, batch_mean, batch_var) = fused::batch_norm_train(
+            input,
+            self.gamma.val(),
+            self.beta.val(),
+            self.epsilon,
+            activation,
+        );
         let unbiased = n / (n - 1.0).max(1.0);
         let m = self.momentum;
         let mean = self
@@ -81,15 +98,15 @@ impl BatchNorm {
             .value_sync()
             .to_device(&device)
             .mul_scalar(1.0 - m)
-            + result.mean.detach().mul_scalar(m);
+            + batch_mean.detach().mul_scalar(m);
         let var = self
             .running_var
             .value_sync()
             .to_device(&device)
             .mul_scalar(1.0 - m)
-            + result.variance.detach().mul_scalar(m * unbiased);
+            + batch_var.detach().mul_scalar(m * unbiased);
         self.running_mean.update(mean.detach());
         self.running_var.update(var.detach());
-        result.output
+        output
     }
 }

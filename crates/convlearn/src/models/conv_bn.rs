@@ -70,7 +70,7 @@ impl ConvBn {
         let device = x.device();
         if self.bn.uses_batch_statistics(&device) {
             let y = conv_activation(&self.conv, x, Activation::Identity);
-            return activation.apply(self.bn.forward(y));
+            return self.bn.forward_activated(y, activation);
         }
         let (scale, shift) = self.bn.scale_shift(&device);
         let cout = scale.dims()[0];
