@@ -225,8 +225,15 @@ impl ConvShape {
                             let out = &mut plane[y * w..(y + 1) * w];
                             let grads = &src[oy * ow + x_lo..oy * ow + x_hi];
                             let first = (x0 + (x_lo * sx) as isize) as usize;
-                            for (j, g) in grads.iter().enumerate() {
-                                out[first + j * sx] += g;
+                            if sx == 1 {
+                                let out = &mut out[first..first + grads.len()];
+                                for (o, g) in out.iter_mut().zip(grads) {
+                                    *o += g;
+                                }
+                            } else {
+                                for (o, g) in out[first..].iter_mut().step_by(sx).zip(grads) {
+                                    *o += g;
+                                }
                             }
                         }
                     }
