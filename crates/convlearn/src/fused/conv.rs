@@ -177,6 +177,10 @@ impl ConvShape {
                 let [sy, sx] = self.geometry.stride;
                 for (image, dst) in (b0..b1).zip(dst.chunks_exact_mut(p)) {
                     let plane = &x[(image * self.cin + c) * h * w..][..h * w];
+                    if [sy, sx] == [1, 1] && ow == w && y_lo < y_hi && x_lo < x_hi {
+                        shifted_copy(plane, dst, ow, [y_lo, y_hi, x_lo, x_hi], [y0, x0]);
+                        continue;
+                    }
                     for (oy, out) in dst.chunks_exact_mut(ow).enumerate() {
                         if oy < y_lo || oy >= y_hi {
                             out.fill(0.0);
@@ -201,8 +205,9 @@ impl ConvShape {
             });
     }
 
-    /// Adds the im2col-shaped gradient `dcol` `[k, (b1 − b0)·p]` back onto the images' input
-    /// gradient `dx` (all images, `[batch, cin, h, w]`): the transpose of [`Self::im2col`].
+    /// Writes the im2col-shaped gradient `dcol` `[k, (b1 − b0)·p]` back as the images' input
+    /// gradient in `dx` (all images, `[batch, cin, h, w]`; images `b0..b1` are overwritten): the
+    /// transpose of [`Self::im2col`].
     fn col2im(&self, dcol: &[f32], (b0, b1): (usize, usize), dx: &mut [f32]) {
         let [h, w] = self.input;
         let [oh, ow] = self.output();
@@ -213,6 +218,7 @@ impl ConvShape {
             .par_chunks_mut(h * w)
             .enumerate()
             .for_each(|(i, plane)| {
+                plane.fill(0.0);
                 let (image, c) = (i / self.cin, i % self.cin);
                 for ky in 0..kh {
                     let (y_lo, y_hi, y0) = self.geometry.rows(ky, h, oh);
@@ -242,6 +248,36 @@ impl ConvShape {
     }
 }
 
+/// One tap's im2col rows for a stride-1 convolution whose output rows are as wide as the input's
+/// (`'same'` padding): output `(oy, ox)` for `oy ∈ [y_lo, y_hi)`, `ox ∈ [x_lo, x_hi)` reads input
+/// `(y0 + oy, x0 + ox)`, both planes `w` wide, so the whole block is one copy; the padding around it
+/// (whole rows above and below, the columns outside `[x_lo, x_hi)` between rows — one or two
+/// values for a 3×3 kernel, written directly) is then zeroed. Row by row, a 14-wide map made one
+/// `memcpy` call per 14 values.
+fn shifted_copy(
+    plane: &[f32],
+    dst: &mut [f32],
+    w: usize,
+    [y_lo, y_hi, x_lo, x_hi]: [usize; 4],
+    [y0, x0]: [isize; 2],
+) {
+    let (start, end) = (y_lo * w + x_lo, (y_hi - 1) * w + x_hi);
+    let from = (y0 + y_lo as isize) as usize * w + (x0 + x_lo as isize) as usize;
+    dst[start..end].copy_from_slice(&plane[from..from + (end - start)]);
+    dst[..start].fill(0.0);
+    dst[end..].fill(0.0);
+    let gap = w - (x_hi - x_lo);
+    for row in y_lo..y_hi - 1 {
+        let at = row * w + x_hi;
+        match gap {
+            0 => {}
+            1 => dst[at] = 0.0,
+            2 => dst[at..at + 2].copy_from_slice(&[0.0; 2]),
+            _ => dst[at..at + gap].fill(0.0),
+        }
+    }
+}
+
 /// Buffers kept between calls on a thread: the im2col matrices and layout copies are rewritten
 /// in full every time, so after the first call nothing is allocated or zeroed (on one thread that
 /// zeroing was a fifth of a small CNN's training step).
@@ -255,6 +291,19 @@ struct Scratch {
 
 thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+/// A vector of `len` values that are not written yet, for an output whose every element the caller
+/// writes before anything reads it: zeroing it first was a serial pass over every new activation
+/// and gradient, on the main thread while the workers waited (burn-flex allocates its outputs the
+/// same way).
+#[allow(clippy::uninit_vec)]
+pub(super) fn unwritten<T: Copy>(len: usize) -> Vec<T> {
+    let mut v = Vec::with_capacity(len);
+    // SAFETY: used only for plain numbers (`f32`, `u32`: every bit pattern is a value), and every
+    // caller overwrites all `len` of them before they are read.
+    unsafe { v.set_len(len) };
+    v
 }
 
 /// The first `len` floats of `buffer`, growing it (zeroed) when shorter. Callers overwrite them.
@@ -306,7 +355,8 @@ fn forward_with(
     Scratch { col, product, .. }: &mut Scratch,
 ) -> Vec<f32> {
     let (k, p, cout) = (shape.k(), shape.p(), shape.cout);
-    let mut y = vec![0f32; shape.batch * cout * p];
+    // Every value is written below: by a product (one image) or by `scatter_blocks`.
+    let mut y = unwritten(shape.batch * cout * p);
     for (b0, b1) in shape.groups(max_columns) {
         let n = (b1 - b0) * p;
         let col = shape.column_matrix(x, (b0, b1), col);
@@ -340,7 +390,8 @@ pub fn conv_backward(
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     let (k, p, cout) = (shape.k(), shape.p(), shape.cout);
     let [h, w] = shape.input;
-    let mut dx = want_dx.then(|| vec![0f32; shape.batch * shape.cin * h * w]);
+    // col2im zeroes each plane of dx before adding into it.
+    let mut dx = want_dx.then(|| unwritten(shape.batch * shape.cin * h * w));
     let mut dw = want_dw.then(|| vec![0f32; cout * k]);
     SCRATCH.with_borrow_mut(
         |Scratch {

@@ -10,7 +10,7 @@ use burn_flex::{FlexTensor, Layout};
 use rayon::prelude::*;
 
 use super::batch_norm::{ChannelLayout, affine, channel_statistics, normalize};
-use super::conv::{ConvGeometry, ConvShape, MAX_COLUMNS, conv_forward};
+use super::conv::{ConvGeometry, ConvShape, MAX_COLUMNS, conv_forward, unwritten};
 use super::max_pool::{PoolWindow, unpool_plane};
 use super::{AdamWStep, FusedOps};
 
@@ -189,9 +189,15 @@ pub(super) fn max_pool_planes(
         .output_size([h, w])
         .unwrap_or_else(|| panic!("max_pool: {window:?} does not fit a {h}×{w} input"));
     let planes = shape[0] * shape[1];
-    let mut out = vec![0f32; planes * oh * ow];
-    let mut at = vec![0u32; if argmax { out.len() } else { 0 }];
-    if oh * ow > 0 && h * w > 0 {
+    let fits = oh * ow > 0 && h * w > 0;
+    let (len, records) = (planes * oh * ow, if argmax { planes * oh * ow } else { 0 });
+    // Every window below writes its output (and its argmax).
+    let (mut out, mut at) = if fits {
+        (unwritten(len), unwritten(records))
+    } else {
+        (vec![0.0; len], vec![0; records])
+    };
+    if fits {
         let input: &[f32] = x.storage();
         let planes_per_task = MIN_TASK_ELEMENTS.div_ceil(h * w);
         let outputs = out.par_chunks_mut(oh * ow).zip(input.par_chunks(h * w));
@@ -216,16 +222,21 @@ pub(super) fn max_unpool_planes(grad: FlexTensor, argmax: &[u32], input: [usize;
     let grad = owned_f32(grad, "max_pool backward: grad");
     let [batch, channels, h, w] = input;
     let out_plane = grad.layout().num_elements() / (batch * channels).max(1);
-    let mut grad_in = vec![0f32; batch * channels * h * w];
-    if out_plane > 0 && h * w > 0 {
-        let grad_out: &[f32] = grad.storage();
-        grad_in
-            .par_chunks_mut(h * w)
-            .zip(grad_out.par_chunks(out_plane))
-            .zip(argmax.par_chunks(out_plane))
-            .with_min_len(MIN_TASK_ELEMENTS.div_ceil(h * w))
-            .for_each(|((gi, go), a)| unpool_plane(go, a, gi));
+    if out_plane == 0 || h * w == 0 {
+        return f32_tensor(vec![0.0; batch * channels * h * w], input.to_vec());
     }
+    // Each task zeroes its planes, then adds the gradients in.
+    let mut grad_in = unwritten(batch * channels * h * w);
+    let grad_out: &[f32] = grad.storage();
+    grad_in
+        .par_chunks_mut(h * w)
+        .zip(grad_out.par_chunks(out_plane))
+        .zip(argmax.par_chunks(out_plane))
+        .with_min_len(MIN_TASK_ELEMENTS.div_ceil(h * w))
+        .for_each(|((gi, go), a)| {
+            gi.fill(0.0);
+            unpool_plane(go, a, gi)
+        });
     f32_tensor(grad_in, input.to_vec())
 }
 
