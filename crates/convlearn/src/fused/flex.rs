@@ -18,18 +18,25 @@ use super::{AdamWStep, FusedOps};
 const MIN_TASK_ELEMENTS: usize = 1 << 14;
 
 impl FusedOps for Flex {
-    fn bias_clamp(x: FlexTensor, bias: FlexTensor, lower: f32, upper: f32) -> FlexTensor {
+    fn affine_clamp(
+        x: FlexTensor,
+        scale: FlexTensor,
+        shift: FlexTensor,
+        lower: f32,
+        upper: f32,
+    ) -> FlexTensor {
         let shape = x.layout().shape().clone();
         let channels = shape.get(1).copied().unwrap_or(1);
         let plane: usize = shape.iter().skip(2).product();
-        let bias = f32_values(&bias, "bias_clamp: bias");
-        assert_eq!(
-            bias.len(),
-            channels,
-            "bias_clamp: {} bias values for {channels} channels (shape {shape:?})",
-            bias.len()
+        let scale = f32_values(&scale, "affine_clamp: scale");
+        let shift = f32_values(&shift, "affine_clamp: shift");
+        assert!(
+            scale.len() == channels && shift.len() == channels,
+            "affine_clamp: {} scales and {} shifts for {channels} channels (shape {shape:?})",
+            scale.len(),
+            shift.len()
         );
-        let mut out = owned_f32(x, "bias_clamp: x");
+        let mut out = owned_f32(x, "affine_clamp: x");
         let data: &mut [f32] = out.storage_mut();
         if plane == 0 {
             return out;
@@ -39,9 +46,9 @@ impl FusedOps for Flex {
             .with_min_len(planes_per_task)
             .enumerate()
             .for_each(|(i, values)| {
-                let b = bias[i % channels];
+                let (s, t) = (scale[i % channels], shift[i % channels]);
                 for v in values {
-                    *v = clamp(*v + b, lower, upper);
+                    *v = clamp(*v * s + t, lower, upper);
                 }
             });
         out

@@ -1,7 +1,7 @@
 //! convlearn's own CPU kernels, registered with burn as a backend extension ([`FusedOps`]) on its
 //! `flex` backend (`flex.rs`), with backward passes of their own for training (`autodiff.rs`):
 //!
-//! - the passes after a convolution — add the bias (a folded BatchNorm's shift) or a residual,
+//! - the passes after a convolution — a BatchNorm's scale and shift, or a bias, or a residual,
 //!   apply ReLU or ReLU6 — as one parallel pass instead of burn's separate single-threaded ones
 //!   (inference, precomputing activations, frozen BatchNorms);
 //! - convolution as im2col + one matrix product per group of images (`conv.rs`), forward and
@@ -69,18 +69,22 @@ impl Activation {
 /// convlearn's kernels, as a burn backend extension. NaN stays NaN, as in PyTorch.
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedOps: Backend {
-    /// `clamp(x + bias[c], lower, upper)` for `x` laid out `[batch, channels, …]`, `bias` `[channels]`.
-    /// (The default body is the definition, in burn's ops; flex replaces it with one pass.)
-    fn bias_clamp(
+    /// `clamp(x · scale[c] + shift[c], lower, upper)` for `x` laid out `[batch, channels, …]`,
+    /// `scale` and `shift` `[channels]`. (The default body is the definition, in burn's ops; flex
+    /// replaces it with one pass.)
+    fn affine_clamp(
         x: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
         lower: f32,
         upper: f32,
     ) -> FloatTensor<Self> {
         let mut dims = vec![1; x.shape().num_dims()];
-        dims[1] = bias.shape()[0];
-        let bias = Self::float_reshape(bias, Shape::from(dims));
-        Self::float_clamp(Self::float_add(x, bias), lower.into(), upper.into())
+        dims[1] = shift.shape()[0];
+        let scale = Self::float_reshape(scale, Shape::from(dims.clone()));
+        let shift = Self::float_reshape(shift, Shape::from(dims));
+        let y = Self::float_add(Self::float_mul(x, scale), shift);
+        Self::float_clamp(y, lower.into(), upper.into())
     }
 
     /// `clamp(x + residual, lower, upper)`, element by element (same shapes).
@@ -182,28 +186,44 @@ fn flex_f32<const D: usize>(x: &Tensor<D>) -> Option<bool> {
 /// `activation(x + bias)`, the bias per channel (dim 1) of a `[batch, channels, height, width]`
 /// convolution output.
 pub fn bias_activation(x: Tensor<4>, bias: Option<Tensor<1>>, activation: Activation) -> Tensor<4> {
-    if activation == Activation::Identity && bias.is_none() {
-        return x;
+    match bias {
+        None if activation == Activation::Identity => x,
+        _ if fused(&x) => {
+            let channels = x.dims()[1];
+            let scale = Tensor::ones([channels], &x.device());
+            let bias = bias.unwrap_or_else(|| Tensor::zeros([channels], &x.device()));
+            affine_activation(x, scale, bias, activation)
+        }
+        Some(b) => {
+            let c = b.dims()[0];
+            activation.apply(x + b.reshape([1, c, 1, 1]))
+        }
+        None => activation.apply(x),
     }
+}
+
+/// `activation(x · scale + shift)`, both per channel (dim 1) of a `[batch, channels, height, width]`
+/// convolution output: a BatchNorm with running statistics applied to the convolution's output
+/// (one fused pass on flex) instead of folded into its weights.
+pub fn affine_activation(
+    x: Tensor<4>,
+    scale: Tensor<1>,
+    shift: Tensor<1>,
+    activation: Activation,
+) -> Tensor<4> {
     if fused(&x) {
-        let bias = bias.unwrap_or_else(|| Tensor::zeros([x.dims()[1]], &x.device()));
         let (lower, upper) = activation.bounds();
-        let out = <burn::backend::Dispatch as FusedOps>::bias_clamp(
+        let out = <burn::backend::Dispatch as FusedOps>::affine_clamp(
             x.into_dispatch(),
-            bias.into_dispatch(),
+            scale.into_dispatch(),
+            shift.into_dispatch(),
             lower,
             upper,
         );
         return Tensor::from_dispatch(out);
     }
-    let x = match bias {
-        Some(b) => {
-            let c = b.dims()[0];
-            x + b.reshape([1, c, 1, 1])
-        }
-        None => x,
-    };
-    activation.apply(x)
+    let c = scale.dims()[0];
+    activation.apply(x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1]))
 }
 
 /// `activation(x + residual)`: the end of a residual block.
@@ -355,6 +375,22 @@ mod tests {
         }
         let no_bias = bias_activation(x.clone(), None, Activation::Relu6);
         assert_same(no_bias, relu6(x), "no bias");
+    }
+
+    #[test]
+    fn scale_shift_and_activation_match_burns_ops() {
+        let device = Device::flex();
+        let x = sample([3, 6, 40, 40], 99);
+        let scale = Tensor::<1>::from_floats([0.5, -2.0, 1.0, 0.0, 3.0, 1.5], &device);
+        let shift = Tensor::<1>::from_floats([0.5, -1.0, 2.0, 0.0, -3.0, 7.0], &device);
+        for activation in [Activation::Identity, Activation::Relu, Activation::Relu6] {
+            let want = activation.apply(
+                x.clone() * scale.clone().reshape([1, 6, 1, 1])
+                    + shift.clone().reshape([1, 6, 1, 1]),
+            );
+            let got = affine_activation(x.clone(), scale.clone(), shift.clone(), activation);
+            assert_same(got, want, &format!("{activation:?}"));
+        }
     }
 
     #[test]

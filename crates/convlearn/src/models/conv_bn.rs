@@ -8,7 +8,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
 use super::BatchNorm;
-use crate::fused::{self, Activation, bias_activation, on_flex};
+use crate::fused::{self, Activation, affine_activation, bias_activation, on_flex};
 
 /// How a pretrained network's convolutions pad.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -63,9 +63,10 @@ impl ConvBn {
     }
 
     /// Convolution, BatchNorm, then `activation`. With running statistics (inference, or a frozen
-    /// BatchNorm), the normalisation is folded into the convolution — weights scaled per output
-    /// channel, the shift as its bias — and the bias and activation are one fused pass
-    /// ([`crate::fused`]), so the activations are not passed over three more times.
+    /// BatchNorm), the normalisation is one affine map per output channel: on flex without
+    /// gradients it is applied to the output with the activation in one fused pass
+    /// ([`crate::fused`]); elsewhere it is folded into the convolution — weights scaled per output
+    /// channel, the shift as its bias.
     pub fn forward_activated(&self, x: Tensor<4>, activation: Activation) -> Tensor<4> {
         let device = x.device();
         if self.bn.uses_batch_statistics(&device) {
@@ -73,13 +74,25 @@ impl ConvBn {
             return self.bn.forward_activated(y, activation);
         }
         let (scale, shift) = self.bn.scale_shift(&device);
-        let cout = scale.dims()[0];
-        let weight = self.conv.weight.val() * scale.clone().reshape([cout, 1, 1, 1]);
-        let bias = match &self.conv.bias {
-            Some(b) => b.val() * scale + shift,
+        let shift = match &self.conv.bias {
+            Some(b) => b.val() * scale.clone() + shift,
             None => shift,
         };
-        conv_bias_activation(&self.conv, x, weight, Some(bias), activation)
+        if fused::fused(&x) {
+            // On flex the scale goes onto the output, in the same pass as the shift and the
+            // activation: folding it into the weights cost a pass over every weight per forward.
+            let y = conv_bias_activation(
+                &self.conv,
+                x,
+                self.conv.weight.val(),
+                None,
+                Activation::Identity,
+            );
+            return affine_activation(y, scale, shift, activation);
+        }
+        let cout = scale.dims()[0];
+        let weight = self.conv.weight.val() * scale.reshape([cout, 1, 1, 1]);
+        conv_bias_activation(&self.conv, x, weight, Some(shift), activation)
     }
 }
 
