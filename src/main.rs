@@ -41,6 +41,11 @@ enum Command {
 fn main() {
     allocator::configure();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_))
+        && let Err(e) = convlearn::device::compute_on_this_thread()
+    {
+        eprintln!("warning: the main thread does not compute with rayon's threads: {e}");
+    }
     let result = match cli.command {
         Command::Demo(a) => commands::demo::run(a),
         Command::Kernel(a) => commands::kernel::run(a),

@@ -1,4 +1,4 @@
-//! Which burn device convlearn computes on.
+//! Which burn device convlearn computes on, and from which thread.
 //!
 //! The CPU path is burn's pure-Rust `flex` backend. Building with the `cuda` or `wgpu` cargo feature and
 //! setting `CONVLEARN_DEVICE=cuda|wgpu` moves the work to a GPU.
@@ -19,4 +19,22 @@ pub fn inference_device() -> Device {
 /// The device for training: the inference device with autodiff switched on.
 pub fn training_device() -> Device {
     inference_device().autodiff()
+}
+
+/// Makes the calling thread one of the threads of rayon's global pool (the first of
+/// `RAYON_NUM_THREADS`, by default one per core; the others are started). Call it once, before
+/// anything uses rayon, from the thread that will run the training and inference loops — a
+/// program's `main`. Fails when the pool was already built.
+///
+/// convlearn's kernels split each pass across rayon's threads. Started from a thread outside the
+/// pool, a pass hands its work over and sleeps until it is done — two thread switches per pass,
+/// and a small CNN's training step has hundreds of passes. From a thread of the pool it runs a
+/// part itself while the others take the rest, and a pass too small to split stays on it.
+///
+/// The thread joins in when it waits on rayon work; a server whose main thread runs an event loop
+/// should not call this (that thread would never compute).
+pub fn compute_on_this_thread() -> Result<(), rayon::ThreadPoolBuildError> {
+    rayon::ThreadPoolBuilder::new()
+        .use_current_thread()
+        .build_global()
 }

@@ -1,7 +1,8 @@
 //! Turning items into batches of tensors — prepared in parallel on a background thread, ahead of the
 //! model, so training is not data-bound.
 
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{TryRecvError, sync_channel};
+use std::time::Duration;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
@@ -10,6 +11,23 @@ use rand::seq::SliceRandom;
 use rayon::prelude::*;
 
 use super::{ImageSource, Normalization, Targets};
+
+/// Waits until `ready` gives a value. On a thread of rayon's pool (the command line's main thread
+/// is one, [`crate::device::compute_on_this_thread`]) it runs the pool's pending jobs meanwhile:
+/// the batch being waited for is prepared with rayon too, and with `RAYON_NUM_THREADS=1` that
+/// thread is the only one that can prepare it.
+fn wait_helping<T>(mut ready: impl FnMut() -> Option<T>) -> T {
+    loop {
+        if let Some(value) = ready() {
+            return value;
+        }
+        if rayon::current_thread_index().is_none()
+            || rayon::yield_now() != Some(rayon::Yield::Executed)
+        {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+}
 
 /// A batch: images `[batch, channels, height, width]` and what they are labelled with.
 pub struct Batch {
@@ -155,7 +173,7 @@ impl Batcher {
     ) -> Result<(), E> {
         std::thread::scope(|scope| {
             let (tx, rx) = sync_channel::<HostBatch>(2);
-            scope.spawn(move || {
+            let producer = scope.spawn(move || {
                 for (b, idx) in order.iter().enumerate() {
                     let seed = augment_seed.map(|s| s.wrapping_add(b as u64 * 7919));
                     if tx.send(self.host_batch(source, idx, seed)).is_err() {
@@ -163,10 +181,23 @@ impl Batcher {
                     }
                 }
             });
-            for (b, host) in rx.iter().enumerate() {
-                step(b, self.to_device(host))?;
+            let mut result = Ok(());
+            let mut b = 0;
+            while let Some(host) = wait_helping(|| match rx.try_recv() {
+                Ok(host) => Some(Some(host)),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => Some(None),
+            }) {
+                result = step(b, self.to_device(host));
+                if result.is_err() {
+                    break;
+                }
+                b += 1;
             }
-            Ok(())
+            // An early stop: the producer's next send fails; let it finish its batch first.
+            drop(rx);
+            wait_helping(|| producer.is_finished().then_some(()));
+            result
         })
     }
 }

@@ -5,12 +5,12 @@
 use std::path::Path;
 
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::store::ModuleRecord;
 use serde::Serialize;
 
 use super::fit::forward;
-use super::{FeatureSet, FitConfig, Learner, Progress, loss_for};
+use super::{FeatureSet, FitConfig, Learner, Progress, adamw_with_momentum, loss_for};
 use crate::data::{Batcher, ImageSource};
 use crate::error::{Error, Result};
 use crate::models::Network;
@@ -136,9 +136,7 @@ fn sweep(
     order.truncate(100);
     let steps = order.len().max(2);
     let saved = snapshot(&learner.model);
-    let mut optim = AdamWConfig::new()
-        .with_weight_decay(cfg.weight_decay as f32)
-        .init();
+    let (mut optim, _) = adamw_with_momentum(cfg.weight_decay);
     let (mut lrs, mut losses) = (Vec::new(), Vec::new());
     let (mut avg, mut best) = (0.0, f64::INFINITY);
     let bar = Progress::new(steps as u64, "lr_find", cfg.verbose);
