@@ -31,10 +31,28 @@ pub fn training_device() -> Device {
 /// and a small CNN's training step has hundreds of passes. From a thread of the pool it runs a
 /// part itself while the others take the rest, and a pass too small to split stays on it.
 ///
+/// The pool's threads (this one included) also treat denormal floats as zero (x86's FTZ/DAZ):
+/// arithmetic on them takes a slow microcode path, and the MNIST network's small values reach that
+/// range as training goes on — its 3 epochs took 112.4 s with them and 92.3 s without, to the same
+/// 99.30 %.
+///
 /// The thread joins in when it waits on rayon work; a server whose main thread runs an event loop
 /// should not call this (that thread would never compute).
 pub fn compute_on_this_thread() -> Result<(), rayon::ThreadPoolBuildError> {
+    flush_denormals();
     rayon::ThreadPoolBuilder::new()
         .use_current_thread()
+        .start_handler(|_| flush_denormals())
         .build_global()
+}
+
+/// Denormal floats as zero on this thread (x86's FTZ and DAZ bits; elsewhere nothing).
+fn flush_denormals() {
+    #[cfg(target_arch = "x86_64")]
+    #[allow(deprecated)]
+    // SAFETY: only sets the flush-to-zero and denormals-are-zero bits of this thread's MXCSR.
+    unsafe {
+        use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
+        _mm_setcsr(_mm_getcsr() | 0x8040);
+    }
 }
