@@ -22,7 +22,6 @@ use burn::backend::{Autodiff, AutodiffBackend, Flex, TensorMetadata};
 use burn::tensor::ops::ConvOptions;
 use burn_flex::FlexTensor;
 
-use super::FusedOps;
 use super::batch_norm::{BatchNormSaved, ChannelLayout, batch_norm_backward};
 use super::conv::{ConvShape, MAX_COLUMNS, conv_backward};
 use super::flex::{
@@ -30,6 +29,7 @@ use super::flex::{
     owned_f32,
 };
 use super::max_pool::PoolWindow;
+use super::{AdamWStep, FusedOps};
 
 /// The backward step of [`FusedOps::max_pool`].
 #[derive(Debug)]
@@ -150,6 +150,23 @@ impl Backward<Flex, 3> for BatchNormBackward {
 }
 
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
+    fn adamw_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        step: AdamWStep,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        // An optimiser step records no gradient: flex's pass on the values.
+        let [p, g, m, v] = [param, grad, moment_1, moment_2].map(|t| t.into_primitive());
+        let (p, m, v) = Flex::adamw_step(p, g, m, v, step);
+        (
+            Self::from_inner(p),
+            Self::from_inner(m),
+            Self::from_inner(v),
+        )
+    }
+
     fn batch_norm_clamp(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,

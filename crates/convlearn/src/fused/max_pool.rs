@@ -55,9 +55,11 @@ impl PoolWindow {
         out: &mut [f32],
         argmax: &mut [u32],
     ) {
-        if self.kernel == [2, 2] && self.stride == [2, 2] && self.padding == [0; 4] {
-            return pool_2x2::<ARGMAX>(x, [h, w], out, argmax);
+        let two_by_two = self.kernel == [2, 2] && self.stride == [2, 2] && self.padding == [0; 4];
+        if two_by_two && pool_2x2::<ARGMAX>(x, [h, w], out, argmax) {
+            return;
         }
+        // Any window, and a 2×2 plane holding a NaN (redone here with PyTorch's NaN choices).
         let [oh, ow] = self
             .output_size([h, w])
             .expect("pool_plane: the window does not fit");
@@ -93,13 +95,14 @@ impl PoolWindow {
 /// The common 2×2, stride-2 window with its four cells named, one output row at a time. The
 /// loop has no branches (mispredicted ties made the first version a tenth of a small CNN's
 /// training step): the maximum by `max`, the argmax by masks — the first of the four cells that
-/// holds it, as [`window_argmax`] chooses. A row holding a NaN is redone by the general loop.
+/// holds it, as [`window_argmax`] chooses. Stops and returns `false` at a row holding a NaN,
+/// leaving the plane to the general loop.
 fn pool_2x2<const ARGMAX: bool>(
     x: &[f32],
     [h, w]: [usize; 2],
     out: &mut [f32],
     argmax: &mut [u32],
-) {
+) -> bool {
     let (oh, ow) = (h / 2, w / 2);
     for oy in 0..oh {
         let top = &x[2 * oy * w..][..2 * ow];
@@ -114,22 +117,7 @@ fn pool_2x2<const ARGMAX: bool>(
             nan |= t[0].is_nan() | t[1].is_nan() | b[0].is_nan() | b[1].is_nan();
         }
         if nan {
-            // Rare: PyTorch's NaN choices, by the general loop.
-            for ox in 0..ow {
-                let (ys, xs) = ((2 * oy, 2 * oy + 2), (2 * ox, 2 * ox + 2));
-                let value = (ys.0..ys.1)
-                    .flat_map(|y| x[y * w + xs.0..y * w + xs.1].iter())
-                    .fold(
-                        f32::NEG_INFINITY,
-                        |m, &v| if v.is_nan() | (v > m) { v } else { m },
-                    );
-                let value = if value.is_nan() { f32::NAN } else { value };
-                row[ox] = value;
-                if ARGMAX {
-                    argmax[oy * ow + ox] = window_argmax(x, w, ys, xs, value);
-                }
-            }
-            continue;
+            return false;
         }
         if ARGMAX {
             let first = (2 * oy * w) as u32;
@@ -150,6 +138,7 @@ fn pool_2x2<const ARGMAX: bool>(
             }
         }
     }
+    true
 }
 
 /// Where in the window (rows `ys`, columns `xs` of a `w`-wide plane) `value`, its maximum, is: the

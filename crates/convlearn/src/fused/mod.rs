@@ -123,28 +123,15 @@ pub trait FusedOps: Backend {
         (output, r.mean, r.variance)
     }
 
-    /// One AdamW step ([`AdamWStep`]): `(param, moment_1, moment_2)` after it.
+    /// One AdamW step ([`AdamWStep`]): `(param, moment_1, moment_2)` after it. (Other back-ends
+    /// take [`AdamWStep::tensors`], burn's ops, in [`adamw_step`].)
     fn adamw_step(
         param: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         moment_1: FloatTensor<Self>,
         moment_2: FloatTensor<Self>,
         step: AdamWStep,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        // `AdamWStep::tensors` in this back-end's ops.
-        let (b1, b2) = (step.beta_1, step.beta_2);
-        let scale = |t, s: f32| Self::float_mul_scalar(t, s.into());
-        let moment_1 = Self::float_add(scale(moment_1, b1), scale(grad.clone(), 1.0 - b1));
-        let squared = Self::float_mul(grad.clone(), grad);
-        let moment_2 = Self::float_add(scale(moment_2, b2), scale(squared, 1.0 - b2));
-        let m = Self::float_div_scalar(moment_1.clone(), (1.0 - b1.powi(step.time)).into());
-        let v = Self::float_div_scalar(moment_2.clone(), (1.0 - b2.powi(step.time)).into());
-        let root = Self::float_add_scalar(Self::float_sqrt(v), step.epsilon.into());
-        let delta = Self::float_mul_scalar(Self::float_div(m, root), step.lr.into());
-        let keep = 1.0 - step.lr * step.weight_decay as f64;
-        let param = Self::float_sub(Self::float_mul_scalar(param, keep.into()), delta);
-        (param, moment_1, moment_2)
-    }
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// Max-pooling of `x` `[batch, channels, h, w]` over a `kernel` window (padding counts as −∞);
     /// on autodiff it records where each maximum came from for its backward pass.
