@@ -1,13 +1,17 @@
 //! Layer groups on a pretrained architecture (randomly initialised: no data needed): a group at rate
 //! 0 does not move, `freeze` trains only the head, `bn_freeze` keeps running statistics fixed; the LR
-//! finder restores the weights; a diverging loss stops with the epoch and batch.
+//! finder on precomputed activations restores the head; a diverging loss stops with the epoch and
+//! batch. (The LR finder on a whole network: `lr_finder.rs`.)
 
 use convlearn::data::{Crop, ImageSet, Normalization, Preprocess, generate_shapes};
 use convlearn::device::training_device;
 use convlearn::host::values;
-use convlearn::learner::{FitConfig, LayerRates, Learner, lr_find, lr_find_head};
+use convlearn::learner::{FitConfig, LayerRates, Learner, lr_find_head};
 use convlearn::model_file::{FORMAT_VERSION, ModelMeta};
-use convlearn::models::{ArchSpec, BackboneKind, Body, HeadKind, HeadSpec, Network, PaddingStyle};
+use convlearn::models::{
+    ArchSpec, BackboneKind, Body, HeadKind, HeadSpec, ModelPreset, Network, PaddingStyle,
+};
+use convlearn::recipes::scratch_learner;
 
 fn photos() -> ImageSet {
     let n = 8;
@@ -148,68 +152,10 @@ fn freeze_trains_only_the_head_and_bn_freeze_fixes_statistics() {
     );
 }
 
-fn shapes_learner() -> Learner {
-    let set = generate_shapes(60, 28, 3);
-    let arch = ArchSpec::Plain {
-        preset: "simple_cnn".into(),
-        spec: convlearn::models::ModelPreset::SimpleCnn.spec(1, 28, 28, 6),
-    };
-    let device = training_device();
-    let meta = ModelMeta {
-        format_version: FORMAT_VERSION,
-        multi_label: false,
-        threshold: 0.5,
-        augment: Default::default(),
-        arch: arch.clone(),
-        classes: set.classes.clone(),
-        preprocess: Preprocess {
-            channels: 1,
-            height: 28,
-            width: 28,
-            normalization: set.normalization(),
-            crop: Crop::None,
-        },
-    };
-    Learner::new(Network::new(&arch, &device).unwrap(), meta, device)
-}
-
-#[test]
-fn lr_find_restores_the_weights_and_suggests_a_rate() {
-    let set = generate_shapes(600, 28, 3);
-    let mut l = shapes_learner();
-    let before = values(match &l.model {
-        Network::Plain(c) => c.dense[0].weight.val(),
-        _ => unreachable!(),
-    });
-    let cfg = FitConfig {
-        batch_size: 8,
-        verbose: false,
-        ..FitConfig::default()
-    };
-    let f = lr_find(&mut l, &set, &cfg).unwrap();
-    let after = values(match &l.model {
-        Network::Plain(c) => c.dense[0].weight.val(),
-        _ => unreachable!(),
-    });
-    assert_eq!(before, after, "weights restored");
-    assert!(
-        f.lrs.len() >= 10 && f.lrs.windows(2).all(|w| w[1] > w[0]),
-        "exponential sweep"
-    );
-    assert!(
-        f.suggestion > 1e-6 && f.suggestion < 1.0,
-        "suggestion {}",
-        f.suggestion
-    );
-    let tmp = tempfile::tempdir().unwrap();
-    f.plot(&tmp.path().join("lr.png")).unwrap();
-    assert!(image::open(tmp.path().join("lr.png")).is_ok());
-}
-
 #[test]
 fn a_diverging_loss_stops_with_epoch_and_batch() {
     let set = generate_shapes(240, 28, 3);
-    let mut l = shapes_learner();
+    let mut l = scratch_learner(ModelPreset::SimpleCnn, &set).unwrap();
     let cfg = FitConfig {
         epochs: 2,
         batch_size: 16,

@@ -23,7 +23,7 @@ pub struct LrFinder {
     pub lrs: Vec<f64>,
     /// Smoothed loss at each step.
     pub losses: Vec<f64>,
-    /// Rate with the lowest smoothed loss.
+    /// Rate with the lowest smoothed loss after the first tenth of the sweep.
     pub min_loss_lr: f64,
     /// Rate where the smoothed loss fell fastest (per unit of log rate).
     pub steepest_lr: f64,
@@ -175,11 +175,18 @@ fn sweep(
             lrs.len()
         )));
     }
+    // The lowest loss after the first tenth of the sweep (fastai's `lr_find` drops `num_it // 10`
+    // too): there the average holds only a few batches, and one easy batch at a rate far too small
+    // to train would otherwise be the minimum.
     let (min_i, _) =
-        losses.iter().enumerate().fold(
-            (0, f64::INFINITY),
-            |b, (i, &l)| if l < b.1 { (i, l) } else { b },
-        );
+        losses
+            .iter()
+            .enumerate()
+            .skip(lrs.len() / 10)
+            .fold(
+                (0, f64::INFINITY),
+                |b, (i, &l)| if l < b.1 { (i, l) } else { b },
+            );
     // Steepest descent before the minimum: the slope over a window of a twentieth of the sweep,
     // ignoring the first fifth (where the smoothing is still warming up).
     let w = (lrs.len() / 20).max(1);
