@@ -23,7 +23,7 @@ use burn::tensor::ops::ConvOptions;
 use burn_flex::FlexTensor;
 
 use super::batch_norm::{BatchNormSaved, ChannelLayout, batch_norm_backward};
-use super::conv::{ConvShape, MAX_COLUMNS, conv_backward};
+use super::conv::{ConvShape, Grouping, conv_backward};
 use super::flex::{
     batch_norm_planes, conv_operands, convolve, f32_tensor, max_pool_planes, max_unpool_planes,
     owned_f32,
@@ -91,7 +91,7 @@ impl Backward<Flex, 2> for ConvBackward {
             weight.storage(),
             dy.storage(),
             [x_parent.is_some(), weight_parent.is_some()],
-            MAX_COLUMNS,
+            Grouping::for_shape(&shape),
         );
         if let (Some(parent), Some(dx)) = (x_parent, dx) {
             grads.register::<Flex>(parent.id, f32_tensor(dx, x.layout().shape().to_vec()));

@@ -1,17 +1,21 @@
-//! 2-D convolution as im2col + one matrix product per group of images, forward and backward.
+//! 2-D convolution as im2col + matrix products, forward and backward, in one of two groupings
+//! ([`Grouping`]).
 //!
-//! flex convolves image by image: for the late layers of a network (a 4×4 or 7×7 map with 512
-//! channels) each image's product is 16–49 columns wide, so the weights (up to 9 MiB) stream
-//! through the cache once per image and gemm runs its narrowest micro-kernel. Here the columns of
-//! several images go side by side — `[cin·kh·kw, images·oh·ow]`, at most [`MAX_COLUMNS`] floats —
-//! and one product serves them all. Training reuses the same layout: the weight gradient is
+//! flex convolves image by image on all threads: for the late layers of a network (a 4×4 or 7×7
+//! map with 512 channels) each image's product is 16–49 columns wide, so the weights (up to 9 MiB)
+//! stream through the cache once per image and gemm runs its narrowest micro-kernel. Here, for
+//! such layers, the columns of several images go side by side — `[cin·kh·kw, images·oh·ow]`, at
+//! most [`MAX_COLUMNS`] floats — and one product serves them all. For layers whose im2col matrix
+//! per image is small (a small CNN's, ResNet's stem and layers 1–3 at 128²), each thread instead
+//! takes whole images, one single-threaded product each, with the im2col matrix in its cache and
+//! the product written in place. Training reuses the same layouts: the weight gradient is
 //! `dy · colᵀ`, the input gradient `Wᵀ · dy` folded back onto the image (col2im).
 
 use rayon::prelude::*;
 
 /// The most floats one group's im2col matrix may hold (16 MiB): bounds the extra memory and
 /// keeps enough images together for a wide product.
-pub const MAX_COLUMNS: usize = 4 << 20;
+const MAX_COLUMNS: usize = 4 << 20;
 
 /// Output positions per image from which one image's product is wide enough on its own: such
 /// images go one at a time, without copying columns and outputs between layouts.
@@ -145,106 +149,122 @@ impl ConvShape {
     }
 
     /// The im2col matrix `[k, (b1 − b0)·p]` of images `b0..b1` of `x`: `x`'s own memory for one
-    /// image of a pointwise convolution, otherwise built in `col`.
+    /// image of a pointwise convolution, otherwise built in `col` (its rows in parallel when
+    /// `parallel`).
     fn column_matrix<'a>(
         &self,
         x: &'a [f32],
         (b0, b1): (usize, usize),
         col: &'a mut Vec<f32>,
+        parallel: bool,
     ) -> &'a [f32] {
         let n = (b1 - b0) * self.p();
         if b1 - b0 == 1 && self.pointwise() {
             return &x[b0 * self.cin * n..][..self.cin * n];
         }
         let col = scratch(col, self.k() * n);
-        self.im2col(x, (b0, b1), col);
+        let row = |(row, dst)| self.im2col_row(x, (b0, b1), row, dst);
+        if parallel {
+            col.par_chunks_mut(n).enumerate().for_each(row);
+        } else {
+            col.chunks_mut(n).enumerate().for_each(row);
+        }
         col
     }
 
-    /// The im2col matrix `[k, (b1 − b0)·p]` of images `b0..b1` of `x`, into `col`.
-    fn im2col(&self, x: &[f32], (b0, b1): (usize, usize), col: &mut [f32]) {
+    /// Row `row` (channel, kernel row, kernel column) of the im2col matrix of images `b0..b1`.
+    fn im2col_row(&self, x: &[f32], (b0, b1): (usize, usize), row: usize, dst: &mut [f32]) {
         let [h, w] = self.input;
         let [oh, ow] = self.output();
         let [kh, kw] = self.geometry.kernel;
-        let (p, n) = (oh * ow, (b1 - b0) * oh * ow);
-        col[..self.k() * n]
-            .par_chunks_mut(n)
-            .enumerate()
-            .for_each(|(row, dst)| {
-                let (c, ky, kx) = (row / (kh * kw), (row / kw) % kh, row % kw);
-                let (y_lo, y_hi, y0) = self.geometry.rows(ky, h, oh);
-                let (x_lo, x_hi, x0) = self.geometry.columns(kx, w, ow);
-                let [sy, sx] = self.geometry.stride;
-                for (image, dst) in (b0..b1).zip(dst.chunks_exact_mut(p)) {
-                    let plane = &x[(image * self.cin + c) * h * w..][..h * w];
-                    if [sy, sx] == [1, 1] && ow == w && y_lo < y_hi && x_lo < x_hi {
-                        shifted_copy(plane, dst, ow, [y_lo, y_hi, x_lo, x_hi], [y0, x0]);
-                        continue;
-                    }
-                    for (oy, out) in dst.chunks_exact_mut(ow).enumerate() {
-                        if oy < y_lo || oy >= y_hi {
-                            out.fill(0.0);
-                            continue;
-                        }
-                        let src = &plane[(y0 + (oy * sy) as isize) as usize * w..][..w];
-                        out[..x_lo].fill(0.0);
-                        out[x_hi..].fill(0.0);
-                        let first = (x0 + (x_lo * sx) as isize) as usize;
-                        if sx == 1 {
-                            out[x_lo..x_hi].copy_from_slice(&src[first..first + x_hi - x_lo]);
-                        } else {
-                            for (o, v) in out[x_lo..x_hi]
-                                .iter_mut()
-                                .zip(src[first..].iter().step_by(sx))
-                            {
-                                *o = *v;
-                            }
-                        }
+        let p = oh * ow;
+        let (c, ky, kx) = (row / (kh * kw), (row / kw) % kh, row % kw);
+        let (y_lo, y_hi, y0) = self.geometry.rows(ky, h, oh);
+        let (x_lo, x_hi, x0) = self.geometry.columns(kx, w, ow);
+        let [sy, sx] = self.geometry.stride;
+        for (image, dst) in (b0..b1).zip(dst.chunks_exact_mut(p)) {
+            let plane = &x[(image * self.cin + c) * h * w..][..h * w];
+            if [sy, sx] == [1, 1] && ow == w && y_lo < y_hi && x_lo < x_hi {
+                shifted_copy(plane, dst, ow, [y_lo, y_hi, x_lo, x_hi], [y0, x0]);
+                continue;
+            }
+            for (oy, out) in dst.chunks_exact_mut(ow).enumerate() {
+                if oy < y_lo || oy >= y_hi {
+                    out.fill(0.0);
+                    continue;
+                }
+                let src = &plane[(y0 + (oy * sy) as isize) as usize * w..][..w];
+                out[..x_lo].fill(0.0);
+                out[x_hi..].fill(0.0);
+                let first = (x0 + (x_lo * sx) as isize) as usize;
+                if sx == 1 {
+                    out[x_lo..x_hi].copy_from_slice(&src[first..first + x_hi - x_lo]);
+                } else {
+                    for (o, v) in out[x_lo..x_hi]
+                        .iter_mut()
+                        .zip(src[first..].iter().step_by(sx))
+                    {
+                        *o = *v;
                     }
                 }
-            });
+            }
+        }
     }
 
     /// Writes the im2col-shaped gradient `dcol` `[k, (b1 − b0)·p]` back as the images' input
     /// gradient in `dx` (all images, `[batch, cin, h, w]`; images `b0..b1` are overwritten): the
-    /// transpose of [`Self::im2col`].
+    /// transpose of [`Self::im2col_row`], one plane per rayon task.
     fn col2im(&self, dcol: &[f32], (b0, b1): (usize, usize), dx: &mut [f32]) {
+        let [h, w] = self.input;
+        let n = (b1 - b0) * self.p();
+        dx[b0 * self.cin * h * w..b1 * self.cin * h * w]
+            .par_chunks_mut(h * w)
+            .enumerate()
+            .for_each(|(i, plane)| self.col2im_plane(dcol, n, i, plane));
+    }
+
+    /// Plane `i` (image `i / cin` of `dcol`'s, channel `i % cin`) of [`Self::col2im`], from
+    /// `dcol` with rows `n` wide.
+    fn col2im_plane(&self, dcol: &[f32], n: usize, i: usize, plane: &mut [f32]) {
         let [h, w] = self.input;
         let [oh, ow] = self.output();
         let [kh, kw] = self.geometry.kernel;
         let [sy, sx] = self.geometry.stride;
-        let (p, n) = (oh * ow, (b1 - b0) * oh * ow);
-        dx[b0 * self.cin * h * w..b1 * self.cin * h * w]
-            .par_chunks_mut(h * w)
-            .enumerate()
-            .for_each(|(i, plane)| {
-                plane.fill(0.0);
-                let (image, c) = (i / self.cin, i % self.cin);
-                for ky in 0..kh {
-                    let (y_lo, y_hi, y0) = self.geometry.rows(ky, h, oh);
-                    for kx in 0..kw {
-                        let (x_lo, x_hi, x0) = self.geometry.columns(kx, w, ow);
-                        let row = (c * kh + ky) * kw + kx;
-                        let src = &dcol[row * n + image * p..][..p];
-                        for oy in y_lo..y_hi {
-                            let y = (y0 + (oy * sy) as isize) as usize;
-                            let out = &mut plane[y * w..(y + 1) * w];
-                            let grads = &src[oy * ow + x_lo..oy * ow + x_hi];
-                            let first = (x0 + (x_lo * sx) as isize) as usize;
-                            if sx == 1 {
-                                let out = &mut out[first..first + grads.len()];
-                                for (o, g) in out.iter_mut().zip(grads) {
-                                    *o += g;
-                                }
-                            } else {
-                                for (o, g) in out[first..].iter_mut().step_by(sx).zip(grads) {
-                                    *o += g;
-                                }
-                            }
+        let p = oh * ow;
+        plane.fill(0.0);
+        let (image, c) = (i / self.cin, i % self.cin);
+        for ky in 0..kh {
+            let (y_lo, y_hi, y0) = self.geometry.rows(ky, h, oh);
+            for kx in 0..kw {
+                let (x_lo, x_hi, x0) = self.geometry.columns(kx, w, ow);
+                let row = (c * kh + ky) * kw + kx;
+                let src = &dcol[row * n + image * p..][..p];
+                if [sy, sx] == [1, 1]
+                    && ow == w
+                    && y_lo < y_hi
+                    && x_lo < x_hi
+                    && shifted_add(src, plane, w, [y_lo, y_hi, x_lo, x_hi], [y0, x0])
+                {
+                    continue;
+                }
+                for oy in y_lo..y_hi {
+                    let y = (y0 + (oy * sy) as isize) as usize;
+                    let out = &mut plane[y * w..(y + 1) * w];
+                    let grads = &src[oy * ow + x_lo..oy * ow + x_hi];
+                    let first = (x0 + (x_lo * sx) as isize) as usize;
+                    if sx == 1 {
+                        let out = &mut out[first..first + grads.len()];
+                        for (o, g) in out.iter_mut().zip(grads) {
+                            *o += g;
+                        }
+                    } else {
+                        for (o, g) in out[first..].iter_mut().step_by(sx).zip(grads) {
+                            *o += g;
                         }
                     }
                 }
-            });
+            }
+        }
     }
 }
 
@@ -276,6 +296,55 @@ fn shifted_copy(
             _ => dst[at..at + gap].fill(0.0),
         }
     }
+}
+
+/// Gap cells [`shifted_add`] saves on the stack; a block with more goes row by row (a 3×3 kernel's
+/// block has one a row: maps up to 257 rows high).
+const MAX_GAP_CELLS: usize = 256;
+
+/// The transpose of [`shifted_copy`]: adds one tap's gradients `src` (`[oy, ox]`, `w` wide) onto
+/// the input plane, `(oy, ox)` onto `(y0 + oy, x0 + ox)` for the same block. The block is one
+/// vectorised add; the cells it reaches between rows (through the columns outside
+/// `[x_lo, x_hi)`, which belong to no tap of this row) get their values back afterwards, so every
+/// cell receives exactly what the row-by-row loop gives it. Row by row, a 14-wide map's adds ran
+/// on scalars (too short for the vector loop): col2im was 11 % of a small CNN's training step.
+/// Returns `false`, adding nothing, when the block has more than [`MAX_GAP_CELLS`] such cells.
+fn shifted_add(
+    src: &[f32],
+    plane: &mut [f32],
+    w: usize,
+    [y_lo, y_hi, x_lo, x_hi]: [usize; 4],
+    [y0, x0]: [isize; 2],
+) -> bool {
+    let (start, end) = (y_lo * w + x_lo, (y_hi - 1) * w + x_hi);
+    let from = (y0 + y_lo as isize) as usize * w + (x0 + x_lo as isize) as usize;
+    let target = &mut plane[from..from + (end - start)];
+    let gap = w - (x_hi - x_lo);
+    let rows = y_hi - y_lo;
+    let add = |target: &mut [f32]| {
+        for (t, g) in target.iter_mut().zip(&src[start..end]) {
+            *t += g;
+        }
+    };
+    if gap == 0 {
+        add(target);
+        return true;
+    }
+    if (rows - 1) * gap > MAX_GAP_CELLS {
+        return false;
+    }
+    // Between row r and r + 1 the block holds `gap` cells that are no tap's: they start at
+    // `r·w + (x_hi − x_lo)` within the block.
+    let mut saved = [0f32; MAX_GAP_CELLS];
+    let cells = (0..rows - 1).flat_map(|r| (0..gap).map(move |g| r * w + (x_hi - x_lo) + g));
+    for (keep, at) in saved.iter_mut().zip(cells.clone()) {
+        *keep = target[at];
+    }
+    add(target);
+    for (keep, at) in saved.iter().zip(cells) {
+        target[at] = *keep;
+    }
+    true
 }
 
 /// Buffers kept between calls on a thread: the im2col matrices and layout copies are rewritten
@@ -341,40 +410,98 @@ fn gather_blocks(blocks: &[f32], product: &mut [f32], [cout, images, p]: [usize;
         });
 }
 
-/// `y` `[batch, cout, oh, ow]` = the convolution of `x` `[batch, cin, h, w]` with `weight`
-/// `[cout, cin, kh, kw]` (no bias).
-pub fn conv_forward(shape: &ConvShape, x: &[f32], weight: &[f32], max_columns: usize) -> Vec<f32> {
-    SCRATCH.with_borrow_mut(|scratch| forward_with(shape, x, weight, max_columns, scratch))
+/// How a convolution's images are split into matrix products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grouping {
+    /// Each image its own single-threaded product, the images spread over rayon's threads: its
+    /// im2col matrix stays in the core's cache and the product lands in the output's own layout.
+    /// Batched, the group's im2col matrix is written to memory and read back, and the product's
+    /// columns are copied into the output's layout (and the output gradient out of it): a fifth
+    /// of a small CNN's training step.
+    ImagesInParallel,
+    /// Images side by side in products of at most `max_columns` im2col floats (one image at a
+    /// time when its output is [`WIDE`]), each product spread over the threads.
+    Batched {
+        /// The most floats one group's im2col matrix may hold.
+        max_columns: usize,
+    },
 }
 
-fn forward_with(
-    shape: &ConvShape,
-    x: &[f32],
-    weight: &[f32],
-    max_columns: usize,
-    Scratch { col, product, .. }: &mut Scratch,
-) -> Vec<f32> {
+/// The most floats one image's im2col matrix and output may hold for
+/// [`Grouping::ImagesInParallel`] (4 MiB: mostly in the core's 2 MiB L2 cache, the rest in L3).
+/// Measured on ResNet-18's training step (batch 16, 128²), whose stem and layers 1–3 it admits:
+/// 27.1/28.0 img/s at 1.5 MiB, 31.3/35.3 at 4.7 MiB, 31.0/37.0 at 7.8 MiB.
+const IMAGE_FLOATS: usize = 1 << 20;
+
+/// The fewest output positions per image for [`Grouping::ImagesInParallel`]: each image's product
+/// packs the whole weight matrix again, worth it when every weight then serves enough positions
+/// (ResNet-18's last layer — 2.4 M weights, 4×4 maps — was slower image by image).
+const MIN_POSITIONS: usize = 64;
+
+/// Images per task of [`Grouping::ImagesInParallel`]'s backward pass: each task sums its images'
+/// weight gradients in its own buffer, and the buffers are added in order, so the result does not
+/// depend on which thread ran what.
+const IMAGES_PER_TASK: usize = 4;
+
+impl Grouping {
+    /// The grouping for `shape` on the current rayon pool.
+    pub fn for_shape(shape: &ConvShape) -> Grouping {
+        let (k, p, cout) = (shape.k(), shape.p(), shape.cout);
+        let threads = rayon::current_num_threads();
+        if shape.batch >= 2 * threads && p >= MIN_POSITIONS && (k + cout) * p <= IMAGE_FLOATS {
+            Grouping::ImagesInParallel
+        } else {
+            Grouping::Batched {
+                max_columns: MAX_COLUMNS,
+            }
+        }
+    }
+}
+
+/// Runs `f` with this thread's scratch buffers (fresh ones when a caller up the stack on this
+/// thread holds them: a thread waiting on rayon work may run another pass's task).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => f(&mut scratch),
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
+/// `y` `[batch, cout, oh, ow]` = the convolution of `x` `[batch, cin, h, w]` with `weight`
+/// `[cout, cin, kh, kw]` (no bias).
+pub fn conv_forward(shape: &ConvShape, x: &[f32], weight: &[f32], grouping: Grouping) -> Vec<f32> {
     let (k, p, cout) = (shape.k(), shape.p(), shape.cout);
     // Every value is written below: by a product (one image) or by `scatter_blocks`.
     let mut y = unwritten(shape.batch * cout * p);
-    for (b0, b1) in shape.groups(max_columns) {
-        let n = (b1 - b0) * p;
-        let col = shape.column_matrix(x, (b0, b1), col);
-        if b1 - b0 == 1 {
-            // One image: the product is already laid out as its output.
-            matmul(
-                &mut y[b0 * cout * p..][..cout * p],
-                weight,
-                col,
-                [cout, k, n],
-                Layout::PLAIN,
-            );
-        } else {
-            let product = scratch(product, cout * n);
-            matmul(product, weight, col, [cout, k, n], Layout::PLAIN);
-            scatter_blocks(product, &mut y[b0 * cout * p..], [cout, b1 - b0, p]);
+    let Grouping::Batched { max_columns } = grouping else {
+        y.par_chunks_mut(cout * p).enumerate().for_each(|(b, y)| {
+            with_scratch(|Scratch { col, .. }| {
+                let col = shape.column_matrix(x, (b, b + 1), col, false);
+                matmul(y, weight, col, [cout, k, p], Layout::SERIAL);
+            })
+        });
+        return y;
+    };
+    with_scratch(|Scratch { col, product, .. }| {
+        for (b0, b1) in shape.groups(max_columns) {
+            let n = (b1 - b0) * p;
+            let col = shape.column_matrix(x, (b0, b1), col, true);
+            if b1 - b0 == 1 {
+                // One image: the product is already laid out as its output.
+                matmul(
+                    &mut y[b0 * cout * p..][..cout * p],
+                    weight,
+                    col,
+                    [cout, k, n],
+                    Layout::PLAIN,
+                );
+            } else {
+                let product = scratch(product, cout * n);
+                matmul(product, weight, col, [cout, k, n], Layout::PLAIN);
+                scatter_blocks(product, &mut y[b0 * cout * p..], [cout, b1 - b0, p]);
+            }
         }
-    }
+    });
     y
 }
 
@@ -386,14 +513,18 @@ pub fn conv_backward(
     weight: &[f32],
     dy: &[f32],
     [want_dx, want_dw]: [bool; 2],
-    max_columns: usize,
+    grouping: Grouping,
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     let (k, p, cout) = (shape.k(), shape.p(), shape.cout);
     let [h, w] = shape.input;
     // col2im zeroes each plane of dx before adding into it.
     let mut dx = want_dx.then(|| unwritten(shape.batch * shape.cin * h * w));
+    let Grouping::Batched { max_columns } = grouping else {
+        let dw = backward_images_in_parallel(shape, x, weight, dy, dx.as_deref_mut(), want_dw);
+        return (dx, dw);
+    };
     let mut dw = want_dw.then(|| vec![0f32; cout * k]);
-    SCRATCH.with_borrow_mut(
+    with_scratch(
         |Scratch {
              col,
              dy: dy_group,
@@ -411,38 +542,96 @@ pub fn conv_backward(
                     group
                 };
                 if let Some(dw) = dw.as_mut() {
-                    let col = shape.column_matrix(x, (b0, b1), col);
-                    // dW[cout, k] += dy[cout, n] · colᵀ[n, k]
-                    matmul(
-                        dw,
-                        dy_g,
-                        col,
-                        [cout, n, k],
-                        Layout {
-                            rhs_transposed: true,
-                            ..Layout::ACCUMULATE
-                        },
-                    );
+                    let col = shape.column_matrix(x, (b0, b1), col, true);
+                    weight_gradient(dw, dy_g, col, [cout, n, k], Layout::PLAIN);
                 }
                 if let Some(dx) = dx.as_mut() {
                     let dcol = scratch(dcol, k * n);
-                    // dcol[k, n] = Wᵀ[k, cout] · dy[cout, n]
-                    matmul(
-                        dcol,
-                        weight,
-                        dy_g,
-                        [k, cout, n],
-                        Layout {
-                            lhs_transposed: true,
-                            ..Layout::PLAIN
-                        },
-                    );
+                    column_gradient(dcol, weight, dy_g, [k, cout, n], Layout::PLAIN);
                     shape.col2im(dcol, (b0, b1), dx);
                 }
             }
         },
     );
     (dx, dw)
+}
+
+/// [`conv_backward`] for [`Grouping::ImagesInParallel`]: tasks of [`IMAGES_PER_TASK`] images, each
+/// image's output gradient read where it lies; `dx` (when given) written image by image; the
+/// weight gradient (when asked for) returned.
+fn backward_images_in_parallel(
+    shape: &ConvShape,
+    x: &[f32],
+    weight: &[f32],
+    dy: &[f32],
+    dx: Option<&mut [f32]>,
+    want_dw: bool,
+) -> Option<Vec<f32>> {
+    let (k, p, cout) = (shape.k(), shape.p(), shape.cout);
+    let image_dx = shape.cin * shape.input[0] * shape.input[1];
+    let tasks: Vec<(usize, Option<&mut [f32]>)> = match dx {
+        Some(dx) => dx
+            .chunks_mut(IMAGES_PER_TASK * image_dx)
+            .enumerate()
+            .map(|(t, dx)| (t * IMAGES_PER_TASK, Some(dx)))
+            .collect(),
+        None => (0..shape.batch)
+            .step_by(IMAGES_PER_TASK)
+            .map(|b0| (b0, None))
+            .collect(),
+    };
+    let parts: Vec<Option<Vec<f32>>> = tasks
+        .into_par_iter()
+        .map(|(b0, mut dx)| {
+            with_scratch(|Scratch { col, dcol, .. }| {
+                let mut dw = want_dw.then(|| vec![0f32; cout * k]);
+                for b in b0..(b0 + IMAGES_PER_TASK).min(shape.batch) {
+                    let dy = &dy[b * cout * p..][..cout * p];
+                    if let Some(dw) = dw.as_mut() {
+                        let col = shape.column_matrix(x, (b, b + 1), col, false);
+                        weight_gradient(dw, dy, col, [cout, p, k], Layout::SERIAL);
+                    }
+                    if let Some(dx) = dx.as_deref_mut() {
+                        let dcol = scratch(dcol, k * p);
+                        column_gradient(dcol, weight, dy, [k, cout, p], Layout::SERIAL);
+                        let planes = &mut dx[(b - b0) * image_dx..][..image_dx];
+                        let plane = shape.input[0] * shape.input[1];
+                        for (c, plane) in planes.chunks_exact_mut(plane).enumerate() {
+                            shape.col2im_plane(dcol, p, c, plane);
+                        }
+                    }
+                }
+                dw
+            })
+        })
+        .collect();
+    let mut parts = parts.into_iter().flatten();
+    let mut dw = parts.next()?;
+    for part in parts {
+        for (sum, v) in dw.iter_mut().zip(&part) {
+            *sum += v;
+        }
+    }
+    Some(dw)
+}
+
+/// `dW[cout, k] += dy[cout, n] · colᵀ[n, k]`; `layout` says only how to parallelise.
+fn weight_gradient(dw: &mut [f32], dy: &[f32], col: &[f32], mnk: [usize; 3], layout: Layout) {
+    let layout = Layout {
+        rhs_transposed: true,
+        accumulate: true,
+        ..layout
+    };
+    matmul(dw, dy, col, mnk, layout);
+}
+
+/// `dcol[k, n] = Wᵀ[k, cout] · dy[cout, n]`; `layout` says only how to parallelise.
+fn column_gradient(dcol: &mut [f32], weight: &[f32], dy: &[f32], mnk: [usize; 3], layout: Layout) {
+    let layout = Layout {
+        lhs_transposed: true,
+        ..layout
+    };
+    matmul(dcol, weight, dy, mnk, layout);
 }
 
 /// How [`matmul`]'s operands are stored (all row-major).
@@ -454,6 +643,8 @@ struct Layout {
     rhs_transposed: bool,
     /// Add the product to `dst` instead of overwriting it.
     accumulate: bool,
+    /// Run on the calling thread alone, whatever the product's size.
+    serial: bool,
 }
 
 impl Layout {
@@ -461,9 +652,10 @@ impl Layout {
         lhs_transposed: false,
         rhs_transposed: false,
         accumulate: false,
+        serial: false,
     };
-    const ACCUMULATE: Layout = Layout {
-        accumulate: true,
+    const SERIAL: Layout = Layout {
+        serial: true,
         ..Layout::PLAIN
     };
 }
@@ -484,7 +676,7 @@ fn matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], [m, k, n]: [usize; 3], layo
     } else {
         (1, n)
     };
-    let parallelism = if m * n * k >= PARALLEL_MACS {
+    let parallelism = if m * n * k >= PARALLEL_MACS && !layout.serial {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None
@@ -519,6 +711,10 @@ fn matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], [m, k, n]: [usize; 3], layo
 mod tests {
     use super::*;
 
+    const BATCHED: Grouping = Grouping::Batched {
+        max_columns: MAX_COLUMNS,
+    };
+
     #[test]
     fn valid_ranges_keep_taps_inside_the_input() {
         // start −1, stride 2, input 5, 3 outputs: positions −1, 1, 3 → outputs 1..3 are inside.
@@ -547,12 +743,9 @@ mod tests {
             },
         };
         // y = x[i][j] − x[i+1][j+1] = −4 everywhere.
-        assert_eq!(
-            conv_forward(&shape, &x, &weight, MAX_COLUMNS),
-            vec![-4.0; 4]
-        );
+        assert_eq!(conv_forward(&shape, &x, &weight, BATCHED), vec![-4.0; 4]);
         let dy = [1.0, 2.0, 3.0, 4.0];
-        let (dx, dw) = conv_backward(&shape, &x, &weight, &dy, [true, true], MAX_COLUMNS);
+        let (dx, dw) = conv_backward(&shape, &x, &weight, &dy, [true, true], BATCHED);
         // dW[a][b] = Σ dy[i][j]·x[i+a][j+b]: dW[0][0] = 1+4+12+20 = 37, [0][1] = 2+6+15+24 = 47,
         // [1][0] = 4+10+21+32 = 67, [1][1] = 5+12+24+36 = 77.
         assert_eq!(dw.unwrap(), vec![37.0, 47.0, 67.0, 77.0]);
@@ -599,16 +792,25 @@ mod tests {
             let weight = values(4 * shape.k(), 2);
             let dy = values(5 * 4 * shape.p(), 3);
             let reference = (
-                conv_forward(&shape, &x, &weight, MAX_COLUMNS),
-                conv_backward(&shape, &x, &weight, &dy, [true, true], MAX_COLUMNS),
+                conv_forward(&shape, &x, &weight, BATCHED),
+                conv_backward(&shape, &x, &weight, &dy, [true, true], BATCHED),
             );
             let per_image = shape.k() * shape.p();
-            for max_columns in [per_image, 2 * per_image] {
-                let y = conv_forward(&shape, &x, &weight, max_columns);
-                let grads = conv_backward(&shape, &x, &weight, &dy, [true, true], max_columns);
+            for grouping in [
+                Grouping::Batched {
+                    max_columns: per_image,
+                },
+                Grouping::Batched {
+                    max_columns: 2 * per_image,
+                },
+                // tasks of 4 images and of 1
+                Grouping::ImagesInParallel,
+            ] {
+                let y = conv_forward(&shape, &x, &weight, grouping);
+                let grads = conv_backward(&shape, &x, &weight, &dy, [true, true], grouping);
                 let close =
                     |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| (p - q).abs() < 1e-4);
-                let what = format!("{geometry:?}, {max_columns} columns");
+                let what = format!("{geometry:?}, {grouping:?}");
                 assert!(close(&y, &reference.0), "forward, {what}");
                 assert!(
                     close(grads.0.as_ref().unwrap(), reference.1.0.as_ref().unwrap()),
@@ -629,7 +831,11 @@ mod tests {
         };
         let (x, weight, dy) = (values(18, 1), values(1, 2), values(18, 3));
         // Only the gradients asked for are computed.
-        let (dx, dw) = conv_backward(&shape, &x, &weight, &dy, [false, true], MAX_COLUMNS);
-        assert!(dx.is_none() && dw.is_some());
+        for grouping in [BATCHED, Grouping::ImagesInParallel] {
+            let (dx, dw) = conv_backward(&shape, &x, &weight, &dy, [false, true], grouping);
+            assert!(dx.is_none() && dw.is_some());
+            let (dx, dw) = conv_backward(&shape, &x, &weight, &dy, [true, false], grouping);
+            assert!(dx.is_some() && dw.is_none());
+        }
     }
 }

@@ -10,7 +10,7 @@ use burn_flex::{FlexTensor, Layout};
 use rayon::prelude::*;
 
 use super::batch_norm::{ChannelLayout, affine, channel_statistics, normalize};
-use super::conv::{ConvGeometry, ConvShape, MAX_COLUMNS, conv_forward, unwritten};
+use super::conv::{ConvGeometry, ConvShape, Grouping, conv_forward, unwritten};
 use super::max_pool::{PoolWindow, unpool_plane};
 use super::{AdamWStep, FusedOps};
 
@@ -288,7 +288,12 @@ pub(super) fn conv_operands(
 
 /// The convolution `shape` describes, of operands [`conv_operands`] prepared.
 pub(super) fn convolve(x: &FlexTensor, weight: &FlexTensor, shape: &ConvShape) -> FlexTensor {
-    let y = conv_forward(shape, x.storage(), weight.storage(), MAX_COLUMNS);
+    let y = conv_forward(
+        shape,
+        x.storage(),
+        weight.storage(),
+        Grouping::for_shape(shape),
+    );
     let [oh, ow] = shape
         .geometry
         .output_size(shape.input)
