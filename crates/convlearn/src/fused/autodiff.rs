@@ -91,7 +91,7 @@ impl Backward<Flex, 2> for ConvBackward {
             weight.storage(),
             dy.storage(),
             [x_parent.is_some(), weight_parent.is_some()],
-            Grouping::for_shape(&shape),
+            Grouping::backward(&shape),
         );
         if let (Some(parent), Some(dx)) = (x_parent, dx) {
             grads.register::<Flex>(parent.id, f32_tensor(dx, x.layout().shape().to_vec()));

@@ -7,9 +7,10 @@
 //! such layers, the columns of several images go side by side — `[cin·kh·kw, images·oh·ow]`, at
 //! most [`MAX_COLUMNS`] floats — and one product serves them all. For layers whose im2col matrix
 //! per image is small (a small CNN's, ResNet's stem and layers 1–3 at 128²), each thread instead
-//! takes whole images, one single-threaded product each, with the im2col matrix in its cache and
-//! the product written in place. Training reuses the same layouts: the weight gradient is
-//! `dy · colᵀ`, the input gradient `Wᵀ · dy` folded back onto the image (col2im).
+//! takes whole images — or, forward, bands of output rows (ResNet's stem and layer 1 at 224²) —
+//! one single-threaded product each, with the im2col matrix in its cache and the product written
+//! in place. Training reuses the same layouts: the weight gradient is `dy · colᵀ`, the input
+//! gradient `Wᵀ · dy` folded back onto the image (col2im).
 
 use rayon::prelude::*;
 
@@ -148,22 +149,24 @@ impl ConvShape {
         g.kernel == [1, 1] && g.stride == [1, 1] && g.padding == [0; 4]
     }
 
-    /// The im2col matrix `[k, (b1 − b0)·p]` of images `b0..b1` of `x`: `x`'s own memory for one
-    /// image of a pointwise convolution, otherwise built in `col` (its rows in parallel when
-    /// `parallel`).
+    /// The im2col matrix `[k, (b1 − b0)·(r1 − r0)·ow]` of output rows `r0..r1` of images `b0..b1`
+    /// of `x`: `x`'s own memory for one whole image of a pointwise convolution, otherwise built in
+    /// `col` (its rows in parallel when `parallel`).
     fn column_matrix<'a>(
         &self,
         x: &'a [f32],
         (b0, b1): (usize, usize),
+        [r0, r1]: [usize; 2],
         col: &'a mut Vec<f32>,
         parallel: bool,
     ) -> &'a [f32] {
-        let n = (b1 - b0) * self.p();
-        if b1 - b0 == 1 && self.pointwise() {
+        let [oh, ow] = self.output();
+        let n = (b1 - b0) * (r1 - r0) * ow;
+        if b1 - b0 == 1 && [r0, r1] == [0, oh] && self.pointwise() {
             return &x[b0 * self.cin * n..][..self.cin * n];
         }
         let col = scratch(col, self.k() * n);
-        let row = |(row, dst)| self.im2col_row(x, (b0, b1), row, dst);
+        let row = |(row, dst)| self.im2col_row(x, (b0, b1), [r0, r1], row, dst);
         if parallel {
             col.par_chunks_mut(n).enumerate().for_each(row);
         } else {
@@ -172,23 +175,33 @@ impl ConvShape {
         col
     }
 
-    /// Row `row` (channel, kernel row, kernel column) of the im2col matrix of images `b0..b1`.
-    fn im2col_row(&self, x: &[f32], (b0, b1): (usize, usize), row: usize, dst: &mut [f32]) {
+    /// Row `row` (channel, kernel row, kernel column) of the im2col matrix of output rows
+    /// `r0..r1` of images `b0..b1`.
+    fn im2col_row(
+        &self,
+        x: &[f32],
+        (b0, b1): (usize, usize),
+        [r0, r1]: [usize; 2],
+        row: usize,
+        dst: &mut [f32],
+    ) {
         let [h, w] = self.input;
         let [oh, ow] = self.output();
         let [kh, kw] = self.geometry.kernel;
-        let p = oh * ow;
         let (c, ky, kx) = (row / (kh * kw), (row / kw) % kh, row % kw);
         let (y_lo, y_hi, y0) = self.geometry.rows(ky, h, oh);
         let (x_lo, x_hi, x0) = self.geometry.columns(kx, w, ow);
+        // The valid output rows within the band, counted from its first row.
+        let (band_lo, band_hi) = (y_lo.clamp(r0, r1) - r0, y_hi.clamp(r0, r1) - r0);
         let [sy, sx] = self.geometry.stride;
-        for (image, dst) in (b0..b1).zip(dst.chunks_exact_mut(p)) {
+        for (image, dst) in (b0..b1).zip(dst.chunks_exact_mut((r1 - r0) * ow)) {
             let plane = &x[(image * self.cin + c) * h * w..][..h * w];
-            if [sy, sx] == [1, 1] && ow == w && y_lo < y_hi && x_lo < x_hi {
-                shifted_copy(plane, dst, ow, [y_lo, y_hi, x_lo, x_hi], [y0, x0]);
+            if [sy, sx] == [1, 1] && ow == w && band_lo < band_hi && x_lo < x_hi {
+                let bounds = [band_lo, band_hi, x_lo, x_hi];
+                shifted_copy(plane, dst, ow, bounds, [y0 + r0 as isize, x0]);
                 continue;
             }
-            for (oy, out) in dst.chunks_exact_mut(ow).enumerate() {
+            for (oy, out) in (r0..r1).zip(dst.chunks_exact_mut(ow)) {
                 if oy < y_lo || oy >= y_hi {
                     out.fill(0.0);
                     continue;
@@ -413,12 +426,16 @@ fn gather_blocks(blocks: &[f32], product: &mut [f32], [cout, images, p]: [usize;
 /// How a convolution's images are split into matrix products.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Grouping {
-    /// Each image its own single-threaded product, the images spread over rayon's threads: its
-    /// im2col matrix stays in the core's cache and the product lands in the output's own layout.
-    /// Batched, the group's im2col matrix is written to memory and read back, and the product's
-    /// columns are copied into the output's layout (and the output gradient out of it): a fifth
-    /// of a small CNN's training step.
-    ImagesInParallel,
+    /// Output tiles — `rows` output rows of one image, all of them for whole images — each its
+    /// own single-threaded product, the tiles spread over rayon's threads: the tile's im2col
+    /// matrix stays in the core's cache and the product lands in the output's own layout. Batched,
+    /// the group's im2col matrix is written to memory and read back, and the product's columns are
+    /// copied into the output's layout (and the output gradient out of it): a fifth of a small
+    /// CNN's training step. The backward pass always takes whole images.
+    Tiles {
+        /// Output rows per tile.
+        rows: usize,
+    },
     /// Images side by side in products of at most `max_columns` im2col floats (one image at a
     /// time when its output is [`WIDE`]), each product spread over the threads.
     Batched {
@@ -427,35 +444,58 @@ pub enum Grouping {
     },
 }
 
-/// The most floats one image's im2col matrix and output may hold for
-/// [`Grouping::ImagesInParallel`] (4 MiB: mostly in the core's 2 MiB L2 cache, the rest in L3).
-/// Measured on ResNet-18's training step (batch 16, 128²), whose stem and layers 1–3 it admits:
-/// 27.1/28.0 img/s at 1.5 MiB, 31.3/35.3 at 4.7 MiB, 31.0/37.0 at 7.8 MiB.
-const IMAGE_FLOATS: usize = 1 << 20;
+/// The most floats one tile's im2col matrix and output may hold for [`Grouping::Tiles`] (4 MiB:
+/// mostly in the core's 2 MiB L2 cache, the rest in L3). Measured on ResNet-18's training step
+/// (batch 16, 128²), whose stem and layers 1–3 it admits as whole images: 27.1/28.0 img/s at
+/// 1.5 MiB, 31.3/35.3 at 4.7 MiB, 31.0/37.0 at 7.8 MiB.
+const TILE_FLOATS: usize = 1 << 20;
 
-/// The fewest output positions per image for [`Grouping::ImagesInParallel`]: each image's product
-/// packs the whole weight matrix again, worth it when every weight then serves enough positions
-/// (ResNet-18's last layer — 2.4 M weights, 4×4 maps — was slower image by image).
+/// The fewest output positions per image for [`Grouping::Tiles`]: each tile's product packs the
+/// whole weight matrix again, worth it when every weight then serves enough positions (ResNet-18's
+/// last layer — 2.4 M weights, 4×4 maps — was slower image by image).
 const MIN_POSITIONS: usize = 64;
 
-/// Images per task of [`Grouping::ImagesInParallel`]'s backward pass: each task sums its images'
-/// weight gradients in its own buffer, and the buffers are added in order, so the result does not
-/// depend on which thread ran what.
+/// Images per task of the backward pass of [`Grouping::Tiles`]: each task sums its images' weight
+/// gradients in its own buffer, and the buffers are added in order, so the result does not depend
+/// on which thread ran what.
 const IMAGES_PER_TASK: usize = 4;
 
 impl Grouping {
-    /// The grouping for `shape` on the current rayon pool.
-    pub fn for_shape(shape: &ConvShape) -> Grouping {
-        let (k, p, cout) = (shape.k(), shape.p(), shape.cout);
-        let threads = rayon::current_num_threads();
-        if shape.batch >= 2 * threads && p >= MIN_POSITIONS && (k + cout) * p <= IMAGE_FLOATS {
-            Grouping::ImagesInParallel
+    /// The forward pass's grouping for `shape` on the current rayon pool: tiles of as many whole
+    /// output rows as fit [`TILE_FLOATS`], when there are enough of them for every thread twice.
+    pub fn forward(shape: &ConvShape) -> Grouping {
+        let [oh, ow] = shape.output();
+        let most_rows = TILE_FLOATS / ((shape.k() + shape.cout) * ow).max(1);
+        if shape.p() < MIN_POSITIONS || most_rows == 0 {
+            return Grouping::BATCHED;
+        }
+        // Bands of equal height.
+        let rows = oh.div_ceil(oh.div_ceil(most_rows.min(oh)));
+        if shape.batch * oh.div_ceil(rows) >= 2 * rayon::current_num_threads() {
+            Grouping::Tiles { rows }
         } else {
-            Grouping::Batched {
-                max_columns: MAX_COLUMNS,
-            }
+            Grouping::BATCHED
         }
     }
+
+    /// The backward pass's grouping for `shape` on the current rayon pool: whole images as tiles
+    /// when one fits [`TILE_FLOATS`] and there are enough images for every thread twice.
+    pub fn backward(shape: &ConvShape) -> Grouping {
+        let (k, p, cout) = (shape.k(), shape.p(), shape.cout);
+        let threads = rayon::current_num_threads();
+        if shape.batch >= 2 * threads && p >= MIN_POSITIONS && (k + cout) * p <= TILE_FLOATS {
+            Grouping::Tiles {
+                rows: shape.output()[0],
+            }
+        } else {
+            Grouping::BATCHED
+        }
+    }
+
+    /// Batched with the default bound on the im2col matrix, [`MAX_COLUMNS`].
+    const BATCHED: Grouping = Grouping::Batched {
+        max_columns: MAX_COLUMNS,
+    };
 }
 
 /// Runs `f` with this thread's scratch buffers (fresh ones when a caller up the stack on this
@@ -474,18 +514,16 @@ pub fn conv_forward(shape: &ConvShape, x: &[f32], weight: &[f32], grouping: Grou
     // Every value is written below: by a product (one image) or by `scatter_blocks`.
     let mut y = unwritten(shape.batch * cout * p);
     let Grouping::Batched { max_columns } = grouping else {
-        y.par_chunks_mut(cout * p).enumerate().for_each(|(b, y)| {
-            with_scratch(|Scratch { col, .. }| {
-                let col = shape.column_matrix(x, (b, b + 1), col, false);
-                matmul(y, weight, col, [cout, k, p], Layout::SERIAL);
-            })
-        });
+        let Grouping::Tiles { rows } = grouping else {
+            unreachable!()
+        };
+        forward_tiles(shape, x, weight, rows, &mut y);
         return y;
     };
     with_scratch(|Scratch { col, product, .. }| {
         for (b0, b1) in shape.groups(max_columns) {
             let n = (b1 - b0) * p;
-            let col = shape.column_matrix(x, (b0, b1), col, true);
+            let col = shape.column_matrix(x, (b0, b1), [0, shape.output()[0]], col, true);
             if b1 - b0 == 1 {
                 // One image: the product is already laid out as its output.
                 matmul(
@@ -505,6 +543,49 @@ pub fn conv_forward(shape: &ConvShape, x: &[f32], weight: &[f32], grouping: Grou
     y
 }
 
+/// [`conv_forward`] for [`Grouping::Tiles`] of `rows` output rows, into `y`.
+fn forward_tiles(shape: &ConvShape, x: &[f32], weight: &[f32], rows: usize, y: &mut [f32]) {
+    let (k, p, cout) = (shape.k(), shape.p(), shape.cout);
+    let [oh, ow] = shape.output();
+    let bands = oh.div_ceil(rows.max(1));
+    assert!(y.len() >= shape.batch * cout * p, "conv: output size");
+    let out = TileOutput(y.as_mut_ptr());
+    (0..shape.batch * bands).into_par_iter().for_each(|tile| {
+        let (b, r0) = (tile / bands, tile % bands * rows);
+        let r1 = (r0 + rows).min(oh);
+        with_scratch(|Scratch { col, .. }| {
+            let col = shape.column_matrix(x, (b, b + 1), [r0, r1], col, false);
+            // SAFETY: this tile writes rows r0..r1 of image b's `cout` output maps — `cout` runs
+            // of (r1 − r0)·ow floats, p apart, from (b·cout·p + r0·ow) — and no other tile writes
+            // them; the last one ends at (b + 1)·cout·p − (oh − r1)·ow ≤ y.len() (asserted).
+            unsafe {
+                matmul_rows(
+                    out.at(b * cout * p + r0 * ow),
+                    p,
+                    weight,
+                    col,
+                    [cout, k, (r1 - r0) * ow],
+                    Layout::SERIAL,
+                )
+            }
+        })
+    });
+}
+
+/// The output of [`forward_tiles`], shared by its tiles, which write disjoint parts of it.
+struct TileOutput(*mut f32);
+
+// SAFETY: the tiles write disjoint cells (see `forward_tiles`), and the vector outlives the pass.
+unsafe impl Sync for TileOutput {}
+
+impl TileOutput {
+    /// The cell `offset` floats from the start.
+    fn at(&self, offset: usize) -> *mut f32 {
+        // SAFETY: callers stay inside the output (see `forward_tiles`).
+        unsafe { self.0.add(offset) }
+    }
+}
+
 /// The gradients of [`conv_forward`] from the output gradient `dy`: `(dx, dweight)`, each only when
 /// asked for.
 pub fn conv_backward(
@@ -520,7 +601,7 @@ pub fn conv_backward(
     // col2im zeroes each plane of dx before adding into it.
     let mut dx = want_dx.then(|| unwritten(shape.batch * shape.cin * h * w));
     let Grouping::Batched { max_columns } = grouping else {
-        let dw = backward_images_in_parallel(shape, x, weight, dy, dx.as_deref_mut(), want_dw);
+        let dw = backward_images(shape, x, weight, dy, dx.as_deref_mut(), want_dw);
         return (dx, dw);
     };
     let mut dw = want_dw.then(|| vec![0f32; cout * k]);
@@ -542,7 +623,7 @@ pub fn conv_backward(
                     group
                 };
                 if let Some(dw) = dw.as_mut() {
-                    let col = shape.column_matrix(x, (b0, b1), col, true);
+                    let col = shape.column_matrix(x, (b0, b1), [0, shape.output()[0]], col, true);
                     weight_gradient(dw, dy_g, col, [cout, n, k], Layout::PLAIN);
                 }
                 if let Some(dx) = dx.as_mut() {
@@ -556,10 +637,10 @@ pub fn conv_backward(
     (dx, dw)
 }
 
-/// [`conv_backward`] for [`Grouping::ImagesInParallel`]: tasks of [`IMAGES_PER_TASK`] images, each
-/// image's output gradient read where it lies; `dx` (when given) written image by image; the
+/// [`conv_backward`] for [`Grouping::Tiles`] (whole images): tasks of [`IMAGES_PER_TASK`] images,
+/// each image's output gradient read where it lies; `dx` (when given) written image by image; the
 /// weight gradient (when asked for) returned.
-fn backward_images_in_parallel(
+fn backward_images(
     shape: &ConvShape,
     x: &[f32],
     weight: &[f32],
@@ -588,7 +669,8 @@ fn backward_images_in_parallel(
                 for b in b0..(b0 + IMAGES_PER_TASK).min(shape.batch) {
                     let dy = &dy[b * cout * p..][..cout * p];
                     if let Some(dw) = dw.as_mut() {
-                        let col = shape.column_matrix(x, (b, b + 1), col, false);
+                        let col =
+                            shape.column_matrix(x, (b, b + 1), [0, shape.output()[0]], col, false);
                         weight_gradient(dw, dy, col, [cout, p, k], Layout::SERIAL);
                     }
                     if let Some(dx) = dx.as_deref_mut() {
@@ -662,8 +744,26 @@ impl Layout {
 
 /// `dst[m, n] (+)= lhs[m, k] · rhs[k, n]`, row-major, by the `gemm` crate (flex's own engine).
 fn matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], [m, k, n]: [usize; 3], layout: Layout) {
+    assert!(dst.len() >= m * n, "matmul: output size");
+    // SAFETY: `dst` holds the m rows of n floats, n apart, and is borrowed for the call.
+    unsafe { matmul_rows(dst.as_mut_ptr(), n, lhs, rhs, [m, k, n], layout) }
+}
+
+/// [`matmul`] into `m` rows of `n` floats starting `dst_row_stride` floats apart from `dst`.
+///
+/// # Safety
+/// Those rows must be valid for writes (and reads, when accumulating), and nothing else may
+/// access them during the call.
+unsafe fn matmul_rows(
+    dst: *mut f32,
+    dst_row_stride: usize,
+    lhs: &[f32],
+    rhs: &[f32],
+    [m, k, n]: [usize; 3],
+    layout: Layout,
+) {
     assert!(
-        dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n,
+        lhs.len() >= m * k && rhs.len() >= k * n,
         "matmul: operand sizes"
     );
     let (lhs_cs, lhs_rs) = if layout.lhs_transposed {
@@ -681,15 +781,16 @@ fn matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], [m, k, n]: [usize; 3], layo
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the asserts above keep every index the strides reach inside the slices.
+    // SAFETY: the assert above keeps every operand index inside its slice; the caller vouches for
+    // the destination rows.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
-            n as isize,
+            dst_row_stride as isize,
             layout.accumulate,
             lhs.as_ptr(),
             lhs_cs as isize,
@@ -711,9 +812,7 @@ fn matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], [m, k, n]: [usize; 3], layo
 mod tests {
     use super::*;
 
-    const BATCHED: Grouping = Grouping::Batched {
-        max_columns: MAX_COLUMNS,
-    };
+    const BATCHED: Grouping = Grouping::BATCHED;
 
     #[test]
     fn valid_ranges_keep_taps_inside_the_input() {
@@ -768,6 +867,13 @@ mod tests {
                 padding: [1, 1, 0, 2],
                 dilation: [1, 1],
             },
+            // 'same': im2col copies and col2im adds whole blocks (of a band, for a tile)
+            ConvGeometry {
+                kernel: [3, 3],
+                stride: [1, 1],
+                padding: [1; 4],
+                dilation: [1, 1],
+            },
             ConvGeometry {
                 kernel: [1, 1],
                 stride: [1, 1],
@@ -803,8 +909,13 @@ mod tests {
                 Grouping::Batched {
                     max_columns: 2 * per_image,
                 },
-                // tasks of 4 images and of 1
-                Grouping::ImagesInParallel,
+                // bands of 1 and 2 output rows (the last of 1), whole images; backward: tasks
+                // of 4 images and of 1
+                Grouping::Tiles { rows: 1 },
+                Grouping::Tiles { rows: 2 },
+                Grouping::Tiles {
+                    rows: shape.output()[0],
+                },
             ] {
                 let y = conv_forward(&shape, &x, &weight, grouping);
                 let grads = conv_backward(&shape, &x, &weight, &dy, [true, true], grouping);
@@ -827,11 +938,11 @@ mod tests {
             cin: 1,
             input: [3, 3],
             cout: 1,
-            geometry: geometries[1],
+            geometry: geometries[2],
         };
         let (x, weight, dy) = (values(18, 1), values(1, 2), values(18, 3));
         // Only the gradients asked for are computed.
-        for grouping in [BATCHED, Grouping::ImagesInParallel] {
+        for grouping in [BATCHED, Grouping::Tiles { rows: 3 }] {
             let (dx, dw) = conv_backward(&shape, &x, &weight, &dy, [false, true], grouping);
             assert!(dx.is_none() && dw.is_some());
             let (dx, dw) = conv_backward(&shape, &x, &weight, &dy, [true, false], grouping);

@@ -292,7 +292,7 @@ pub(super) fn convolve(x: &FlexTensor, weight: &FlexTensor, shape: &ConvShape) -
         shape,
         x.storage(),
         weight.storage(),
-        Grouping::for_shape(shape),
+        Grouping::forward(shape),
     );
     let [oh, ow] = shape
         .geometry
