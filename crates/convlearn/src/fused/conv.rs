@@ -445,9 +445,10 @@ pub enum Grouping {
 }
 
 /// The most floats one tile's im2col matrix and output may hold for [`Grouping::Tiles`] (4 MiB:
-/// mostly in the core's 2 MiB L2 cache, the rest in L3). Measured on ResNet-18's training step
-/// (batch 16, 128²), whose stem and layers 1–3 it admits as whole images: 27.1/28.0 img/s at
-/// 1.5 MiB, 31.3/35.3 at 4.7 MiB, 31.0/37.0 at 7.8 MiB.
+/// mostly in the core's 2 MiB L2 cache, the rest in L3); it admits ResNet-18's stem and layers 1–3
+/// at 128² as whole images. Measured on ResNet-18's training step (batch 16, 128²) with a limit
+/// that counted the weights too: 27.1/28.0 img/s at 1.5 MiB, 31.3/35.3 at 4.6 MiB, 31.0/37.0 at
+/// 7.6 MiB.
 const TILE_FLOATS: usize = 1 << 20;
 
 /// The fewest output positions per image for [`Grouping::Tiles`]: each tile's product packs the
