@@ -931,15 +931,15 @@ mod tests {
         let tiles = Grouping::Tiles { rows: 33 };
         let (dx, dw) = conv_backward(&shape, &x, &weight, &dy, [true, true], tiles);
         let (dx_ref, dw_ref) = conv_backward(&shape, &x, &weight, &dy, [true, true], BATCHED);
-        let (dw, dw_ref) = (dw.unwrap(), dw_ref.unwrap());
-        let scale = dw_ref.iter().fold(1f32, |m, v| m.max(v.abs()));
-        for (i, (a, b)) in dw.iter().zip(&dw_ref).enumerate() {
-            assert!((a - b).abs() <= 1e-5 * scale, "dW[{i}]: {a} against {b}");
-        }
-        let (dx, dx_ref) = (dx.unwrap(), dx_ref.unwrap());
-        let scale = dx_ref.iter().fold(1f32, |m, v| m.max(v.abs()));
-        for (i, (a, b)) in dx.iter().zip(&dx_ref).enumerate() {
-            assert!((a - b).abs() <= 1e-5 * scale, "dx[{i}]: {a} against {b}");
+        for (what, ours, reference) in [("dW", dw, dw_ref), ("dx", dx, dx_ref)] {
+            let (ours, reference) = (ours.unwrap(), reference.unwrap());
+            let scale = reference.iter().fold(1f32, |m, v| m.max(v.abs()));
+            for (i, (a, b)) in ours.iter().zip(&reference).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5 * scale,
+                    "{what}[{i}]: {a} against {b}"
+                );
+            }
         }
     }
 
