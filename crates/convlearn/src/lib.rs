@@ -8,7 +8,7 @@
 //! spec) → [`learner`] (losses, one-cycle training, history) → [`model_file`] (one file with weights and
 //! metadata) → [`interpret`] (predictions, activations, the arithmetic of one activation).
 //! [`kernels`] computes what a single kernel does to a picture in plain Rust, and is what
-//! [`interpret::explain`] uses, so the teaching view and the network agree (tests check both against
+//! [`interpret::explain()`] uses, so the teaching view and the network agree (tests check both against
 //! burn's convolution). [`fused`] holds convlearn's own CPU kernels — convolution, max-pooling and
 //! the passes after a convolution, forward and backward — registered with burn as a backend
 //! extension for its `flex` backend; the models call them.

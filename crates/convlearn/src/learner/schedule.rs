@@ -61,9 +61,9 @@ impl OneCycle {
         }
     }
 
-    /// β₁ at step `step`: it moves against the rate, from [`MAX_MOMENTUM`] down to
-    /// [`BASE_MOMENTUM`] while the rate warms up and back while it anneals (PyTorch's `OneCycleLR`
-    /// with `cycle_momentum`, fastai's `moms=(0.95, 0.85)`).
+    /// β₁ at step `step`: it moves against the rate, from `MAX_MOMENTUM` (0.95) down to
+    /// `BASE_MOMENTUM` (0.85) while the rate warms up and back while it anneals (PyTorch's
+    /// `OneCycleLR` with `cycle_momentum`, fastai's `moms=(0.95, 0.85)`).
     pub fn momentum(&self, step: usize) -> f64 {
         let (up, down) = self.phases();
         let s = step as f64;
@@ -107,7 +107,7 @@ impl Schedule {
         }
     }
 
-    /// β₁ at `step`: cycled against the rate by one-cycle, [`SGDR_MOMENTUM`] under SGDR.
+    /// β₁ at `step`: cycled against the rate by one-cycle, `SGDR_MOMENTUM` (0.9) under SGDR.
     pub fn momentum(&self, step: usize, epochs: usize, per_epoch: usize) -> f64 {
         match *self {
             Schedule::OneCycle => OneCycle::new(1.0, epochs * per_epoch).momentum(step),
