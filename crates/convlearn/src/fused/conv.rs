@@ -123,6 +123,11 @@ impl ConvShape {
         self.cin * self.geometry.kernel[0] * self.geometry.kernel[1]
     }
 
+    /// The range of every output row, `[0, oh]` (a whole image for [`Self::column_matrix`]).
+    fn all_rows(&self) -> [usize; 2] {
+        [0, self.output()[0]]
+    }
+
     /// Output positions per image.
     fn p(&self) -> usize {
         let [oh, ow] = self.output();
@@ -160,9 +165,9 @@ impl ConvShape {
         col: &'a mut Vec<f32>,
         parallel: bool,
     ) -> &'a [f32] {
-        let [oh, ow] = self.output();
+        let ow = self.output()[1];
         let n = (b1 - b0) * (r1 - r0) * ow;
-        if b1 - b0 == 1 && [r0, r1] == [0, oh] && self.pointwise() {
+        if b1 - b0 == 1 && [r0, r1] == self.all_rows() && self.pointwise() {
             return &x[b0 * self.cin * n..][..self.cin * n];
         }
         let col = scratch(col, self.k() * n);
@@ -281,6 +286,18 @@ impl ConvShape {
     }
 }
 
+/// The block of [`shifted_copy`] and [`shifted_add`]: `[start, end)` in the tap's im2col row
+/// (`w`-wide output rows) and the input-plane index `from` of its first value.
+fn tap_block(
+    w: usize,
+    [y_lo, y_hi, x_lo, x_hi]: [usize; 4],
+    [y0, x0]: [isize; 2],
+) -> (usize, usize, usize) {
+    let (start, end) = (y_lo * w + x_lo, (y_hi - 1) * w + x_hi);
+    let from = (y0 + y_lo as isize) as usize * w + (x0 + x_lo as isize) as usize;
+    (start, end, from)
+}
+
 /// One tap's im2col rows for a stride-1 convolution whose output rows are as wide as the input's
 /// (`'same'` padding): output `(oy, ox)` for `oy ∈ [y_lo, y_hi)`, `ox ∈ [x_lo, x_hi)` reads input
 /// `(y0 + oy, x0 + ox)`, both planes `w` wide, so the whole block is one copy; the padding around it
@@ -294,8 +311,7 @@ fn shifted_copy(
     [y_lo, y_hi, x_lo, x_hi]: [usize; 4],
     [y0, x0]: [isize; 2],
 ) {
-    let (start, end) = (y_lo * w + x_lo, (y_hi - 1) * w + x_hi);
-    let from = (y0 + y_lo as isize) as usize * w + (x0 + x_lo as isize) as usize;
+    let (start, end, from) = tap_block(w, [y_lo, y_hi, x_lo, x_hi], [y0, x0]);
     dst[start..end].copy_from_slice(&plane[from..from + (end - start)]);
     dst[..start].fill(0.0);
     dst[end..].fill(0.0);
@@ -329,8 +345,7 @@ fn shifted_add(
     [y_lo, y_hi, x_lo, x_hi]: [usize; 4],
     [y0, x0]: [isize; 2],
 ) -> bool {
-    let (start, end) = (y_lo * w + x_lo, (y_hi - 1) * w + x_hi);
-    let from = (y0 + y_lo as isize) as usize * w + (x0 + x_lo as isize) as usize;
+    let (start, end, from) = tap_block(w, [y_lo, y_hi, x_lo, x_hi], [y0, x0]);
     let target = &mut plane[from..from + (end - start)];
     let gap = w - (x_hi - x_lo);
     let rows = y_hi - y_lo;
@@ -522,17 +537,17 @@ pub fn conv_forward(shape: &ConvShape, x: &[f32], weight: &[f32], grouping: Grou
     let (k, p, cout) = (shape.k(), shape.p(), shape.cout);
     // Every value is written below: by a product (one image) or by `scatter_blocks`.
     let mut y = unwritten(shape.batch * cout * p);
-    let Grouping::Batched { max_columns } = grouping else {
-        let Grouping::Tiles { rows } = grouping else {
-            unreachable!()
-        };
-        forward_tiles(shape, x, weight, rows, &mut y);
-        return y;
+    let max_columns = match grouping {
+        Grouping::Tiles { rows } => {
+            forward_tiles(shape, x, weight, rows, &mut y);
+            return y;
+        }
+        Grouping::Batched { max_columns } => max_columns,
     };
     with_scratch(|Scratch { col, product, .. }| {
         for (b0, b1) in shape.groups(max_columns) {
             let n = (b1 - b0) * p;
-            let col = shape.column_matrix(x, (b0, b1), [0, shape.output()[0]], col, true);
+            let col = shape.column_matrix(x, (b0, b1), shape.all_rows(), col, true);
             if b1 - b0 == 1 {
                 // One image: the product is already laid out as its output.
                 matmul(
@@ -556,7 +571,8 @@ pub fn conv_forward(shape: &ConvShape, x: &[f32], weight: &[f32], grouping: Grou
 fn forward_tiles(shape: &ConvShape, x: &[f32], weight: &[f32], rows: usize, y: &mut [f32]) {
     let (k, p, cout) = (shape.k(), shape.p(), shape.cout);
     let [oh, ow] = shape.output();
-    let bands = oh.div_ceil(rows.max(1));
+    assert!(rows > 0, "conv: tiles of 0 output rows (Grouping::Tiles)");
+    let bands = oh.div_ceil(rows);
     assert!(y.len() >= shape.batch * cout * p, "conv: output size");
     let out = TileOutput(y.as_mut_ptr());
     (0..shape.batch * bands).into_par_iter().for_each(|tile| {
@@ -632,7 +648,7 @@ pub fn conv_backward(
                     group
                 };
                 if let Some(dw) = dw.as_mut() {
-                    let col = shape.column_matrix(x, (b0, b1), [0, shape.output()[0]], col, true);
+                    let col = shape.column_matrix(x, (b0, b1), shape.all_rows(), col, true);
                     weight_gradient(dw, dy_g, col, [cout, n, k], Layout::PLAIN);
                 }
                 if let Some(dx) = dx.as_mut() {
@@ -686,13 +702,8 @@ fn backward_images(
                     for b in b0..(b0 + IMAGES_PER_TASK).min(shape.batch) {
                         let dy = &dy[b * cout * p..][..cout * p];
                         if let Some(dw) = dw.as_mut() {
-                            let col = shape.column_matrix(
-                                x,
-                                (b, b + 1),
-                                [0, shape.output()[0]],
-                                col,
-                                false,
-                            );
+                            let col =
+                                shape.column_matrix(x, (b, b + 1), shape.all_rows(), col, false);
                             if transposed {
                                 // dWᵀ[k, cout] += col[k, p] · dyᵀ[p, cout]
                                 let dy_t = scratch(dy_t, p * cout);
