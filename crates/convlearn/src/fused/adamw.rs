@@ -8,6 +8,7 @@
 //! `p ← p(1 − lr·wd) − lr · (m / (1−β₁ᵗ)) / (√(v / (1−β₂ᵗ)) + ε)`.
 
 use burn::tensor::Tensor;
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::{FusedOps, fused};
@@ -52,24 +53,25 @@ impl AdamWStep {
             moment_2.len()
         );
         let (b1, b2) = (self.beta_1, self.beta_2);
-        let (f1, f2) = (1.0 - b1, 1.0 - b2);
         let (c1, c2) = (1.0 - b1.powi(self.time), 1.0 - b2.powi(self.time));
-        // burn multiplies by `1 − lr·wd` computed in f64, then rounded to the tensor's f32.
-        let keep = (1.0 - self.lr * self.weight_decay as f64) as f32;
-        let (lr, eps) = (self.lr as f32, self.epsilon);
+        let constants = StepConstants {
+            b1,
+            b2,
+            f1: 1.0 - b1,
+            f2: 1.0 - b2,
+            c1,
+            c2,
+            // burn multiplies by `1 − lr·wd` computed in f64, then rounded to the tensor's f32.
+            keep: (1.0 - self.lr * self.weight_decay as f64) as f32,
+            lr: self.lr as f32,
+            eps: self.epsilon,
+        };
         param
             .par_chunks_mut(MIN_TASK_ELEMENTS)
             .zip(grad.par_chunks(MIN_TASK_ELEMENTS))
             .zip(moment_1.par_chunks_mut(MIN_TASK_ELEMENTS))
             .zip(moment_2.par_chunks_mut(MIN_TASK_ELEMENTS))
-            .for_each(|(((p, g), m), v)| {
-                for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
-                    *m = *m * b1 + g * f1;
-                    *v = *v * b2 + (g * g) * f2;
-                    let delta = (*m / c1) / ((*v / c2).sqrt() + eps);
-                    *p = *p * keep - delta * lr;
-                }
-            });
+            .for_each(|(((p, g), m), v)| step_chunk(p, g, m, v, constants));
     }
 
     /// The same step in burn's tensor ops (any back-end): `(param, moment_1, moment_2)` updated.
@@ -116,6 +118,32 @@ pub fn adamw_step<const D: usize>(
         Tensor::from_dispatch(m),
         Tensor::from_dispatch(v),
     )
+}
+
+/// The step's per-value constants: the betas, `1 − β`, the bias corrections `1 − βᵗ`, the
+/// weight-decay factor, the rate and ε.
+#[derive(Clone, Copy)]
+struct StepConstants {
+    b1: f32,
+    b2: f32,
+    f1: f32,
+    f2: f32,
+    c1: f32,
+    c2: f32,
+    keep: f32,
+    lr: f32,
+    eps: f32,
+}
+
+/// The step on one chunk of a parameter, its gradient and its moments.
+#[multiversion(targets = "simd")]
+fn step_chunk(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: StepConstants) {
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+        *m = *m * k.b1 + g * k.f1;
+        *v = *v * k.b2 + (g * g) * k.f2;
+        let delta = (*m / k.c1) / ((*v / k.c2).sqrt() + k.eps);
+        *p = *p * k.keep - delta * k.lr;
+    }
 }
 
 #[cfg(test)]

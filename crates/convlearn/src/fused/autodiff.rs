@@ -8,6 +8,9 @@
 //!   the backward pass adds each output gradient to that cell, one feature map per rayon task.
 //!   burn's default records `i64` indices, converts them, and adds the gradients back on one
 //!   thread.
+//! - A convolution's bias and activation: the backward pass masks the output gradient and sums it
+//!   per channel in one parallel pass (`bias.rs`); burn's takes the ReLU's mask and a broadcast
+//!   sum, each on one thread.
 //! - BatchNorm with batch statistics and its activation: the backward pass of `batch_norm.rs`
 //!   (burn's takes a dozen single-threaded tensor ops, and the activation's mask two more).
 
@@ -23,6 +26,7 @@ use burn::tensor::ops::ConvOptions;
 use burn_flex::FlexTensor;
 
 use super::batch_norm::{BatchNormSaved, ChannelLayout, batch_norm_backward};
+use super::bias::bias_clamp_backward;
 use super::conv::{ConvShape, Grouping, conv_backward};
 use super::flex::{
     batch_norm_planes, conv_operands, convolve, f32_tensor, max_pool_planes, max_unpool_planes,
@@ -102,6 +106,37 @@ impl Backward<Flex, 2> for ConvBackward {
     }
 }
 
+/// The backward step of [`FusedOps::bias_clamp`].
+#[derive(Debug)]
+struct BiasClampBackward;
+
+/// What the bias-and-activation backward step keeps: the output (the activation's mask) and the
+/// activation's bounds.
+#[derive(Clone, Debug)]
+struct BiasClampState {
+    y: FlexTensor,
+    bounds: [f32; 2],
+}
+
+impl Backward<Flex, 2> for BiasClampBackward {
+    type State = BiasClampState;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_parent, bias_parent] = ops.parents;
+        let mut dz = owned_f32(grads.consume::<Flex>(&ops.node), "bias_clamp backward: dy");
+        let BiasClampState { y, bounds } = ops.state;
+        let shape = y.layout().shape().to_vec();
+        let layout = ChannelLayout::of(&shape);
+        let d_bias = bias_clamp_backward(dz.storage_mut(), y.storage(), layout, bounds);
+        if let Some(parent) = x_parent {
+            grads.register::<Flex>(parent.id, dz);
+        }
+        if let Some(parent) = bias_parent {
+            grads.register::<Flex>(parent.id, f32_tensor(d_bias, vec![layout.channels]));
+        }
+    }
+}
+
 /// The backward step of [`FusedOps::batch_norm_clamp`].
 #[derive(Debug)]
 struct BatchNormBackward;
@@ -165,6 +200,32 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
             Self::from_inner(m),
             Self::from_inner(v),
         )
+    }
+
+    fn bias_clamp(
+        x: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        lower: f32,
+        upper: f32,
+    ) -> FloatTensor<Self> {
+        let (x, x_node) = x.into_parts();
+        let (bias, bias_node) = bias.into_parts();
+        let y = Flex::bias_clamp(x, bias, lower, upper);
+        match BiasClampBackward
+            .prepare::<C>([x_node, bias_node])
+            .compute_bound()
+            .stateful()
+        {
+            // The output is kept as it is: a later op that writes in place copies shared storage.
+            OpsKind::Tracked(prep) => prep.finish(
+                BiasClampState {
+                    y: y.clone(),
+                    bounds: [lower, upper],
+                },
+                y,
+            ),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
     }
 
     fn batch_norm_clamp(

@@ -15,6 +15,9 @@
 //!
 //! Sums run in 16 `f32` lanes per feature map, added up in `f64`.
 
+use std::mem::MaybeUninit;
+
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// Values one rayon task handles at least.
@@ -75,7 +78,7 @@ impl ChannelLayout {
 }
 
 /// `Σ f(a[i], b[i], c[i])` over one feature map, in [`LANES`] partial sums.
-#[inline(always)]
+#[multiversion(targets = "simd")]
 fn map_sum(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f64 {
     let mut lanes = [0f32; LANES];
     let (ac, bc, cc) = (
@@ -140,14 +143,25 @@ pub fn normalize(
             .enumerate()
             .for_each(|(map, (o, x))| {
                 let (s, t) = (scale[map % channels], shift[map % channels]);
-                for (o, &x) in o.iter_mut().zip(x) {
-                    o.write(super::flex::clamp(x * s + t, lower, upper));
-                }
+                normalize_map(o, x, [s, t], [lower, upper]);
             });
     }
     // SAFETY: the loop above wrote every one of the `x.len()` values (`layout.plane` divides it).
     unsafe { out.set_len(x.len()) };
     out
+}
+
+/// `o = clamp(x · s + t, lower, upper)` over one feature map.
+#[multiversion(targets = "simd")]
+fn normalize_map(
+    o: &mut [MaybeUninit<f32>],
+    x: &[f32],
+    [s, t]: [f32; 2],
+    [lower, upper]: [f32; 2],
+) {
+    for (o, &x) in o.iter_mut().zip(x) {
+        o.write(super::flex::clamp(x * s + t, lower, upper));
+    }
 }
 
 /// The batch statistics' per-channel scale `γ / √(var + ε)` and shift `β − mean · scale`, and
@@ -260,14 +274,27 @@ pub fn batch_norm_backward(
         .with_min_len(layout.maps_per_task())
         .enumerate()
         .for_each(|(map, (((d, x), y), g))| {
-            let [k, ka, b, m] = per_channel[map % channels];
-            for (((d, &x), &y), &g) in d.iter_mut().zip(x).zip(y).zip(g) {
-                d.write(k * pass(y, g) - ka - b * (x - m));
-            }
+            input_gradient_map(d, [x, y, g], per_channel[map % channels], [lower, upper])
         });
     // SAFETY: the loop above wrote every one of the `x.len()` values.
     unsafe { dx.set_len(x.len()) };
     (Some(dx), gamma_grad, beta_grad)
+}
+
+/// One feature map's input gradient `d = k·(dz − a) − b·(x − mean)` from its input `x`, output
+/// `y` and output gradient `g` (`dz` is `g` where `lower < y < upper`), with the channel's
+/// `[k, k·a, b, mean]`.
+#[multiversion(targets = "simd")]
+fn input_gradient_map(
+    d: &mut [MaybeUninit<f32>],
+    [x, y, g]: [&[f32]; 3],
+    [k, ka, b, m]: [f32; 4],
+    [lower, upper]: [f32; 2],
+) {
+    for (((d, &x), &y), &g) in d.iter_mut().zip(x).zip(y).zip(g) {
+        let dz = if (y > lower) & (y < upper) { g } else { 0.0 };
+        d.write(k * dz - ka - b * (x - m));
+    }
 }
 
 #[cfg(test)]

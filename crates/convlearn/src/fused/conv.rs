@@ -12,6 +12,7 @@
 //! in place. Training reuses the same layouts: the weight gradient is `dy · colᵀ`, the input
 //! gradient `Wᵀ · dy` folded back onto the image (col2im).
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// The most floats one group's im2col matrix may hold (16 MiB): bounds the extra memory and
@@ -271,10 +272,7 @@ impl ConvShape {
                     let grads = &src[oy * ow + x_lo..oy * ow + x_hi];
                     let first = (x0 + (x_lo * sx) as isize) as usize;
                     if sx == 1 {
-                        let out = &mut out[first..first + grads.len()];
-                        for (o, g) in out.iter_mut().zip(grads) {
-                            *o += g;
-                        }
+                        add_assign(&mut out[first..first + grads.len()], grads);
                     } else {
                         for (o, g) in out[first..].iter_mut().step_by(sx).zip(grads) {
                             *o += g;
@@ -349,13 +347,8 @@ fn shifted_add(
     let target = &mut plane[from..from + (end - start)];
     let gap = w - (x_hi - x_lo);
     let rows = y_hi - y_lo;
-    let add = |target: &mut [f32]| {
-        for (t, g) in target.iter_mut().zip(&src[start..end]) {
-            *t += g;
-        }
-    };
     if gap == 0 {
-        add(target);
+        add_assign(target, &src[start..end]);
         return true;
     }
     if (rows - 1) * gap > MAX_GAP_CELLS {
@@ -368,11 +361,19 @@ fn shifted_add(
     for (keep, at) in saved.iter_mut().zip(cells.clone()) {
         *keep = target[at];
     }
-    add(target);
+    add_assign(target, &src[start..end]);
     for (keep, at) in saved.iter().zip(cells) {
         target[at] = *keep;
     }
     true
+}
+
+/// `target[i] += values[i]`.
+#[multiversion(targets = "simd")]
+fn add_assign(target: &mut [f32], values: &[f32]) {
+    for (t, v) in target.iter_mut().zip(values) {
+        *t += v;
+    }
 }
 
 /// Buffers kept between calls on a thread: the im2col matrices and layout copies are rewritten

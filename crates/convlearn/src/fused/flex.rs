@@ -7,9 +7,11 @@ use burn::backend::Flex;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Bytes, DType, Shape};
 use burn_flex::{FlexTensor, Layout};
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::batch_norm::{ChannelLayout, affine, channel_statistics, normalize};
+use super::bias::bias_clamp_in_place;
 use super::conv::{ConvGeometry, ConvShape, Grouping, conv_forward, unwritten};
 use super::max_pool::{PoolWindow, unpool_plane};
 use super::{AdamWStep, FusedOps};
@@ -46,11 +48,20 @@ impl FusedOps for Flex {
             .with_min_len(planes_per_task)
             .enumerate()
             .for_each(|(i, values)| {
-                let (s, t) = (scale[i % channels], shift[i % channels]);
-                for v in values {
-                    *v = clamp(*v * s + t, lower, upper);
-                }
+                scale_shift_clamp(
+                    values,
+                    [scale[i % channels], shift[i % channels]],
+                    [lower, upper],
+                )
             });
+        out
+    }
+
+    fn bias_clamp(x: FlexTensor, bias: FlexTensor, lower: f32, upper: f32) -> FlexTensor {
+        let layout = ChannelLayout::of(x.layout().shape());
+        let bias = f32_values(&bias, "bias_clamp: bias");
+        let mut out = owned_f32(x, "bias_clamp: x");
+        bias_clamp_in_place(out.storage_mut(), layout, &bias, [lower, upper]);
         out
     }
 
@@ -65,11 +76,7 @@ impl FusedOps for Flex {
         let data: &mut [f32] = out.storage_mut();
         data.par_chunks_mut(MIN_TASK_ELEMENTS)
             .zip(residual.par_chunks(MIN_TASK_ELEMENTS))
-            .for_each(|(values, r)| {
-                for (v, r) in values.iter_mut().zip(r) {
-                    *v = clamp(*v + r, lower, upper);
-                }
-            });
+            .for_each(|(values, r)| add_clamp_values(values, r, [lower, upper]));
         out
     }
 
@@ -308,6 +315,22 @@ pub(super) fn f32_tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
         Layout::contiguous(Shape::from(shape)),
         DType::F32,
     )
+}
+
+/// `v ← clamp(v · s + t, lower, upper)` over one feature map.
+#[multiversion(targets = "simd")]
+fn scale_shift_clamp(values: &mut [f32], [s, t]: [f32; 2], [lower, upper]: [f32; 2]) {
+    for v in values {
+        *v = clamp(*v * s + t, lower, upper);
+    }
+}
+
+/// `v ← clamp(v + r, lower, upper)`, value by value.
+#[multiversion(targets = "simd")]
+fn add_clamp_values(values: &mut [f32], residual: &[f32], [lower, upper]: [f32; 2]) {
+    for (v, r) in values.iter_mut().zip(residual) {
+        *v = clamp(*v + r, lower, upper);
+    }
 }
 
 /// `x` limited to `[lower, upper]`; NaN passes through (both comparisons are false).

@@ -2,6 +2,8 @@
 //! branches; for training, where each maximum came from (a `u32` per output) and the backward pass
 //! that sends each gradient there. A window's padded cells count as −∞; NaN wins, as in PyTorch.
 
+use multiversion::multiversion;
+
 use super::conv::ConvGeometry;
 
 /// The geometry of a 2-D max-pool: window, stride and padding, in rows then columns.
@@ -97,6 +99,7 @@ impl PoolWindow {
 /// training step): the maximum by `max`, the argmax by masks — the first of the four cells that
 /// holds it, as [`window_argmax`] chooses. Stops and returns `false` at a row holding a NaN,
 /// leaving the plane to the general loop.
+#[multiversion(targets = "simd")]
 fn pool_2x2<const ARGMAX: bool>(
     x: &[f32],
     [h, w]: [usize; 2],

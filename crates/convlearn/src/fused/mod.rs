@@ -18,6 +18,7 @@
 mod adamw;
 mod autodiff;
 mod batch_norm;
+mod bias;
 mod conv;
 mod flex;
 mod max_pool;
@@ -85,6 +86,21 @@ pub trait FusedOps: Backend {
         let shift = Self::float_reshape(shift, Shape::from(dims));
         let y = Self::float_add(Self::float_mul(x, scale), shift);
         Self::float_clamp(y, lower.into(), upper.into())
+    }
+
+    /// `clamp(x + bias[c], lower, upper)` for `x` laid out `[batch, channels, …]`, `bias`
+    /// `[channels]`: a convolution's bias and activation, on autodiff with a backward pass of its
+    /// own (`bias.rs`).
+    fn bias_clamp(
+        x: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        lower: f32,
+        upper: f32,
+    ) -> FloatTensor<Self> {
+        let mut dims = vec![1; x.shape().num_dims()];
+        dims[1] = bias.shape()[0];
+        let bias = Self::float_reshape(bias, Shape::from(dims));
+        Self::float_clamp(Self::float_add(x, bias), lower.into(), upper.into())
     }
 
     /// `clamp(x + residual, lower, upper)`, element by element (same shapes).
@@ -171,15 +187,21 @@ fn flex_f32<const D: usize>(x: &Tensor<D>) -> Option<bool> {
 }
 
 /// `activation(x + bias)`, the bias per channel (dim 1) of a `[batch, channels, height, width]`
-/// convolution output.
+/// convolution output: on flex one parallel pass, with or without gradients.
 pub fn bias_activation(x: Tensor<4>, bias: Option<Tensor<1>>, activation: Activation) -> Tensor<4> {
     match bias {
         None if activation == Activation::Identity => x,
-        _ if fused(&x) => {
+        _ if on_flex(&x) => {
             let channels = x.dims()[1];
-            let scale = Tensor::ones([channels], &x.device());
             let bias = bias.unwrap_or_else(|| Tensor::zeros([channels], &x.device()));
-            affine_activation(x, scale, bias, activation)
+            let (lower, upper) = activation.bounds();
+            let out = <burn::backend::Dispatch as FusedOps>::bias_clamp(
+                x.into_dispatch(),
+                bias.into_dispatch(),
+                lower,
+                upper,
+            );
+            Tensor::from_dispatch(out)
         }
         Some(b) => {
             let c = b.dims()[0];
@@ -362,6 +384,40 @@ mod tests {
         }
         let no_bias = bias_activation(x.clone(), None, Activation::Relu6);
         assert_same(no_bias, relu6(x), "no bias");
+    }
+
+    #[test]
+    fn bias_and_activation_gradients_match_burns_ops() {
+        let device = Device::flex().autodiff();
+        // 6 × 40 × 40 planes: more than one rayon task, and maps longer than the 16 lanes.
+        let x = Tensor::<4>::random([3, 6, 40, 40], Distribution::Normal(0.0, 4.0), &device);
+        let bias = Tensor::<1>::from_floats([0.5, -1.0, 2.0, 0.0, -3.0, 7.0], &device);
+        let r = Tensor::<4>::random([3, 6, 40, 40], Distribution::Normal(0.0, 1.0), &device);
+        for activation in [Activation::Identity, Activation::Relu, Activation::Relu6] {
+            let run = |ours: bool| {
+                let (x, b) = (x.clone().require_grad(), bias.clone().require_grad());
+                let y = if ours {
+                    bias_activation(x.clone(), Some(b.clone()), activation)
+                } else {
+                    activation.apply(x.clone() + b.clone().reshape([1, 6, 1, 1]))
+                };
+                let grads = (y.clone() * r.clone()).sum().backward();
+                [
+                    values(y),
+                    values(x.grad(&grads).unwrap()),
+                    values(b.grad(&grads).unwrap()),
+                ]
+            };
+            let (ours, theirs) = (run(true), run(false));
+            assert_eq!(ours[0], theirs[0], "{activation:?}: output");
+            assert_eq!(ours[1], theirs[1], "{activation:?}: d/dx");
+            for (c, (a, b)) in ours[2].iter().zip(&theirs[2]).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                    "{activation:?}: d/dbias[{c}] is {a}, burn's {b}"
+                );
+            }
+        }
     }
 
     #[test]

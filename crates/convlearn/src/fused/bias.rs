@@ -1,0 +1,118 @@
+//! A convolution's bias and activation, `y = clamp(x + b[c], lower, upper)`, forward and backward,
+//! each one parallel pass over the feature maps.
+//!
+//! burn's ops take four single-threaded passes when training: the broadcast add and the ReLU
+//! forward; the ReLU's mask and the bias gradient's sum over the batch and the map backward. Here
+//! the backward pass masks the output gradient where the activation passed it (`lower < y <
+//! upper`, burn's and PyTorch's choice at the bounds) and sums each map's masked gradient in the
+//! same pass; the maps' sums are added per channel in `f64`.
+
+use multiversion::multiversion;
+use rayon::prelude::*;
+
+use super::batch_norm::ChannelLayout;
+use super::flex::clamp;
+
+/// Values one rayon task handles at least.
+const MIN_TASK_ELEMENTS: usize = 1 << 14;
+/// Independent partial sums per feature map (vectorised by the compiler).
+const LANES: usize = 16;
+
+/// `x[i] ← clamp(x[i] + bias[c], lower, upper)` in place for every value of channel `c`.
+pub fn bias_clamp_in_place(
+    x: &mut [f32],
+    layout: ChannelLayout,
+    bias: &[f32],
+    [lower, upper]: [f32; 2],
+) {
+    assert!(
+        bias.len() == layout.channels && x.len() == layout.count() * layout.channels,
+        "bias_clamp: {layout:?} vs {} values and {} biases",
+        x.len(),
+        bias.len()
+    );
+    if layout.plane == 0 {
+        return;
+    }
+    let channels = layout.channels;
+    x.par_chunks_mut(layout.plane)
+        .with_min_len(MIN_TASK_ELEMENTS.div_ceil(layout.plane))
+        .enumerate()
+        .for_each(|(map, values)| add_clamp_map(values, bias[map % channels], lower, upper));
+}
+
+/// `v ← clamp(v + b, lower, upper)` over one feature map.
+#[multiversion(targets = "simd")]
+fn add_clamp_map(values: &mut [f32], b: f32, lower: f32, upper: f32) {
+    for v in values {
+        *v = clamp(*v + b, lower, upper);
+    }
+}
+
+/// The backward pass from the output `y` and its gradient `dy`: `dy` becomes the input's gradient
+/// in place (zero where the activation clamped), and the bias gradient (its sum per channel) is
+/// returned.
+pub fn bias_clamp_backward(
+    dy: &mut [f32],
+    y: &[f32],
+    layout: ChannelLayout,
+    [lower, upper]: [f32; 2],
+) -> Vec<f32> {
+    assert!(
+        dy.len() == y.len() && y.len() == layout.count() * layout.channels,
+        "bias_clamp backward: {layout:?} vs {} outputs and {} gradients",
+        y.len(),
+        dy.len()
+    );
+    if layout.plane == 0 {
+        return vec![0.0; layout.channels];
+    }
+    let map_sums: Vec<f64> = dy
+        .par_chunks_mut(layout.plane)
+        .zip(y.par_chunks(layout.plane))
+        .with_min_len(MIN_TASK_ELEMENTS.div_ceil(layout.plane))
+        .map(|(g, y)| mask_and_sum(g, y, lower, upper))
+        .collect();
+    let mut sums = vec![0f64; layout.channels];
+    for (map, s) in map_sums.iter().enumerate() {
+        sums[map % layout.channels] += s;
+    }
+    sums.iter().map(|&s| s as f32).collect()
+}
+
+/// One feature map's gradient `g` zeroed where the activation clamped its output `y`, and its sum
+/// (in [`LANES`] partial sums).
+#[multiversion(targets = "simd")]
+fn mask_and_sum(g: &mut [f32], y: &[f32], lower: f32, upper: f32) -> f64 {
+    for (g, &y) in g.iter_mut().zip(y) {
+        *g = if (y > lower) & (y < upper) { *g } else { 0.0 };
+    }
+    let chunks = g.chunks_exact(LANES);
+    let rest: f64 = chunks.remainder().iter().map(|&v| v as f64).sum();
+    let mut lanes = [0f32; LANES];
+    for chunk in chunks {
+        for (lane, v) in lanes.iter_mut().zip(chunk) {
+            *lane += v;
+        }
+    }
+    lanes.iter().map(|&s| s as f64).sum::<f64>() + rest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_case_by_hand() {
+        // Two images, two channels of 2 values: biases 1 and −1, ReLU6.
+        let layout = ChannelLayout::of(&[2, 2, 2]);
+        let mut x = vec![-2.0, 0.5, 3.0, 8.0, 6.0, -0.5, 1.5, 0.0];
+        bias_clamp_in_place(&mut x, layout, &[1.0, -1.0], [0.0, 6.0]);
+        assert_eq!(x, vec![0.0, 1.5, 2.0, 6.0, 6.0, 0.5, 0.5, 0.0]);
+        let mut dy = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+        let db = bias_clamp_backward(&mut dy, &x, layout, [0.0, 6.0]);
+        // Clamped at 0 or 6: no gradient.
+        assert_eq!(dy, vec![0.0, 2.0, 3.0, 0.0, 0.0, 6.0, 7.0, 0.0]);
+        assert_eq!(db, vec![2.0 + 6.0, 3.0 + 7.0]);
+    }
+}
