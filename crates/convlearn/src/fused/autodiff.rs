@@ -9,7 +9,7 @@
 //!   burn's default records `i64` indices, converts them, and adds the gradients back on one
 //!   thread.
 //! - A convolution's bias and activation: the backward pass masks the output gradient and sums it
-//!   per channel in one parallel pass (`bias.rs`); burn's takes the ReLU's mask and a broadcast
+//!   per channel in one parallel pass (`clamp.rs`); burn's takes the ReLU's mask and a broadcast
 //!   sum, each on one thread.
 //! - BatchNorm with batch statistics and its activation: the backward pass of `batch_norm.rs`
 //!   (burn's takes a dozen single-threaded tensor ops, and the activation's mask two more).
@@ -26,7 +26,7 @@ use burn::tensor::ops::ConvOptions;
 use burn_flex::FlexTensor;
 
 use super::batch_norm::{BatchNormSaved, ChannelLayout, batch_norm_backward};
-use super::bias::bias_clamp_backward;
+use super::clamp::{bias_clamp_backward, clamp_backward};
 use super::conv::{ConvShape, Grouping, conv_backward};
 use super::flex::{
     batch_norm_planes, conv_operands, convolve, f32_tensor, max_pool_planes, max_unpool_planes,
@@ -110,21 +110,21 @@ impl Backward<Flex, 2> for ConvBackward {
 #[derive(Debug)]
 struct BiasClampBackward;
 
-/// What the bias-and-activation backward step keeps: the output (the activation's mask) and the
-/// activation's bounds.
+/// What a clamp's backward step keeps: the output (the activation's mask) and the activation's
+/// bounds.
 #[derive(Clone, Debug)]
-struct BiasClampState {
+struct ClampState {
     y: FlexTensor,
     bounds: [f32; 2],
 }
 
 impl Backward<Flex, 2> for BiasClampBackward {
-    type State = BiasClampState;
+    type State = ClampState;
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [x_parent, bias_parent] = ops.parents;
         let mut dz = owned_f32(grads.consume::<Flex>(&ops.node), "bias_clamp backward: dy");
-        let BiasClampState { y, bounds } = ops.state;
+        let ClampState { y, bounds } = ops.state;
         let shape = y.layout().shape().to_vec();
         let layout = ChannelLayout::of(&shape);
         let d_bias = bias_clamp_backward(dz.storage_mut(), y.storage(), layout, bounds);
@@ -133,6 +133,29 @@ impl Backward<Flex, 2> for BiasClampBackward {
         }
         if let Some(parent) = bias_parent {
             grads.register::<Flex>(parent.id, f32_tensor(d_bias, vec![layout.channels]));
+        }
+    }
+}
+
+/// The backward step of [`FusedOps::add_clamp`].
+#[derive(Debug)]
+struct AddClampBackward;
+
+impl Backward<Flex, 2> for AddClampBackward {
+    type State = ClampState;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let mut dz = owned_f32(grads.consume::<Flex>(&ops.node), "add_clamp backward: dy");
+        let ClampState { y, bounds } = ops.state;
+        clamp_backward(dz.storage_mut(), y.storage(), bounds);
+        // Both terms get the same gradient (shared storage: nothing writes into it in place).
+        match ops.parents {
+            [Some(x), Some(residual)] => {
+                grads.register::<Flex>(x.id, dz.clone());
+                grads.register::<Flex>(residual.id, dz);
+            }
+            [Some(only), None] | [None, Some(only)] => grads.register::<Flex>(only.id, dz),
+            [None, None] => {}
         }
     }
 }
@@ -218,7 +241,32 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         {
             // The output is kept as it is: a later op that writes in place copies shared storage.
             OpsKind::Tracked(prep) => prep.finish(
-                BiasClampState {
+                ClampState {
+                    y: y.clone(),
+                    bounds: [lower, upper],
+                },
+                y,
+            ),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
+    fn add_clamp(
+        x: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        lower: f32,
+        upper: f32,
+    ) -> FloatTensor<Self> {
+        let (x, x_node) = x.into_parts();
+        let (residual, residual_node) = residual.into_parts();
+        let y = Flex::add_clamp(x, residual, lower, upper);
+        match AddClampBackward
+            .prepare::<C>([x_node, residual_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(
+                ClampState {
                     y: y.clone(),
                     bounds: [lower, upper],
                 },

@@ -11,7 +11,7 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::batch_norm::{ChannelLayout, affine, channel_statistics, normalize};
-use super::bias::bias_clamp_in_place;
+use super::clamp::bias_clamp_in_place;
 use super::conv::{ConvGeometry, ConvShape, Grouping, conv_forward, unwritten};
 use super::max_pool::{PoolWindow, unpool_plane};
 use super::{AdamWStep, FusedOps};

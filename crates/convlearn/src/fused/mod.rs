@@ -18,7 +18,7 @@
 mod adamw;
 mod autodiff;
 mod batch_norm;
-mod bias;
+mod clamp;
 mod conv;
 mod flex;
 mod max_pool;
@@ -90,7 +90,7 @@ pub trait FusedOps: Backend {
 
     /// `clamp(x + bias[c], lower, upper)` for `x` laid out `[batch, channels, …]`, `bias`
     /// `[channels]`: a convolution's bias and activation, on autodiff with a backward pass of its
-    /// own (`bias.rs`).
+    /// own (`clamp.rs`).
     fn bias_clamp(
         x: FloatTensor<Self>,
         bias: FloatTensor<Self>,
@@ -103,7 +103,8 @@ pub trait FusedOps: Backend {
         Self::float_clamp(Self::float_add(x, bias), lower.into(), upper.into())
     }
 
-    /// `clamp(x + residual, lower, upper)`, element by element (same shapes).
+    /// `clamp(x + residual, lower, upper)`, element by element (same shapes); on autodiff with a
+    /// backward pass of its own (`clamp.rs`).
     fn add_clamp(
         x: FloatTensor<Self>,
         residual: FloatTensor<Self>,
@@ -237,7 +238,7 @@ pub fn affine_activation(
 
 /// `activation(x + residual)`: the end of a residual block.
 pub fn residual_activation(x: Tensor<4>, residual: Tensor<4>, activation: Activation) -> Tensor<4> {
-    if fused(&x) && x.dims() == residual.dims() {
+    if on_flex(&x) && x.dims() == residual.dims() {
         let (lower, upper) = activation.bounds();
         let out = <burn::backend::Dispatch as FusedOps>::add_clamp(
             x.into_dispatch(),
@@ -433,6 +434,37 @@ mod tests {
             );
             let got = affine_activation(x.clone(), scale.clone(), shift.clone(), activation);
             assert_same(got, want, &format!("{activation:?}"));
+        }
+    }
+
+    #[test]
+    fn residual_activation_gradients_match_burns_ops() {
+        let device = Device::flex().autodiff();
+        let x = Tensor::<4>::random([2, 5, 33, 31], Distribution::Normal(0.0, 1.0), &device);
+        let residual = Tensor::<4>::random([2, 5, 33, 31], Distribution::Normal(0.0, 1.0), &device);
+        let r = Tensor::<4>::random([2, 5, 33, 31], Distribution::Normal(0.0, 1.0), &device);
+        for activation in [Activation::Identity, Activation::Relu, Activation::Relu6] {
+            let run = |ours: bool| {
+                let (x, res) = (x.clone().require_grad(), residual.clone().require_grad());
+                let y = if ours {
+                    residual_activation(x.clone(), res.clone(), activation)
+                } else {
+                    activation.apply(x.clone() + res.clone())
+                };
+                let grads = (y.clone() * r.clone()).sum().backward();
+                [
+                    values(y),
+                    values(x.grad(&grads).unwrap()),
+                    values(res.grad(&grads).unwrap()),
+                ]
+            };
+            let (ours, theirs) = (run(true), run(false));
+            for (what, (a, b)) in ["output", "d/dx", "d/dresidual"]
+                .iter()
+                .zip(ours.iter().zip(&theirs))
+            {
+                assert_eq!(a, b, "{activation:?}: {what}");
+            }
         }
     }
 

@@ -1,11 +1,12 @@
-//! A convolution's bias and activation, `y = clamp(x + b[c], lower, upper)`, forward and backward,
-//! each one parallel pass over the feature maps.
+//! The activation as a clamp after a convolution's bias, `y = clamp(x + b[c], lower, upper)`, or
+//! after a residual block's sum, forward and backward, each one parallel pass.
 //!
-//! burn's ops take four single-threaded passes when training: the broadcast add and the ReLU
-//! forward; the ReLU's mask and the bias gradient's sum over the batch and the map backward. Here
-//! the backward pass masks the output gradient where the activation passed it (`lower < y <
-//! upper`, burn's and PyTorch's choice at the bounds) and sums each map's masked gradient in the
-//! same pass; the maps' sums are added per channel in `f64`.
+//! burn's ops take four single-threaded passes when training with a bias: the broadcast add and
+//! the ReLU forward; the ReLU's mask and the bias gradient's sum over the batch and the map
+//! backward. Here the backward pass masks the output gradient where the activation passed it
+//! (`lower < y < upper`, burn's and PyTorch's choice at the bounds) and sums each map's masked
+//! gradient in the same pass; the maps' sums are added per channel in `f64`. A residual sum's
+//! backward pass is the mask alone, its result the gradient of both terms.
 
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -80,14 +81,39 @@ pub fn bias_clamp_backward(
     sums.iter().map(|&s| s as f32).collect()
 }
 
-/// One feature map's gradient `g` zeroed where the activation clamped its output `y`, and its sum
-/// (in [`LANES`] partial sums).
+/// The backward pass of `clamp(a + b, lower, upper)` from its output `y`: `dy` becomes the gradient
+/// of both terms in place (zero where the activation clamped).
+pub fn clamp_backward(dy: &mut [f32], y: &[f32], [lower, upper]: [f32; 2]) {
+    assert_eq!(
+        dy.len(),
+        y.len(),
+        "clamp backward: {} outputs and {} gradients",
+        y.len(),
+        dy.len()
+    );
+    dy.par_chunks_mut(MIN_TASK_ELEMENTS)
+        .zip(y.par_chunks(MIN_TASK_ELEMENTS))
+        .for_each(|(g, y)| mask(g, y, lower, upper));
+}
+
+/// `g` zeroed where the activation clamped its output `y`.
 #[multiversion(targets = "simd")]
-fn mask_and_sum(g: &mut [f32], y: &[f32], lower: f32, upper: f32) -> f64 {
+fn mask(g: &mut [f32], y: &[f32], lower: f32, upper: f32) {
     for (g, &y) in g.iter_mut().zip(y) {
         *g = if (y > lower) & (y < upper) { *g } else { 0.0 };
     }
-    let chunks = g.chunks_exact(LANES);
+}
+
+/// One feature map's gradient `g` masked ([`mask`]) and its sum.
+fn mask_and_sum(g: &mut [f32], y: &[f32], lower: f32, upper: f32) -> f64 {
+    mask(g, y, lower, upper);
+    sum(g)
+}
+
+/// `Σ v`, in [`LANES`] partial sums added up in `f64`.
+#[multiversion(targets = "simd")]
+fn sum(values: &[f32]) -> f64 {
+    let chunks = values.chunks_exact(LANES);
     let rest: f64 = chunks.remainder().iter().map(|&v| v as f64).sum();
     let mut lanes = [0f32; LANES];
     for chunk in chunks {
@@ -114,5 +140,9 @@ mod tests {
         // Clamped at 0 or 6: no gradient.
         assert_eq!(dy, vec![0.0, 2.0, 3.0, 0.0, 0.0, 6.0, 7.0, 0.0]);
         assert_eq!(db, vec![2.0 + 6.0, 3.0 + 7.0]);
+        // A residual sum's mask alone.
+        let mut dy = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+        clamp_backward(&mut dy, &x, [0.0, 6.0]);
+        assert_eq!(dy, vec![0.0, 2.0, 3.0, 0.0, 0.0, 6.0, 7.0, 0.0]);
     }
 }
