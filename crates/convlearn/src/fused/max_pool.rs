@@ -53,42 +53,54 @@ impl PoolWindow {
     fn pool<const ARGMAX: bool>(
         &self,
         x: &[f32],
-        [h, w]: [usize; 2],
+        hw: [usize; 2],
         out: &mut [f32],
         argmax: &mut [u32],
     ) {
-        let two_by_two = self.kernel == [2, 2] && self.stride == [2, 2] && self.padding == [0; 4];
-        if two_by_two && pool_2x2::<ARGMAX>(x, [h, w], out, argmax) {
-            return;
-        }
-        // Any window, and a 2×2 plane holding a NaN (redone here with PyTorch's NaN choices).
-        let [oh, ow] = self
-            .output_size([h, w])
-            .expect("pool_plane: the window does not fit");
-        let [kh, kw] = self.kernel;
-        let [sh, sw] = self.stride;
-        let [top, _, left, _] = self.padding;
-        // Each output is finished before the next and its comparisons are selects, not branches:
-        // branching on `v > max` mispredicts about half the time on real activations.
-        let cols: Vec<(usize, usize)> = (0..ow)
-            .map(|ox| window_span(ox * sw, left, kw, w))
-            .collect();
-        for oy in 0..oh {
-            let (y_lo, y_hi) = window_span(oy * sh, top, kh, h);
-            for (ox, &(lo, hi)) in cols.iter().enumerate() {
-                let mut max = f32::NEG_INFINITY;
-                let mut nan = false;
-                for y in y_lo..y_hi {
-                    for &v in &x[y * w + lo..y * w + hi] {
-                        max = if v > max { v } else { max };
-                        nan |= v.is_nan();
-                    }
+        pool_window::<ARGMAX>(*self, x, hw, out, argmax);
+    }
+}
+
+/// [`PoolWindow::pool`]'s loop, also compiled for AVX-512 and AVX2.
+#[multiversion(targets = "simd")]
+fn pool_window<const ARGMAX: bool>(
+    window: PoolWindow,
+    x: &[f32],
+    [h, w]: [usize; 2],
+    out: &mut [f32],
+    argmax: &mut [u32],
+) {
+    let two_by_two = window.kernel == [2, 2] && window.stride == [2, 2] && window.padding == [0; 4];
+    if two_by_two && pool_2x2::<ARGMAX>(x, [h, w], out, argmax) {
+        return;
+    }
+    // Any window, and a 2×2 plane holding a NaN (redone here with PyTorch's NaN choices).
+    let [oh, ow] = window
+        .output_size([h, w])
+        .expect("pool_plane: the window does not fit");
+    let [kh, kw] = window.kernel;
+    let [sh, sw] = window.stride;
+    let [top, _, left, _] = window.padding;
+    // Each output is finished before the next and its comparisons are selects, not branches:
+    // branching on `v > max` mispredicts about half the time on real activations.
+    let cols: Vec<(usize, usize)> = (0..ow)
+        .map(|ox| window_span(ox * sw, left, kw, w))
+        .collect();
+    for oy in 0..oh {
+        let (y_lo, y_hi) = window_span(oy * sh, top, kh, h);
+        for (ox, &(lo, hi)) in cols.iter().enumerate() {
+            let mut max = f32::NEG_INFINITY;
+            let mut nan = false;
+            for y in y_lo..y_hi {
+                for &v in &x[y * w + lo..y * w + hi] {
+                    max = if v > max { v } else { max };
+                    nan |= v.is_nan();
                 }
-                let value = if nan { f32::NAN } else { max };
-                out[oy * ow + ox] = value;
-                if ARGMAX {
-                    argmax[oy * ow + ox] = window_argmax(x, w, (y_lo, y_hi), (lo, hi), value);
-                }
+            }
+            let value = if nan { f32::NAN } else { max };
+            out[oy * ow + ox] = value;
+            if ARGMAX {
+                argmax[oy * ow + ox] = window_argmax(x, w, (y_lo, y_hi), (lo, hi), value);
             }
         }
     }
@@ -148,6 +160,7 @@ fn pool_2x2<const ARGMAX: bool>(
 /// first cell holding it, or the last NaN — PyTorch's choice. A second pass that only compares
 /// with a known value has no chain of dependent selects, unlike tracking the index while the
 /// maximum is still moving.
+#[inline(always)]
 fn window_argmax(x: &[f32], w: usize, ys: (usize, usize), xs: (usize, usize), value: f32) -> u32 {
     let mut at = u32::MAX;
     if value.is_nan() {
