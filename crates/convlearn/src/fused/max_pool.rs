@@ -167,7 +167,7 @@ fn pool_2x2<const ARGMAX: bool>(
 /// the general loop.
 #[multiversion(targets = "simd")]
 fn pool_3x3_stride_2(x: &[f32], [h, w]: [usize; 2], out: &mut [f32]) -> bool {
-    let (oh, ow) = ((h + 1) / 2, (w + 1) / 2);
+    let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
     if h < 2 || w < 3 || out.len() < oh * ow {
         return false;
     }
