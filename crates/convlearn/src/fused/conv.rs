@@ -219,12 +219,7 @@ impl ConvShape {
                 if sx == 1 {
                     out[x_lo..x_hi].copy_from_slice(&src[first..first + x_hi - x_lo]);
                 } else {
-                    for (o, v) in out[x_lo..x_hi]
-                        .iter_mut()
-                        .zip(src[first..].iter().step_by(sx))
-                    {
-                        *o = *v;
-                    }
+                    copy_strided(&mut out[x_lo..x_hi], &src[first..], sx);
                 }
             }
         }
@@ -366,6 +361,25 @@ fn shifted_add(
         target[at] = *keep;
     }
     true
+}
+
+/// `out[i] = src[i · stride]`: a strided convolution's im2col row. Stride 2 (ResNet's stem and
+/// downsampling convolutions) as pairs, which vectorise.
+#[multiversion(targets = "simd")]
+fn copy_strided(out: &mut [f32], src: &[f32], stride: usize) {
+    let Some(last) = out.len().checked_sub(1) else {
+        return;
+    };
+    if stride == 2 {
+        for (o, pair) in out[..last].iter_mut().zip(src.chunks_exact(2)) {
+            *o = pair[0];
+        }
+        out[last] = src[2 * last];
+    } else {
+        for (o, v) in out.iter_mut().zip(src.iter().step_by(stride)) {
+            *o = *v;
+        }
+    }
 }
 
 /// `target[i] += values[i]`.
