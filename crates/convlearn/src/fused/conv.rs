@@ -394,11 +394,11 @@ fn add_assign(target: &mut [f32], values: &[f32]) {
 /// in full every time, so after the first call nothing is allocated or zeroed (on one thread that
 /// zeroing was a fifth of a small CNN's training step).
 #[derive(Default)]
-struct Scratch {
-    col: Vec<f32>,
-    product: Vec<f32>,
-    dy: Vec<f32>,
-    dcol: Vec<f32>,
+pub(super) struct Scratch {
+    pub(super) col: Vec<f32>,
+    pub(super) product: Vec<f32>,
+    pub(super) dy: Vec<f32>,
+    pub(super) dcol: Vec<f32>,
 }
 
 thread_local! {
@@ -419,7 +419,7 @@ pub(super) fn unwritten<T: Copy>(len: usize) -> Vec<T> {
 }
 
 /// The first `len` floats of `buffer`, growing it (zeroed) when shorter. Callers overwrite them.
-fn scratch(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+pub(super) fn scratch(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if buffer.len() < len {
         buffer.resize(len, 0.0);
     }
@@ -479,7 +479,7 @@ pub enum Grouping {
 /// at 128² as whole images. Measured on ResNet-18's training step (batch 16, 128²) with a limit
 /// that counted the weights too: 27.1/28.0 img/s at 1.5 MiB, 31.3/35.3 at 4.6 MiB, 31.0/37.0 at
 /// 7.6 MiB.
-const TILE_FLOATS: usize = 1 << 20;
+pub(super) const TILE_FLOATS: usize = 1 << 20;
 
 /// The fewest output positions per image for [`Grouping::Tiles`]: each tile's product packs the
 /// whole weight matrix again, worth it when every weight then serves enough positions (ResNet-18's
@@ -539,7 +539,7 @@ impl Grouping {
 
 /// Runs `f` with this thread's scratch buffers (fresh ones when a caller up the stack on this
 /// thread holds them: a thread waiting on rayon work may run another pass's task).
-fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+pub(super) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut scratch) => f(&mut scratch),
         Err(_) => f(&mut Scratch::default()),
@@ -613,14 +613,14 @@ fn forward_tiles(shape: &ConvShape, x: &[f32], weight: &[f32], rows: usize, y: &
 }
 
 /// The output of [`forward_tiles`], shared by its tiles, which write disjoint parts of it.
-struct TileOutput(*mut f32);
+pub(super) struct TileOutput(pub(super) *mut f32);
 
 // SAFETY: the tiles write disjoint cells (see `forward_tiles`), and the vector outlives the pass.
 unsafe impl Sync for TileOutput {}
 
 impl TileOutput {
     /// The cell `offset` floats from the start.
-    fn at(&self, offset: usize) -> *mut f32 {
+    pub(super) fn at(&self, offset: usize) -> *mut f32 {
         // SAFETY: callers stay inside the output (see `forward_tiles`).
         unsafe { self.0.add(offset) }
     }
@@ -788,7 +788,7 @@ fn column_gradient(dcol: &mut [f32], weight: &[f32], dy: &[f32], mnk: [usize; 3]
 
 /// How [`matmul`]'s operands are stored (all row-major).
 #[derive(Clone, Copy)]
-struct Layout {
+pub(super) struct Layout {
     /// `lhs` is stored as its transpose, `[k, m]`.
     lhs_transposed: bool,
     /// `rhs` is stored as its transpose, `[n, k]`.
@@ -806,7 +806,7 @@ impl Layout {
         accumulate: false,
         serial: false,
     };
-    const SERIAL: Layout = Layout {
+    pub(super) const SERIAL: Layout = Layout {
         serial: true,
         ..Layout::PLAIN
     };
@@ -817,7 +817,13 @@ impl Layout {
 }
 
 /// `dst[m, n] (+)= lhs[m, k] · rhs[k, n]`, row-major, by the `gemm` crate (flex's own engine).
-fn matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], [m, k, n]: [usize; 3], layout: Layout) {
+pub(super) fn matmul(
+    dst: &mut [f32],
+    lhs: &[f32],
+    rhs: &[f32],
+    [m, k, n]: [usize; 3],
+    layout: Layout,
+) {
     assert!(dst.len() >= m * n, "matmul: output size");
     // SAFETY: `dst` holds the m rows of n floats, n apart, and is borrowed for the call.
     unsafe { matmul_rows(dst.as_mut_ptr(), n, lhs, rhs, [m, k, n], layout) }

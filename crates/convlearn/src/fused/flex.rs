@@ -14,6 +14,7 @@ use super::batch_norm::{ChannelLayout, affine, channel_statistics, normalize};
 use super::clamp::bias_clamp_in_place;
 use super::conv::{ConvGeometry, ConvShape, Grouping, conv_forward, unwritten};
 use super::max_pool::{PoolWindow, unpool_plane};
+use super::winograd;
 use super::{AdamWStep, FusedOps};
 
 /// Elements one rayon task handles at least: below this, splitting costs more than it saves.
@@ -295,12 +296,16 @@ pub(super) fn conv_operands(
 
 /// The convolution `shape` describes, of operands [`conv_operands`] prepared.
 pub(super) fn convolve(x: &FlexTensor, weight: &FlexTensor, shape: &ConvShape) -> FlexTensor {
-    let y = conv_forward(
-        shape,
-        x.storage(),
-        weight.storage(),
-        Grouping::forward(shape),
-    );
+    let y = if winograd::applies(shape) {
+        winograd::conv3x3(shape, x.storage(), weight.storage())
+    } else {
+        conv_forward(
+            shape,
+            x.storage(),
+            weight.storage(),
+            Grouping::forward(shape),
+        )
+    };
     let [oh, ow] = shape
         .geometry
         .output_size(shape.input)

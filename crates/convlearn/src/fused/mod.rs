@@ -22,6 +22,7 @@ mod clamp;
 mod conv;
 mod flex;
 mod max_pool;
+mod winograd;
 
 pub use adamw::{AdamWStep, adamw_step};
 pub use conv::{ConvGeometry, ConvShape};

@@ -1,0 +1,340 @@
+//! Winograd's minimal filtering F(2×2, 3×3) for 3×3, stride-1 convolutions with one cell of
+//! padding ('same'), the bulk of a ResNet's work: each 2×2 block of outputs comes from a 4×4
+//! block of input through 16 products instead of 36, so the matrix products — most of a
+//! convolution's time — shrink 2.25×, and the transformed input is 4× the input where im2col's
+//! matrix is 9×.
+//!
+//! With `G` (4×3), `Bᵀ` (4×4) and `Aᵀ` (2×4) of Lavin & Gray (2016):
+//! - the kernels: `U = G g Gᵀ`, 16 matrices `U_ξ` `[cout, cin]`;
+//! - the input: `V = Bᵀ d B` for every 4×4 block `d` (starting at `(2ty − 1, 2tx − 1)`, the
+//!   padding zero), 16 matrices `V_ξ` `[cin, tiles]`;
+//! - 16 products `M_ξ = U_ξ · V_ξ` `[cout, tiles]`;
+//! - the output: `Y = Aᵀ M A`, a 2×2 block per tile (cut at an odd edge).
+//!
+//! Tasks take bands of tile rows of one image, spread over rayon's threads as the im2col tiles are
+//! (`conv.rs`). The transforms add and subtract a few values, so the result differs from the
+//! direct sum by rounding only (tests: within 1e-5 of the largest output on random data).
+
+use multiversion::multiversion;
+use rayon::prelude::*;
+
+use super::conv::{
+    ConvShape, Layout, Scratch, TILE_FLOATS, TileOutput, matmul, scratch, unwritten, with_scratch,
+};
+
+/// Fewest input and output channels for which the transforms pay off: each product is
+/// `[cout, cin] · [cin, tiles]`, so thin channels make thin products. The small MNIST CNN's second
+/// layer (32 → 64 channels, 14×14) ran 15 % slower in training this way; ResNet's layers have 64
+/// and more.
+const MIN_CHANNELS: usize = 64;
+
+/// One column of `e B` from a tile's pair of columns and the next tile's.
+type PairRule = fn(&[f32], &[f32]) -> f32;
+
+/// Tiles a product should have at least, when whole images fit (several images side by side).
+const COLUMNS: usize = 512;
+
+/// The 16 transformed positions of a 4×4 block.
+const POSITIONS: usize = 16;
+
+/// Whether `shape` is a convolution this file computes: a 3×3 kernel, stride 1, no dilation, one
+/// cell of padding on every side, at least [`MIN_CHANNELS`] channels in and out.
+pub fn applies(shape: &ConvShape) -> bool {
+    let g = &shape.geometry;
+    g.kernel == [3, 3]
+        && g.stride == [1, 1]
+        && g.dilation == [1, 1]
+        && g.padding == [1; 4]
+        && shape.cin >= MIN_CHANNELS
+        && shape.cout >= MIN_CHANNELS
+        && shape.input[0] >= 2
+        && shape.input[1] >= 2
+        && shape.input[0].div_ceil(2) * shape.input[1].div_ceil(2)
+            >= std::env::var("WINO_MIN_TILES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+}
+
+/// `y` `[batch, cout, h, w]`: the convolution of `x` `[batch, cin, h, w]` with `weight`
+/// `[cout, cin, 3, 3]`, for a shape that [`applies`].
+pub fn conv3x3(shape: &ConvShape, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    assert!(
+        applies(shape),
+        "winograd: {shape:?} is not a 3×3 'same' stride-1 convolution"
+    );
+    let (cin, cout) = (shape.cin, shape.cout);
+    let [h, w] = shape.input;
+    let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
+    let u = transform_kernels(weight, cout, cin);
+    // Tile rows per band: the band's transformed input and products fit TILE_FLOATS. Small maps
+    // put several whole images side by side, for products of about COLUMNS tiles.
+    let per_tile = POSITIONS * (cin + cout);
+    let rows = (TILE_FLOATS / (per_tile * tw)).clamp(1, th);
+    let images = if rows == th {
+        let threads = rayon::current_num_threads();
+        (COLUMNS / (th * tw))
+            .min(TILE_FLOATS / (per_tile * th * tw))
+            .min(shape.batch.div_ceil(threads))
+            .max(1)
+    } else {
+        1
+    };
+    let bands = th.div_ceil(rows);
+    let groups = shape.batch.div_ceil(images);
+    let mut y = unwritten(shape.batch * cout * h * w);
+    let out = TileOutput(y.as_mut_ptr());
+    (0..groups * bands).into_par_iter().for_each(|task| {
+        let (b0, t0) = (task / bands * images, task % bands * rows);
+        let (b1, t1) = ((b0 + images).min(shape.batch), (t0 + rows).min(th));
+        let band = (t1 - t0) * tw;
+        let tiles = (b1 - b0) * band;
+        with_scratch(
+            |Scratch {
+                 col,
+                 product,
+                 dcol,
+                 dy,
+             }| {
+                let v = scratch(col, POSITIONS * cin * tiles);
+                let padded = scratch(dcol, (2 * (t1 - t0) + 6) * (2 * tw + 2));
+                for b in b0..b1 {
+                    let image = &x[b * cin * h * w..][..cin * h * w];
+                    let first = (b - b0) * band;
+                    for (c, plane) in image.chunks_exact(h * w).enumerate() {
+                        transform_input(plane, [h, w], [t0, t1], padded, v, [c, cin, tiles, first]);
+                    }
+                }
+                let m = scratch(product, POSITIONS * cout * tiles);
+                for xi in 0..POSITIONS {
+                    matmul(
+                        &mut m[xi * cout * tiles..][..cout * tiles],
+                        &u[xi * cout * cin..][..cout * cin],
+                        &v[xi * cin * tiles..][..cin * tiles],
+                        [cout, cin, tiles],
+                        Layout::SERIAL,
+                    );
+                }
+                let s = scratch(dy, 4 * tw);
+                for b in b0..b1 {
+                    let first = (b - b0) * band;
+                    for o in 0..cout {
+                        // SAFETY: this task writes output rows 2·t0 .. min(2·t1, h) of images
+                        // b0..b1's maps, which no other task writes; each map lies inside `y`
+                        // (b < batch, o < cout).
+                        let map = unsafe {
+                            std::slice::from_raw_parts_mut(out.at((b * cout + o) * h * w), h * w)
+                        };
+                        transform_output(m, [o, cout, tiles, first], [t0, t1, tw], [h, w], map, s);
+                    }
+                }
+            },
+        )
+    });
+    y
+}
+
+/// `U_ξ[o, c]`: each 3×3 kernel `g` as `G g Gᵀ`. Blocks of kernels go through a local buffer, so
+/// each of the 16 matrices is written in runs (written kernel by kernel, the 16 stores a kernel
+/// went to 16 pages: a sixth of the inference time).
+#[multiversion(targets = "simd")]
+fn transform_kernels(weight: &[f32], cout: usize, cin: usize) -> Vec<f32> {
+    const BLOCK: usize = 256;
+    assert_eq!(weight.len(), cout * cin * 9, "winograd: weight size");
+    let pairs = cout * cin;
+    let mut u = unwritten(POSITIONS * pairs);
+    // G·(a, b, c) for a column (a, b, c).
+    let g = |a: f32, b: f32, c: f32| [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
+    let mut block = [[0f32; BLOCK]; POSITIONS];
+    for start in (0..pairs).step_by(BLOCK) {
+        let end = (start + BLOCK).min(pairs);
+        for (n, k) in weight[start * 9..end * 9].chunks_exact(9).enumerate() {
+            // t = G g (4×3), column by column; then row i of t Gᵀ.
+            let columns: [[f32; 4]; 3] = std::array::from_fn(|j| g(k[j], k[3 + j], k[6 + j]));
+            for i in 0..4 {
+                let row = g(columns[0][i], columns[1][i], columns[2][i]);
+                for (j, value) in row.into_iter().enumerate() {
+                    block[i * 4 + j][n] = value;
+                }
+            }
+        }
+        for (xi, values) in block.iter().enumerate() {
+            u[xi * pairs + start..xi * pairs + end].copy_from_slice(&values[..end - start]);
+        }
+    }
+    u
+}
+
+/// Writes `V_ξ[c, t]` for the tiles of tile rows `t0..t1` of one channel's `plane`, via a copy
+/// of the input rows they read with the padding around them (`padded`, followed by room for the
+/// four rows of `Bᵀ d`). Every step runs along a row of tiles, so it vectorises.
+#[multiversion(targets = "simd")]
+fn transform_input(
+    plane: &[f32],
+    [h, w]: [usize; 2],
+    [t0, t1]: [usize; 2],
+    padded: &mut [f32],
+    v: &mut [f32],
+    [c, cin, tiles, first]: [usize; 4],
+) {
+    let tw = w.div_ceil(2);
+    let pw = 2 * tw + 2;
+    let rows = 2 * (t1 - t0) + 2;
+    let (padded, e) = padded.split_at_mut(rows * pw);
+    // Padded row r is input row 2·t0 − 1 + r; column j is input column j − 1.
+    for (r, row) in padded.chunks_exact_mut(pw).enumerate() {
+        let y = (2 * t0 + r).wrapping_sub(1);
+        row[0] = 0.0;
+        if y < h {
+            row[1..=w].copy_from_slice(&plane[y * w..][..w]);
+            row[w + 1..].fill(0.0);
+        } else {
+            row[1..].fill(0.0);
+        }
+    }
+    for ty in t0..t1 {
+        let d = &padded[2 * (ty - t0) * pw..][..4 * pw];
+        let (d0, d1, d2, d3) = (&d[..pw], &d[pw..2 * pw], &d[2 * pw..3 * pw], &d[3 * pw..]);
+        // e = Bᵀ d, four padded rows.
+        let (e0, rest) = e[..4 * pw].split_at_mut(pw);
+        let (e1, rest) = rest.split_at_mut(pw);
+        let (e2, e3) = rest.split_at_mut(pw);
+        for q in 0..pw {
+            let [a, b, cc, dd] = [d0[q], d1[q], d2[q], d3[q]];
+            (e0[q], e1[q], e2[q], e3[q]) = (a - cc, b + cc, cc - b, b - dd);
+        }
+        let base = first + (ty - t0) * tw;
+        for (i, e) in e[..4 * pw].chunks_exact(pw).enumerate() {
+            // V[i][j] = (e B)[j] over the tile's columns 2·tx .. 2·tx + 3, from the pairs
+            // (e[2t], e[2t + 1]) of tile tx (`a`) and tx + 1 (`b`).
+            let out = |j: usize| ((i * 4 + j) * cin + c) * tiles + base;
+            let pairs = || e.chunks_exact(2).zip(e[2..].chunks_exact(2));
+            let rule: [PairRule; 4] = [
+                |a, b| a[0] - b[0],
+                |a, b| a[1] + b[0],
+                |a, b| b[0] - a[1],
+                |a, b| a[1] - b[1],
+            ];
+            for (j, rule) in rule.into_iter().enumerate() {
+                for (v, (a, b)) in v[out(j)..][..tw].iter_mut().zip(pairs()) {
+                    *v = rule(a, b);
+                }
+            }
+        }
+    }
+}
+
+/// Output map `o`'s rows `2·t0 .. min(2·t1, h)` from the products `M_ξ[o, t]`: `Y = Aᵀ M A` per
+/// tile, along a row of tiles at a time.
+#[multiversion(targets = "simd")]
+fn transform_output(
+    m: &[f32],
+    [o, cout, tiles, first]: [usize; 4],
+    [t0, t1, tw]: [usize; 3],
+    [h, w]: [usize; 2],
+    map: &mut [f32],
+    s: &mut [f32],
+) {
+    let full = w / 2; // tiles whose two columns are both inside
+    for ty in t0..t1 {
+        let base = first + (ty - t0) * tw;
+        let mm = |xi: usize| &m[(xi * cout + o) * tiles + base..][..tw];
+        for r in 0..2 {
+            let y = 2 * ty + r;
+            if y >= h {
+                break;
+            }
+            // s = row r of Aᵀ M: M_j + (M_4+j + M_8+j), or M_4+j − (M_8+j + M_12+j).
+            let (k, sign) = if r == 0 { (0, 1.0) } else { (4, -1.0) };
+            for (j, s) in s.chunks_exact_mut(tw).enumerate() {
+                let (p, q, z) = (mm(k + j), mm(k + 4 + j), mm(k + 8 + j));
+                for (s, ((p, q), z)) in s.iter_mut().zip(p.iter().zip(q).zip(z)) {
+                    *s = p + sign * (q + z);
+                }
+            }
+            // Y row = s A: (s0 + s1 + s2, s1 − s2 − s3) per tile.
+            let (s0, rest) = s.split_at(tw);
+            let (s1, rest) = rest.split_at(tw);
+            let (s2, s3) = rest.split_at(tw);
+            let row = &mut map[y * w..][..w];
+            let columns = s0.iter().zip(s1).zip(s2).zip(s3);
+            for (pair, (((s0, s1), s2), s3)) in row[..2 * full].chunks_exact_mut(2).zip(columns) {
+                pair[0] = s0 + s1 + s2;
+                pair[1] = s1 - s2 - s3;
+            }
+            if w % 2 == 1 {
+                row[w - 1] = s0[full] + s1[full] + s2[full];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conv::{ConvGeometry, Grouping, conv_forward};
+    use super::*;
+
+    #[test]
+    fn the_same_outputs_as_the_direct_convolution_on_odd_and_even_sides() {
+        let geometry = |stride, padding| ConvGeometry {
+            kernel: [3, 3],
+            stride: [stride; 2],
+            padding: [padding; 4],
+            dilation: [1, 1],
+        };
+        let shape = |cin, geometry| ConvShape {
+            batch: 1,
+            cin,
+            input: [8, 8],
+            cout: 64,
+            geometry,
+        };
+        assert!(applies(&shape(64, geometry(1, 1))));
+        assert!(!applies(&shape(32, geometry(1, 1))), "thin");
+        assert!(!applies(&shape(64, geometry(2, 1))), "strided");
+        assert!(!applies(&shape(64, geometry(1, 0))), "unpadded");
+        for (batch, cin, cout, h, w) in [
+            // Several images per product (and a group of one), odd sides.
+            (3, 64, 64, 7, 9),
+            (2, 65, 70, 8, 8),
+            (1, 64, 64, 2, 3),
+            // Bands of tile rows, the last one shorter.
+            (1, 64, 64, 99, 64),
+        ] {
+            let shape = ConvShape {
+                batch,
+                cin,
+                input: [h, w],
+                cout,
+                geometry: ConvGeometry {
+                    kernel: [3, 3],
+                    stride: [1, 1],
+                    padding: [1; 4],
+                    dilation: [1, 1],
+                },
+            };
+            let x: Vec<f32> = (0..batch * cin * h * w)
+                .map(|i| ((i * 7919) % 61) as f32 / 30.0 - 1.0)
+                .collect();
+            let wt: Vec<f32> = (0..cout * cin * 9)
+                .map(|i| ((i * 104729) % 53) as f32 / 26.0 - 1.0)
+                .collect();
+            let want = conv_forward(
+                &shape,
+                &x,
+                &wt,
+                Grouping::Batched {
+                    max_columns: 1 << 22,
+                },
+            );
+            let got = conv3x3(&shape, &x, &wt);
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5 * scale,
+                    "{shape:?}: output {i} is {a}, directly {b}"
+                );
+            }
+        }
+    }
+}
