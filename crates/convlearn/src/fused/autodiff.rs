@@ -2,15 +2,16 @@
 //!
 //! - Convolution: the backward pass computes the weight gradient `dy · colᵀ` and the input
 //!   gradient `Wᵀ · dy` (folded back by col2im) with the same batched im2col layout as the forward
-//!   pass (`conv.rs`); only the gradients a parent needs are computed (a frozen layer skips its
-//!   weight gradient, the first layer its input gradient).
+//!   pass (`conv.rs`) — for a 3×3 'same' convolution, the input gradient as Winograd's
+//!   convolution of `dy` (`winograd.rs`); only the gradients a parent needs are computed (a
+//!   frozen layer skips its weight gradient, the first layer its input gradient).
 //! - Max-pooling: the forward pass records where each maximum came from (a `u32` per output), and
 //!   the backward pass adds each output gradient to that cell, one feature map per rayon task.
 //!   burn's default records `i64` indices, converts them, and adds the gradients back on one
 //!   thread.
-//! - A convolution's bias and activation: the backward pass masks the output gradient and sums it
-//!   per channel in one parallel pass (`clamp.rs`); burn's takes the ReLU's mask and a broadcast
-//!   sum, each on one thread.
+//! - A convolution's bias and activation, and a residual sum's: the backward pass masks the output
+//!   gradient (and sums it per channel for the bias) in one parallel pass (`clamp.rs`); burn's
+//!   takes the ReLU's mask and a broadcast sum, each on one thread.
 //! - BatchNorm with batch statistics and its activation: the backward pass of `batch_norm.rs`
 //!   (burn's takes a dozen single-threaded tensor ops, and the activation's mask two more).
 
@@ -33,6 +34,7 @@ use super::flex::{
     owned_f32,
 };
 use super::max_pool::PoolWindow;
+use super::winograd;
 use super::{AdamWStep, FusedOps};
 
 /// The backward step of [`FusedOps::max_pool`].
@@ -89,14 +91,25 @@ impl Backward<Flex, 2> for ConvBackward {
         let [x_parent, weight_parent] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
         let ConvState { x, weight, shape } = ops.state;
+        // A 3×3 'same' convolution's input gradient is one too: Winograd's, where it applies.
+        let winograd_dx = x_parent.is_some() && winograd::applies(&shape);
         let (dx, dw) = conv_backward(
             &shape,
             x.storage(),
             weight.storage(),
             dy.storage(),
-            [x_parent.is_some(), weight_parent.is_some()],
+            [x_parent.is_some() && !winograd_dx, weight_parent.is_some()],
             Grouping::backward(&shape),
         );
+        let dx = if winograd_dx {
+            Some(winograd::input_gradient(
+                &shape,
+                weight.storage(),
+                dy.storage(),
+            ))
+        } else {
+            dx
+        };
         if let (Some(parent), Some(dx)) = (x_parent, dx) {
             grads.register::<Flex>(parent.id, f32_tensor(dx, x.layout().shape().to_vec()));
         }

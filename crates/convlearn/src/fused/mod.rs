@@ -2,10 +2,13 @@
 //! `flex` backend (`flex.rs`), with backward passes of their own for training (`autodiff.rs`):
 //!
 //! - the passes after a convolution — a BatchNorm's scale and shift, or a bias, or a residual,
-//!   apply ReLU or ReLU6 — as one parallel pass instead of burn's separate single-threaded ones
-//!   (inference, precomputing activations, frozen BatchNorms);
+//!   apply ReLU or ReLU6 — as one parallel pass instead of burn's separate single-threaded ones,
+//!   with and without gradients (`clamp.rs`);
 //! - convolution as im2col + one matrix product per group of images (`conv.rs`), forward and
-//!   backward, instead of flex's product per image;
+//!   backward, instead of flex's product per image; 3×3 'same' convolutions of 64 channels and
+//!   more by Winograd's F(2×2, 3×3) (`winograd.rs`), forward and input gradient;
+//! - hot loops compiled for AVX-512 and AVX2 as well as the baseline, picked at run time
+//!   (`multiversion`);
 //! - max-pooling without per-element index bookkeeping, and when training a `u32` record of each
 //!   maximum with a parallel backward pass (`max_pool.rs`);
 //! - BatchNorm with the batch's statistics and its activation, forward and backward, in two

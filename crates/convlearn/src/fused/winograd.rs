@@ -11,6 +11,10 @@
 //! - 16 products `M_ξ = U_ξ · V_ξ` `[cout, tiles]`;
 //! - the output: `Y = Aᵀ M A`, a 2×2 block per tile (cut at an odd edge).
 //!
+//! The input gradient of such a convolution is one too (of the output gradient, with the kernels
+//! turned half a circle and their channels swapped), so training's backward pass uses it as well;
+//! the weight gradient stays im2col's (`conv.rs`).
+//!
 //! Tasks take bands of tile rows of one image, spread over rayon's threads as the im2col tiles are
 //! (`conv.rs`). The transforms add and subtract a few values, so the result differs from the
 //! direct sum by rounding only (tests: within 1e-5 of the largest output on random data).
@@ -49,11 +53,6 @@ pub fn applies(shape: &ConvShape) -> bool {
         && shape.cout >= MIN_CHANNELS
         && shape.input[0] >= 2
         && shape.input[1] >= 2
-        && shape.input[0].div_ceil(2) * shape.input[1].div_ceil(2)
-            >= std::env::var("WINO_MIN_TILES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
 }
 
 /// `y` `[batch, cout, h, w]`: the convolution of `x` `[batch, cin, h, w]` with `weight`
@@ -132,6 +131,30 @@ pub fn conv3x3(shape: &ConvShape, x: &[f32], weight: &[f32]) -> Vec<f32> {
         )
     });
     y
+}
+
+/// The input gradient `dx` `[batch, cin, h, w]` of a convolution that [`applies`], from its output
+/// gradient `dy` `[batch, cout, h, w]`: itself a 3×3 'same' convolution, of `dy` with the kernels
+/// turned half a circle and their channels swapped, `W'[c, o, y, x] = W[o, c, 2 − y, 2 − x]`.
+pub fn input_gradient(shape: &ConvShape, weight: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (cin, cout) = (shape.cin, shape.cout);
+    assert_eq!(weight.len(), cout * cin * 9, "winograd: weight size");
+    let mut turned = unwritten(cin * cout * 9);
+    // Written in order (kernel by kernel of the source, the writes went cout·9 floats apart).
+    for (c, row) in turned.chunks_exact_mut(cout * 9).enumerate() {
+        for (o, kernel) in row.chunks_exact_mut(9).enumerate() {
+            let source = &weight[(o * cin + c) * 9..][..9];
+            for (t, value) in kernel.iter_mut().enumerate() {
+                *value = source[8 - t];
+            }
+        }
+    }
+    let swapped = ConvShape {
+        cin: cout,
+        cout: cin,
+        ..*shape
+    };
+    conv3x3(&swapped, dy, &turned)
 }
 
 /// `U_ξ[o, c]`: each 3×3 kernel `g` as `G g Gᵀ`. Blocks of kernels go through a local buffer, so
@@ -271,7 +294,7 @@ fn transform_output(
 
 #[cfg(test)]
 mod tests {
-    use super::super::conv::{ConvGeometry, Grouping, conv_forward};
+    use super::super::conv::{ConvGeometry, Grouping, conv_backward, conv_forward};
     use super::*;
 
     #[test]
@@ -335,6 +358,45 @@ mod tests {
                     "{shape:?}: output {i} is {a}, directly {b}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_input_gradient_matches_the_direct_backward_pass() {
+        let (batch, cin, cout, h, w) = (3, 64, 72, 9, 6);
+        let shape = ConvShape {
+            batch,
+            cin,
+            input: [h, w],
+            cout,
+            geometry: ConvGeometry {
+                kernel: [3, 3],
+                stride: [1, 1],
+                padding: [1; 4],
+                dilation: [1, 1],
+            },
+        };
+        let x: Vec<f32> = (0..batch * cin * h * w)
+            .map(|i| (i % 17) as f32 / 8.0 - 1.0)
+            .collect();
+        let wt: Vec<f32> = (0..cout * cin * 9)
+            .map(|i| ((i * 31) % 23) as f32 / 11.0 - 1.0)
+            .collect();
+        let dy: Vec<f32> = (0..batch * cout * h * w)
+            .map(|i| ((i * 7) % 19) as f32 / 9.0 - 1.0)
+            .collect();
+        let batched = Grouping::Batched {
+            max_columns: 1 << 22,
+        };
+        let (want, _) = conv_backward(&shape, &x, &wt, &dy, [true, false], batched);
+        let want = want.unwrap();
+        let got = input_gradient(&shape, &wt, &dy);
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 * scale,
+                "dx[{i}] is {a}, directly {b}"
+            );
         }
     }
 }
