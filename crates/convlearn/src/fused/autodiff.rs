@@ -20,7 +20,7 @@ use std::sync::Arc;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Flex, TensorMetadata};
 use burn::tensor::ops::ConvOptions;
@@ -220,6 +220,27 @@ impl Backward<Flex, 3> for BatchNormBackward {
     }
 }
 
+/// `y`, a clamp flex computed from two inputs, recorded with `step` as its backward step, which
+/// keeps `y` (its mask) and the bounds. `y` is kept as it is: a later op that writes in place copies
+/// shared storage.
+fn record_clamp<C: CheckpointStrategy, S: Backward<Flex, 2, State = ClampState>>(
+    step: S,
+    nodes: [NodeGuard; 2],
+    y: FlexTensor,
+    bounds: [f32; 2],
+) -> FloatTensor<Autodiff<Flex, C>> {
+    match step.prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(
+            ClampState {
+                y: y.clone(),
+                bounds,
+            },
+            y,
+        ),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    }
+}
+
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
     fn adamw_step(
         param: FloatTensor<Self>,
@@ -247,21 +268,7 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         let (x, x_node) = x.into_parts();
         let (bias, bias_node) = bias.into_parts();
         let y = Flex::bias_clamp(x, bias, lower, upper);
-        match BiasClampBackward
-            .prepare::<C>([x_node, bias_node])
-            .compute_bound()
-            .stateful()
-        {
-            // The output is kept as it is: a later op that writes in place copies shared storage.
-            OpsKind::Tracked(prep) => prep.finish(
-                ClampState {
-                    y: y.clone(),
-                    bounds: [lower, upper],
-                },
-                y,
-            ),
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        }
+        record_clamp::<C, _>(BiasClampBackward, [x_node, bias_node], y, [lower, upper])
     }
 
     fn add_clamp(
@@ -273,20 +280,7 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         let (x, x_node) = x.into_parts();
         let (residual, residual_node) = residual.into_parts();
         let y = Flex::add_clamp(x, residual, lower, upper);
-        match AddClampBackward
-            .prepare::<C>([x_node, residual_node])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(
-                ClampState {
-                    y: y.clone(),
-                    bounds: [lower, upper],
-                },
-                y,
-            ),
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        }
+        record_clamp::<C, _>(AddClampBackward, [x_node, residual_node], y, [lower, upper])
     }
 
     fn batch_norm_clamp(

@@ -297,106 +297,83 @@ mod tests {
     use super::super::conv::{ConvGeometry, Grouping, conv_backward, conv_forward};
     use super::*;
 
+    /// A 3×3 convolution of `batch` `[cin, h, w]` images into `cout` maps.
+    fn shape(
+        batch: usize,
+        [cin, cout]: [usize; 2],
+        input: [usize; 2],
+        stride: usize,
+        padding: usize,
+    ) -> ConvShape {
+        ConvShape {
+            batch,
+            cin,
+            input,
+            cout,
+            geometry: ConvGeometry {
+                kernel: [3, 3],
+                stride: [stride; 2],
+                padding: [padding; 4],
+                dilation: [1, 1],
+            },
+        }
+    }
+
+    /// `len` values in [−1, 1): `(i · step) mod modulus`, scaled.
+    fn pattern(len: usize, step: usize, modulus: usize) -> Vec<f32> {
+        let half = modulus as f32 / 2.0;
+        (0..len)
+            .map(|i| ((i * step) % modulus) as f32 / half - 1.0)
+            .collect()
+    }
+
+    /// Within 1e-5 of the largest magnitude in `want`.
+    fn assert_close(got: &[f32], want: &[f32], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: size");
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (i, (a, b)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 * scale,
+                "{what}: [{i}] is {a}, directly {b}"
+            );
+        }
+    }
+
     #[test]
     fn the_same_outputs_as_the_direct_convolution_on_odd_and_even_sides() {
-        let geometry = |stride, padding| ConvGeometry {
-            kernel: [3, 3],
-            stride: [stride; 2],
-            padding: [padding; 4],
-            dilation: [1, 1],
-        };
-        let shape = |cin, geometry| ConvShape {
-            batch: 1,
-            cin,
-            input: [8, 8],
-            cout: 64,
-            geometry,
-        };
-        assert!(applies(&shape(64, geometry(1, 1))));
-        assert!(!applies(&shape(32, geometry(1, 1))), "thin");
-        assert!(!applies(&shape(64, geometry(2, 1))), "strided");
-        assert!(!applies(&shape(64, geometry(1, 0))), "unpadded");
-        for (batch, cin, cout, h, w) in [
+        assert!(applies(&shape(1, [64, 64], [8, 8], 1, 1)));
+        assert!(!applies(&shape(1, [32, 64], [8, 8], 1, 1)), "thin");
+        assert!(!applies(&shape(1, [64, 64], [8, 8], 2, 1)), "strided");
+        assert!(!applies(&shape(1, [64, 64], [8, 8], 1, 0)), "unpadded");
+        for (batch, channels, input) in [
             // Several images per product (and a group of one), odd sides.
-            (3, 64, 64, 7, 9),
-            (2, 65, 70, 8, 8),
-            (1, 64, 64, 2, 3),
+            (3, [64, 64], [7, 9]),
+            (2, [65, 70], [8, 8]),
+            (1, [64, 64], [2, 3]),
             // Bands of tile rows, the last one shorter.
-            (1, 64, 64, 99, 64),
+            (1, [64, 64], [99, 64]),
         ] {
-            let shape = ConvShape {
-                batch,
-                cin,
-                input: [h, w],
-                cout,
-                geometry: ConvGeometry {
-                    kernel: [3, 3],
-                    stride: [1, 1],
-                    padding: [1; 4],
-                    dilation: [1, 1],
-                },
+            let shape = shape(batch, channels, input, 1, 1);
+            let x = pattern(batch * channels[0] * input[0] * input[1], 7919, 61);
+            let weight = pattern(channels[1] * channels[0] * 9, 104729, 53);
+            let batched = Grouping::Batched {
+                max_columns: 1 << 22,
             };
-            let x: Vec<f32> = (0..batch * cin * h * w)
-                .map(|i| ((i * 7919) % 61) as f32 / 30.0 - 1.0)
-                .collect();
-            let wt: Vec<f32> = (0..cout * cin * 9)
-                .map(|i| ((i * 104729) % 53) as f32 / 26.0 - 1.0)
-                .collect();
-            let want = conv_forward(
-                &shape,
-                &x,
-                &wt,
-                Grouping::Batched {
-                    max_columns: 1 << 22,
-                },
-            );
-            let got = conv3x3(&shape, &x, &wt);
-            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-                assert!(
-                    (a - b).abs() <= 1e-5 * scale,
-                    "{shape:?}: output {i} is {a}, directly {b}"
-                );
-            }
+            let want = conv_forward(&shape, &x, &weight, batched);
+            assert_close(&conv3x3(&shape, &x, &weight), &want, &format!("{shape:?}"));
         }
     }
 
     #[test]
     fn the_input_gradient_matches_the_direct_backward_pass() {
-        let (batch, cin, cout, h, w) = (3, 64, 72, 9, 6);
-        let shape = ConvShape {
-            batch,
-            cin,
-            input: [h, w],
-            cout,
-            geometry: ConvGeometry {
-                kernel: [3, 3],
-                stride: [1, 1],
-                padding: [1; 4],
-                dilation: [1, 1],
-            },
-        };
-        let x: Vec<f32> = (0..batch * cin * h * w)
-            .map(|i| (i % 17) as f32 / 8.0 - 1.0)
-            .collect();
-        let wt: Vec<f32> = (0..cout * cin * 9)
-            .map(|i| ((i * 31) % 23) as f32 / 11.0 - 1.0)
-            .collect();
-        let dy: Vec<f32> = (0..batch * cout * h * w)
-            .map(|i| ((i * 7) % 19) as f32 / 9.0 - 1.0)
-            .collect();
+        let shape = shape(3, [64, 72], [9, 6], 1, 1);
+        let x = pattern(3 * 64 * 9 * 6, 1, 17);
+        let weight = pattern(72 * 64 * 9, 31, 23);
+        let dy = pattern(3 * 72 * 9 * 6, 7, 19);
         let batched = Grouping::Batched {
             max_columns: 1 << 22,
         };
-        let (want, _) = conv_backward(&shape, &x, &wt, &dy, [true, false], batched);
-        let want = want.unwrap();
-        let got = input_gradient(&shape, &wt, &dy);
-        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-            assert!(
-                (a - b).abs() <= 1e-5 * scale,
-                "dx[{i}] is {a}, directly {b}"
-            );
-        }
+        let (want, _) = conv_backward(&shape, &x, &weight, &dy, [true, false], batched);
+        assert_close(&input_gradient(&shape, &weight, &dy), &want.unwrap(), "dx");
     }
 }
