@@ -15,8 +15,8 @@
 //! turned half a circle and their channels swapped), so training's backward pass uses it as well;
 //! the weight gradient stays im2col's (`conv.rs`).
 //!
-//! Tasks take bands of tile rows of one image, spread over rayon's threads as the im2col tiles are
-//! (`conv.rs`). The transforms add and subtract a few values, so the result differs from the
+//! Tasks take bands of tile rows of one image, or several whole images side by side when the map
+//! is small, spread over rayon's threads as the im2col tiles are (`conv.rs`). The transforms add and subtract a few values, so the result differs from the
 //! direct sum by rounding only (tests: within 1e-5 of the largest output on random data).
 
 use multiversion::multiversion;
