@@ -42,7 +42,7 @@ impl ChannelLayout {
     pub fn of(shape: &[usize]) -> Self {
         assert!(
             shape.len() >= 2,
-            "batch_norm: expected [batch, channels, …], got {shape:?}"
+            "a channel layout: expected [batch, channels, …], got {shape:?}"
         );
         Self {
             batch: shape[0],
@@ -79,7 +79,7 @@ impl ChannelLayout {
 
 /// `Σ f(a[i], b[i], c[i])` over one feature map, in [`LANES`] partial sums.
 #[multiversion(targets = "simd")]
-fn map_sum(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f64 {
+pub(super) fn map_sum(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f64 {
     let mut lanes = [0f32; LANES];
     let (ac, bc, cc) = (
         a.chunks_exact(LANES),

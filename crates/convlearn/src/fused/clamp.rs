@@ -5,32 +5,34 @@
 //! the ReLU forward; the ReLU's mask and the bias gradient's sum over the batch and the map
 //! backward. Here the backward pass masks the output gradient where the activation passed it
 //! (`lower < y < upper`, burn's and PyTorch's choice at the bounds) and sums each map's masked
-//! gradient in the same pass; the maps' sums are added per channel in `f64`. A residual sum's
+//! gradient in the same pass (BatchNorm's lane sums); the maps' sums are added per channel in `f64`. A residual sum's
 //! backward pass is the mask alone, its result the gradient of both terms.
 
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::batch_norm::ChannelLayout;
+use super::batch_norm::{ChannelLayout, map_sum};
 use super::flex::clamp;
 
 /// Values one rayon task handles at least.
 const MIN_TASK_ELEMENTS: usize = 1 << 14;
-/// Independent partial sums per feature map (vectorised by the compiler).
-const LANES: usize = 16;
 
-/// `x[i] ← clamp(x[i] + bias[c], lower, upper)` in place for every value of channel `c`.
-pub fn bias_clamp_in_place(
+/// `x[i] ← clamp(x[i] · scale[c] + shift[c], lower, upper)` in place for every value of channel
+/// `c`: a BatchNorm's running statistics applied after a convolution, or (scale 1) its bias.
+pub fn affine_clamp_in_place(
     x: &mut [f32],
     layout: ChannelLayout,
-    bias: &[f32],
+    [scale, shift]: [&[f32]; 2],
     [lower, upper]: [f32; 2],
 ) {
     assert!(
-        bias.len() == layout.channels && x.len() == layout.count() * layout.channels,
-        "bias_clamp: {layout:?} vs {} values and {} biases",
+        scale.len() == layout.channels
+            && shift.len() == layout.channels
+            && x.len() == layout.count() * layout.channels,
+        "affine_clamp: {layout:?} vs {} values, {} scales and {} shifts",
         x.len(),
-        bias.len()
+        scale.len(),
+        shift.len()
     );
     if layout.plane == 0 {
         return;
@@ -39,14 +41,17 @@ pub fn bias_clamp_in_place(
     x.par_chunks_mut(layout.plane)
         .with_min_len(MIN_TASK_ELEMENTS.div_ceil(layout.plane))
         .enumerate()
-        .for_each(|(map, values)| add_clamp_map(values, bias[map % channels], lower, upper));
+        .for_each(|(map, values)| {
+            let c = map % channels;
+            scale_shift_clamp(values, [scale[c], shift[c]], [lower, upper])
+        });
 }
 
-/// `v ← clamp(v + b, lower, upper)` over one feature map.
+/// `v ← clamp(v · s + t, lower, upper)` over one feature map.
 #[multiversion(targets = "simd")]
-fn add_clamp_map(values: &mut [f32], b: f32, lower: f32, upper: f32) {
+fn scale_shift_clamp(values: &mut [f32], [s, t]: [f32; 2], [lower, upper]: [f32; 2]) {
     for v in values {
-        *v = clamp(*v + b, lower, upper);
+        *v = clamp(*v * s + t, lower, upper);
     }
 }
 
@@ -107,21 +112,7 @@ fn mask(g: &mut [f32], y: &[f32], lower: f32, upper: f32) {
 /// One feature map's gradient `g` masked ([`mask`]) and its sum.
 fn mask_and_sum(g: &mut [f32], y: &[f32], lower: f32, upper: f32) -> f64 {
     mask(g, y, lower, upper);
-    sum(g)
-}
-
-/// `Σ v`, in [`LANES`] partial sums added up in `f64`.
-#[multiversion(targets = "simd")]
-fn sum(values: &[f32]) -> f64 {
-    let chunks = values.chunks_exact(LANES);
-    let rest: f64 = chunks.remainder().iter().map(|&v| v as f64).sum();
-    let mut lanes = [0f32; LANES];
-    for chunk in chunks {
-        for (lane, v) in lanes.iter_mut().zip(chunk) {
-            *lane += v;
-        }
-    }
-    lanes.iter().map(|&s| s as f64).sum::<f64>() + rest
+    map_sum(g, g, g, |v, _, _| v)
 }
 
 #[cfg(test)]
@@ -133,7 +124,7 @@ mod tests {
         // Two images, two channels of 2 values: biases 1 and −1, ReLU6.
         let layout = ChannelLayout::of(&[2, 2, 2]);
         let mut x = vec![-2.0, 0.5, 3.0, 8.0, 6.0, -0.5, 1.5, 0.0];
-        bias_clamp_in_place(&mut x, layout, &[1.0, -1.0], [0.0, 6.0]);
+        affine_clamp_in_place(&mut x, layout, [&[1.0; 2], &[1.0, -1.0]], [0.0, 6.0]);
         assert_eq!(x, vec![0.0, 1.5, 2.0, 6.0, 6.0, 0.5, 0.5, 0.0]);
         let mut dy = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
         let db = bias_clamp_backward(&mut dy, &x, layout, [0.0, 6.0]);

@@ -11,7 +11,7 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::batch_norm::{ChannelLayout, affine, channel_statistics, normalize};
-use super::clamp::bias_clamp_in_place;
+use super::clamp::affine_clamp_in_place;
 use super::conv::{ConvGeometry, ConvShape, Grouping, conv_forward, unwritten};
 use super::max_pool::{PoolWindow, unpool_plane};
 use super::winograd;
@@ -28,41 +28,21 @@ impl FusedOps for Flex {
         lower: f32,
         upper: f32,
     ) -> FlexTensor {
-        let shape = x.layout().shape().clone();
-        let channels = shape.get(1).copied().unwrap_or(1);
-        let plane: usize = shape.iter().skip(2).product();
+        let layout = ChannelLayout::of(x.layout().shape());
         let scale = f32_values(&scale, "affine_clamp: scale");
         let shift = f32_values(&shift, "affine_clamp: shift");
-        assert!(
-            scale.len() == channels && shift.len() == channels,
-            "affine_clamp: {} scales and {} shifts for {channels} channels (shape {shape:?})",
-            scale.len(),
-            shift.len()
-        );
         let mut out = owned_f32(x, "affine_clamp: x");
-        let data: &mut [f32] = out.storage_mut();
-        if plane == 0 {
-            return out;
-        }
-        let planes_per_task = MIN_TASK_ELEMENTS.div_ceil(plane);
-        data.par_chunks_mut(plane)
-            .with_min_len(planes_per_task)
-            .enumerate()
-            .for_each(|(i, values)| {
-                scale_shift_clamp(
-                    values,
-                    [scale[i % channels], shift[i % channels]],
-                    [lower, upper],
-                )
-            });
+        affine_clamp_in_place(out.storage_mut(), layout, [&scale, &shift], [lower, upper]);
         out
     }
 
     fn bias_clamp(x: FlexTensor, bias: FlexTensor, lower: f32, upper: f32) -> FlexTensor {
         let layout = ChannelLayout::of(x.layout().shape());
         let bias = f32_values(&bias, "bias_clamp: bias");
+        // A scale of 1: `v · 1` is `v` exactly.
+        let ones = vec![1.0; layout.channels];
         let mut out = owned_f32(x, "bias_clamp: x");
-        bias_clamp_in_place(out.storage_mut(), layout, &bias, [lower, upper]);
+        affine_clamp_in_place(out.storage_mut(), layout, [&ones, &bias], [lower, upper]);
         out
     }
 
@@ -320,14 +300,6 @@ pub(super) fn f32_tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
         Layout::contiguous(Shape::from(shape)),
         DType::F32,
     )
-}
-
-/// `v ← clamp(v · s + t, lower, upper)` over one feature map.
-#[multiversion(targets = "simd")]
-fn scale_shift_clamp(values: &mut [f32], [s, t]: [f32; 2], [lower, upper]: [f32; 2]) {
-    for v in values {
-        *v = clamp(*v * s + t, lower, upper);
-    }
 }
 
 /// `v ← clamp(v + r, lower, upper)`, value by value.
