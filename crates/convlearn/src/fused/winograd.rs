@@ -138,7 +138,12 @@ pub fn conv3x3(shape: &ConvShape, x: &[f32], weight: &[f32]) -> Vec<f32> {
 /// turned half a circle and their channels swapped, `W'[c, o, y, x] = W[o, c, 2 − y, 2 − x]`.
 pub fn input_gradient(shape: &ConvShape, weight: &[f32], dy: &[f32]) -> Vec<f32> {
     let (cin, cout) = (shape.cin, shape.cout);
-    assert_eq!(weight.len(), cout * cin * 9, "winograd: weight size");
+    assert_eq!(
+        weight.len(),
+        cout * cin * 9,
+        "winograd: {} weights are not [{cout}, {cin}, 3, 3]",
+        weight.len()
+    );
     let mut turned = unwritten(cin * cout * 9);
     // Written in order (kernel by kernel of the source, the writes went cout·9 floats apart).
     for (c, row) in turned.chunks_exact_mut(cout * 9).enumerate() {
@@ -163,7 +168,12 @@ pub fn input_gradient(shape: &ConvShape, weight: &[f32], dy: &[f32]) -> Vec<f32>
 #[multiversion(targets = "simd")]
 fn transform_kernels(weight: &[f32], cout: usize, cin: usize) -> Vec<f32> {
     const BLOCK: usize = 256;
-    assert_eq!(weight.len(), cout * cin * 9, "winograd: weight size");
+    assert_eq!(
+        weight.len(),
+        cout * cin * 9,
+        "winograd: {} weights are not [{cout}, {cin}, 3, 3]",
+        weight.len()
+    );
     let pairs = cout * cin;
     let mut u = unwritten(POSITIONS * pairs);
     // G·(a, b, c) for a column (a, b, c).
