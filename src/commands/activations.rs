@@ -25,6 +25,10 @@ pub struct Args {
 
 /// Runs `activations`.
 pub fn run(args: Args) -> Result<()> {
+    super::check_outputs(
+        &[("MODEL", &args.model), ("IMAGE", &args.image)],
+        &[("--output", &args.output)],
+    )?;
     let device = inference_device();
     let model = SavedModel::load(&args.model, &device)?;
     let image = read_model_image(&model, &args.image)?;

@@ -28,7 +28,7 @@ pub struct DataArgs {
     #[arg(long, default_value = "")]
     pub suffix: String,
     /// Validation fraction when the data has no train/valid split (CSV, or one folder per class).
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = 0.2, value_parser = super::flags::open_fraction)]
     pub valid_pct: f64,
     /// Seed for splits, shuffling and augmentation.
     #[arg(long, default_value_t = 42)]

@@ -14,7 +14,7 @@ pub struct Args {
     #[arg(short, long, default_value = "convlearn-demo")]
     output: PathBuf,
     /// Epochs of training.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = super::flags::epochs)]
     epochs: usize,
     /// Print one JSON object on stdout.
     #[arg(long)]

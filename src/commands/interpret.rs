@@ -24,7 +24,7 @@ pub struct Args {
     #[arg(short, long, default_value = "interpret")]
     output: PathBuf,
     /// Also score with test-time augmentation: the image and N augmented copies averaged.
-    #[arg(long, value_name = "N", default_value_t = 0, num_args = 0..=1, default_missing_value = "4")]
+    #[arg(long, value_name = "N", default_value_t = 0, num_args = 0..=1, default_missing_value = "4", value_parser = super::flags::tta)]
     tta: usize,
     /// Print one JSON object instead of text.
     #[arg(long)]

@@ -50,6 +50,7 @@ fn kernel_help() -> String {
 
 /// Runs `kernel`.
 pub fn run(args: Args) -> Result<()> {
+    super::check_outputs(&[("IMAGE", &args.image)], &[("--output", &args.output)])?;
     let kernel = Kernel::from_spec(&args.kernel)?;
     let padding = Padding::parse(&args.padding)?;
     let channels = if args.channels == "rgb" || kernel.channels == 3 {

@@ -23,6 +23,14 @@ pub struct Args {
 /// Runs `lr-find`.
 pub fn run(args: Args) -> Result<()> {
     let a = &args.train;
+    let inputs: Vec<(&str, &std::path::Path)> = [
+        ("--pretrained", a.pretrained.as_deref()),
+        ("--csv", a.source.csv.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, path)| Some((flag, path?)))
+    .collect();
+    super::check_outputs(&inputs, &[("--output", &args.output)])?;
     let fit = FitConfig {
         batch_size: a.batch_size.unwrap_or(32),
         seed: a.source.seed,

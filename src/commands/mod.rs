@@ -5,6 +5,7 @@ pub mod bench;
 pub mod data_args;
 pub mod demo;
 pub mod explain;
+pub mod flags;
 pub mod interpret;
 pub mod kernel;
 pub mod lr_find;
@@ -23,6 +24,15 @@ pub fn parse_pair(s: &str) -> Result<(usize, usize), String> {
             .map_err(|_| format!("'{t}' is not a non-negative whole number (in '{s}')"))
     };
     Ok((num(a)?, num(b)?))
+}
+
+/// Refuses outputs that are the same file as an input or as each other (`(flag, path)` pairs),
+/// before any work starts.
+pub fn check_outputs(
+    inputs: &[(&str, &std::path::Path)],
+    outputs: &[(&str, &std::path::Path)],
+) -> anyhow::Result<()> {
+    Ok(convlearn::output_file::check_outputs(inputs, outputs)?)
 }
 
 /// Prints one JSON object on stdout.

@@ -23,14 +23,14 @@ pub struct Args {
     #[arg(long)]
     arch: Option<String>,
     /// How many classes to show per image (single-label models).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = super::flags::positive)]
     top: usize,
     /// Multi-label models: show every tag whose probability exceeds this (default: the threshold
     /// saved with the model, chosen on its validation set).
-    #[arg(long)]
+    #[arg(long, value_parser = super::flags::probability)]
     threshold: Option<f32>,
     /// Test-time augmentation: average the prediction of the image and N augmented copies.
-    #[arg(long, value_name = "N", default_value_t = 0, num_args = 0..=1, default_missing_value = "4")]
+    #[arg(long, value_name = "N", default_value_t = 0, num_args = 0..=1, default_missing_value = "4", value_parser = super::flags::tta)]
     tta: usize,
     /// Print one JSON object instead of text.
     #[arg(long)]

@@ -29,18 +29,18 @@ pub struct Args {
     /// Input size for photos (default: from the photos — their typical size after the crop, rounded
     /// to a multiple of 32, between the weights' size and 1.5 × it); `A,B` trains the frozen phase
     /// at A and the unfrozen phase at B (progressive resizing, e.g. 128,224).
-    #[arg(long, value_parser = parse_sizes)]
+    #[arg(long, value_parser = super::flags::sizes)]
     pub size: Option<(usize, Option<usize>)>,
     /// Epochs (from scratch: all, default 3; fine-tuning: the unfrozen phase after the frozen one,
     /// default 0).
-    #[arg(long)]
+    #[arg(long, value_parser = super::flags::phase_epochs)]
     pub epochs: Option<usize>,
     /// Fine-tuning: epochs with the body frozen (only the new head trains).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = super::flags::phase_epochs)]
     pub freeze_epochs: usize,
     /// Peak learning rate: `auto` (LR finder, fine-tuning only), a number, `LO..HI` (spread over the
     /// layer groups) or one per group `A,B,C`.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", value_parser = super::flags::learning_rate)]
     pub lr: String,
     /// Keep BatchNorm statistics frozen in the body (the default for fine-tuning).
     #[arg(long, conflicts_with = "train_bn")]
@@ -58,10 +58,10 @@ pub struct Args {
     #[arg(long, default_value = "side-on", value_parser = ["side-on", "top-down", "none"])]
     pub aug: String,
     /// Images per step (default 64 from scratch, 32 fine-tuning).
-    #[arg(long)]
+    #[arg(long, value_parser = super::flags::batch_size)]
     pub batch_size: Option<usize>,
     /// Use only the first N training images (quick experiments; from scratch).
-    #[arg(long)]
+    #[arg(long, value_parser = super::flags::positive)]
     pub limit: Option<usize>,
     /// Where to save the model (default: <dataset>-<arch>.safetensors).
     #[arg(long)]
@@ -75,7 +75,7 @@ pub struct Args {
     pub resume: bool,
     /// Fine-tuning: also score the final model with test-time augmentation, the image and N
     /// augmented copies averaged (one more pass over the validation images per copy).
-    #[arg(long, value_name = "N", default_value_t = 0, num_args = 0..=1, default_missing_value = "4")]
+    #[arg(long, value_name = "N", default_value_t = 0, num_args = 0..=1, default_missing_value = "4", value_parser = super::flags::tta)]
     pub tta: usize,
     /// Print one JSON object on stdout as the last line (progress still goes to stderr).
     #[arg(long)]
@@ -138,21 +138,6 @@ impl Args {
     }
 }
 
-/// `224` or `128,224`.
-fn parse_sizes(s: &str) -> Result<(usize, Option<usize>), String> {
-    let num = |t: &str| {
-        t.trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|&v| v >= 16)
-            .ok_or_else(|| format!("'{t}' is not a size of at least 16 pixels (in '{s}')"))
-    };
-    match s.split_once(',') {
-        Some((a, b)) => Ok((num(a)?, Some(num(b)?))),
-        None => Ok((num(s)?, None)),
-    }
-}
-
 /// `x-loss.png` → `x-<what>.png` beside it.
 fn sibling(loss: &Path, what: &str) -> PathBuf {
     let name = loss
@@ -165,6 +150,39 @@ fn sibling(loss: &Path, what: &str) -> PathBuf {
     loss.with_file_name(format!("{stem}-{what}.png"))
 }
 
+/// Every file this run writes, with the flag that names it (`--save`, its checkpoint, `--plot` and
+/// the figures beside it).
+fn output_files(save: &Path, checkpoint: &Path, plot: &Path) -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("--save", save.to_path_buf()),
+        ("the checkpoint beside --save", checkpoint.to_path_buf()),
+        ("--plot", plot.to_path_buf()),
+        (
+            "the schedule figure beside --plot",
+            sibling(plot, "schedule"),
+        ),
+        ("the metrics figure beside --plot", sibling(plot, "metrics")),
+        (
+            "the LR-finder figure beside --plot",
+            sibling(plot, "lr_find"),
+        ),
+    ]
+}
+
+/// Refuses outputs that collide with each other or with an input, before any work starts.
+fn check_outputs(args: &Args, save: &Path, checkpoint: &Path, plot: &Path) -> Result<()> {
+    let outputs = output_files(save, checkpoint, plot);
+    let outputs: Vec<(&str, &Path)> = outputs.iter().map(|(f, p)| (*f, p.as_path())).collect();
+    let inputs: Vec<(&str, &Path)> = [
+        ("--pretrained", args.pretrained.as_deref()),
+        ("--csv", args.source.csv.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, path)| Some((flag, path?)))
+    .collect();
+    super::check_outputs(&inputs, &outputs)
+}
+
 /// Runs `train`.
 pub fn run(args: Args) -> Result<()> {
     match &args.pretrained {
@@ -175,7 +193,13 @@ pub fn run(args: Args) -> Result<()> {
 
 fn run_transfer(args: &Args, weights: &Path) -> Result<()> {
     let mut cfg = args.transfer_config(weights)?;
+    if cfg.freeze_epochs + cfg.epochs == 0 {
+        bail!(
+            "--freeze-epochs 0 with --epochs 0 trains nothing: give at least one epoch to either"
+        );
+    }
     let (save, checkpoint, plot) = args.outputs(cfg.arch.map_or("pretrained", |a| a.name()));
+    check_outputs(args, &save, &checkpoint, &plot)?;
     cfg.checkpoint = Some(checkpoint.clone());
     let (model, report) = fine_tune(&args.source.photos()?, &cfg)?;
     model.save(&save)?;
@@ -258,6 +282,11 @@ fn run_transfer(args: &Args, weights: &Path) -> Result<()> {
 
 fn run_scratch(args: &Args) -> Result<()> {
     let preset = ModelPreset::parse(args.arch.as_deref().unwrap_or("simple_cnn"))?;
+    if args.epochs == Some(0) {
+        bail!("--epochs 0: training from scratch needs at least 1 epoch");
+    }
+    let (save, checkpoint, plot) = args.outputs(preset.name());
+    check_outputs(args, &save, &checkpoint, &plot)?;
     let (train, valid) = match args.source.name() {
         "mnist" => {
             let dir = args
@@ -301,7 +330,6 @@ fn run_scratch(args: &Args) -> Result<()> {
         fit.batch_size,
         fit.lr
     );
-    let (save, checkpoint, plot) = args.outputs(preset.name());
     let (model, report) =
         train_classifier_with(preset, &train, &valid, &fit, Some(&checkpoint), args.resume)?;
     model.save(&save)?;

@@ -24,6 +24,7 @@ pub mod kernels;
 pub mod learner;
 pub mod model_file;
 pub mod models;
+pub mod output_file;
 pub mod plot;
 pub mod recipes;
 pub mod tensor_file;

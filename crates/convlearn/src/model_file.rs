@@ -1,7 +1,7 @@
 //! The one-file model: weights as safetensors, with everything needed to use them (architecture,
 //! classes, input shape, normalisation) as JSON in the file's metadata under the key `convlearn`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
@@ -72,39 +72,26 @@ pub struct SavedModel {
     pub network: Network,
 }
 
-/// `path` with `.tmp-<pid>` appended: where atomic writes go before the rename.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(format!(".tmp-{}", std::process::id()));
-    path.with_file_name(name)
-}
-
 impl SavedModel {
-    /// Writes the model to `path` atomically (temporary file, then rename).
+    /// Writes the model to `path` atomically and durably ([`crate::output_file`]).
     pub fn save(&self, path: &Path) -> Result<()> {
         self.save_with(path, &[])
     }
 
     /// Like [`SavedModel::save`], with extra metadata entries (e.g. a checkpoint's training state).
     pub fn save_with(&self, path: &Path, extra: &[(&str, String)]) -> Result<()> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
         let json = serde_json::to_string(&self.meta).expect("metadata serialises");
-        let tmp = temp_path(path);
-        let mut store = SafetensorsStore::from_file(&tmp)
-            .skip_enum_variants(true)
-            .metadata(META_KEY, json);
-        for (key, value) in extra {
-            store = store.metadata(*key, value.clone());
-        }
-        self.network
-            .save_into(&mut store)
-            .map_err(|e| Error::format(path, format!("cannot write model: {e}")))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        crate::output_file::write_atomically(path, |tmp| {
+            let mut store = SafetensorsStore::from_file(tmp)
+                .skip_enum_variants(true)
+                .metadata(META_KEY, json);
+            for (key, value) in extra {
+                store = store.metadata(*key, value.clone());
+            }
+            self.network
+                .save_into(&mut store)
+                .map_err(|e| Error::format(path, format!("cannot write model: {e}")))
+        })
     }
 
     /// A metadata entry of a model file (`None` when absent).

@@ -405,15 +405,24 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
 }
 
-/// A vector of `len` values that are not written yet, for an output whose every element the caller
-/// writes before anything reads it: zeroing it first was a serial pass over every new activation
-/// and gradient, on the main thread while the workers waited (burn-flex allocates its outputs the
-/// same way).
-#[allow(clippy::uninit_vec)]
-pub(super) fn unwritten<T: Copy>(len: usize) -> Vec<T> {
+/// A vector of `len` zeros for an output the caller then writes in full. The zeros are written on
+/// rayon's threads, in blocks: zeroing on the main thread was a serial pass over every new
+/// activation and gradient while the workers waited, and handing out uninitialised memory as
+/// `&mut [f32]` (as this once did, and burn-flex does) is undefined behaviour.
+pub(super) fn zeroed<T: Copy + Default + Send + Sync>(len: usize) -> Vec<T> {
+    const BLOCK: usize = 1 << 15;
+    if len <= BLOCK {
+        return vec![T::default(); len];
+    }
     let mut v = Vec::with_capacity(len);
-    // SAFETY: used only for plain numbers (`f32`, `u32`: every bit pattern is a value), and every
-    // caller overwrites all `len` of them before they are read.
+    v.spare_capacity_mut()[..len]
+        .par_chunks_mut(BLOCK)
+        .for_each(|block| {
+            for x in block {
+                x.write(T::default());
+            }
+        });
+    // SAFETY: the loop above initialised every one of the first `len` elements.
     unsafe { v.set_len(len) };
     v
 }
@@ -551,7 +560,7 @@ pub(super) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
 pub fn conv_forward(shape: &ConvShape, x: &[f32], weight: &[f32], grouping: Grouping) -> Vec<f32> {
     let (k, p, cout) = (shape.k(), shape.p(), shape.cout);
     // Every value is written below: by a product (one image) or by `scatter_blocks`.
-    let mut y = unwritten(shape.batch * cout * p);
+    let mut y = zeroed(shape.batch * cout * p);
     let max_columns = match grouping {
         Grouping::Tiles { rows } => {
             forward_tiles(shape, x, weight, rows, &mut y);
@@ -639,7 +648,7 @@ pub fn conv_backward(
     let (k, p, cout) = (shape.k(), shape.p(), shape.cout);
     let [h, w] = shape.input;
     // col2im zeroes each plane of dx before adding into it.
-    let mut dx = want_dx.then(|| unwritten(shape.batch * shape.cin * h * w));
+    let mut dx = want_dx.then(|| zeroed(shape.batch * shape.cin * h * w));
     let Grouping::Batched { max_columns } = grouping else {
         let dw = backward_images(shape, x, weight, dy, dx.as_deref_mut(), want_dw);
         return (dx, dw);
@@ -751,7 +760,7 @@ fn backward_images(
         }
     }
     if transposed {
-        let mut untransposed = unwritten(cout * k);
+        let mut untransposed = zeroed(cout * k);
         transpose(&dw, &mut untransposed, [k, cout]);
         dw = untransposed;
     }

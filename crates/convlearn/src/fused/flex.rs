@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::batch_norm::{ChannelLayout, affine, channel_statistics, normalize};
 use super::clamp::affine_clamp_in_place;
-use super::conv::{ConvGeometry, ConvShape, Grouping, conv_forward, unwritten};
+use super::conv::{ConvGeometry, ConvShape, Grouping, conv_forward, zeroed};
 use super::max_pool::{PoolWindow, unpool_plane};
 use super::winograd;
 use super::{AdamWStep, FusedOps};
@@ -188,7 +188,7 @@ pub(super) fn max_pool_planes(
     let (len, records) = (planes * oh * ow, if argmax { planes * oh * ow } else { 0 });
     // Every window below writes its output (and its argmax).
     let (mut out, mut at) = if fits {
-        (unwritten(len), unwritten(records))
+        (zeroed(len), zeroed(records))
     } else {
         (vec![0.0; len], vec![0; records])
     };
@@ -221,7 +221,7 @@ pub(super) fn max_unpool_planes(grad: FlexTensor, argmax: &[u32], input: [usize;
         return f32_tensor(vec![0.0; batch * channels * h * w], input.to_vec());
     }
     // Each task zeroes its planes, then adds the gradients in.
-    let mut grad_in = unwritten(batch * channels * h * w);
+    let mut grad_in = zeroed(batch * channels * h * w);
     let grad_out: &[f32] = grad.storage();
     grad_in
         .par_chunks_mut(h * w)

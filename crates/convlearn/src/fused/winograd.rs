@@ -23,7 +23,7 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::conv::{
-    ConvShape, Layout, Scratch, TILE_FLOATS, TileOutput, matmul, scratch, unwritten, with_scratch,
+    ConvShape, Layout, Scratch, TILE_FLOATS, TileOutput, matmul, scratch, with_scratch, zeroed,
 };
 
 /// Fewest input and output channels for which the transforms pay off: each product is
@@ -81,7 +81,7 @@ pub fn conv3x3(shape: &ConvShape, x: &[f32], weight: &[f32]) -> Vec<f32> {
     };
     let bands = th.div_ceil(rows);
     let groups = shape.batch.div_ceil(images);
-    let mut y = unwritten(shape.batch * cout * h * w);
+    let mut y = zeroed(shape.batch * cout * h * w);
     let out = TileOutput(y.as_mut_ptr());
     (0..groups * bands).into_par_iter().for_each(|task| {
         let (b0, t0) = (task / bands * images, task % bands * rows);
@@ -144,7 +144,7 @@ pub fn input_gradient(shape: &ConvShape, weight: &[f32], dy: &[f32]) -> Vec<f32>
         "winograd: {} weights are not [{cout}, {cin}, 3, 3]",
         weight.len()
     );
-    let mut turned = unwritten(cin * cout * 9);
+    let mut turned = zeroed(cin * cout * 9);
     // Written in order (kernel by kernel of the source, the writes went cout·9 floats apart).
     for (c, row) in turned.chunks_exact_mut(cout * 9).enumerate() {
         for (o, kernel) in row.chunks_exact_mut(9).enumerate() {
@@ -175,7 +175,7 @@ fn transform_kernels(weight: &[f32], cout: usize, cin: usize) -> Vec<f32> {
         weight.len()
     );
     let pairs = cout * cin;
-    let mut u = unwritten(POSITIONS * pairs);
+    let mut u = zeroed(POSITIONS * pairs);
     // G·(a, b, c) for a column (a, b, c).
     let g = |a: f32, b: f32, c: f32| [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
     let mut block = [[0f32; BLOCK]; POSITIONS];

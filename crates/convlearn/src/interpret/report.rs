@@ -235,7 +235,7 @@ fn gallery_item(set: &PhotoSet, i: usize, lines: Vec<String>) -> GalleryItem {
 }
 
 fn write_text(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+    crate::output_file::write_bytes(path, text.as_bytes())
 }
 
 /// The confusion matrix as aligned text: rows actual, columns predicted.

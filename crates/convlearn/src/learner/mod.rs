@@ -15,7 +15,9 @@ mod progress;
 mod rates;
 mod schedule;
 
-pub use checkpoint::{STATE_KEY, TrainingState, read_checkpoint, write_checkpoint};
+pub use checkpoint::{
+    RunSettings, STATE_KEY, TrainingState, read_checkpoint, resume_checkpoint, write_checkpoint,
+};
 pub use features::FeatureSet;
 pub use fit::{Evaluation, FitConfig, Learner};
 pub use groups::{group_params, set_trainable};

@@ -18,12 +18,18 @@ impl LayerRates {
     /// Parses `1e-3`, `1e-5..1e-3` or `1e-5,1e-4,1e-3`.
     pub fn parse(text: &str) -> Result<Self> {
         let num = |s: &str| {
-            s.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| {
-                Error::Invalid(format!("'{s}' in learning rate '{text}' is not a non-negative number (expected e.g. 1e-3, 1e-5..1e-3 or 1e-5,1e-4,1e-3)"))
+            s.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0 && *v <= 10.0).ok_or_else(|| {
+                Error::Invalid(format!("'{s}' in learning rate '{text}' is not a positive number up to 10 (expected e.g. 1e-3, 1e-5..1e-3 or 1e-5,1e-4,1e-3)"))
             })
         };
         if let Some((lo, hi)) = text.split_once("..") {
-            return Ok(LayerRates::Range(num(lo)?, num(hi)?));
+            let (lo, hi) = (num(lo)?, num(hi)?);
+            if lo > hi {
+                return Err(Error::Invalid(format!(
+                    "learning rate range '{text}' goes down: give the early layers' rate first (LO..HI)"
+                )));
+            }
+            return Ok(LayerRates::Range(lo, hi));
         }
         if text.contains(',') {
             return Ok(LayerRates::List(

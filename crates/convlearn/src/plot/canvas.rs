@@ -79,14 +79,11 @@ impl Canvas {
     }
 }
 
-/// Writes `image` to `path` through a temporary file so a reader never sees half a PNG.
+/// Writes `image` to `path` as PNG through [`crate::output_file`], so a reader never sees half a PNG.
 pub(crate) fn save_png_atomically(image: &RgbImage, path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    let tmp = crate::model_file::temp_path(path);
-    image
-        .save_with_format(&tmp, image::ImageFormat::Png)
-        .map_err(|e| Error::format(path, format!("cannot write PNG: {e}")))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    crate::output_file::write_atomically(path, |tmp| {
+        image
+            .save_with_format(tmp, image::ImageFormat::Png)
+            .map_err(|e| Error::format(path, format!("cannot write PNG: {e}")))
+    })
 }

@@ -59,8 +59,10 @@ pub fn run_demo(out: &Path, fit: &FitConfig) -> Result<DemoReport> {
     let gray = image::GrayImage::from_fn(28, 28, |x, y| {
         image::Luma([(sample.get(0, y as usize, x as usize) * 255.0).round() as u8])
     });
-    gray.save(&sample_png)
-        .map_err(|e| crate::Error::format(&sample_png, format!("cannot write PNG: {e}")))?;
+    crate::output_file::write_atomically(&sample_png, |tmp| {
+        gray.save_with_format(tmp, image::ImageFormat::Png)
+            .map_err(|e| crate::Error::format(&sample_png, format!("cannot write PNG: {e}")))
+    })?;
     let device = inference_device();
     let activations_png = out.join("activations.png");
     render_activations(&model, &sample, &activations_png, &device)?;

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::data::{Crop, ImageSet, Preprocess};
 use crate::device::training_device;
 use crate::error::Result;
-use crate::learner::{FitConfig, History, Learner, read_checkpoint};
+use crate::learner::{FitConfig, History, Learner, RunSettings, resume_checkpoint};
 use crate::model_file::{FORMAT_VERSION, ModelMeta, SavedModel};
 use crate::models::{ArchSpec, ModelPreset, Network};
 
@@ -60,8 +60,21 @@ pub fn train_classifier_with(
     let mut learner = scratch_learner(preset, train)?;
     learner.checkpoint = checkpoint.map(Path::to_path_buf);
     let mut fit = fit.clone();
-    if let Some(path) = checkpoint.filter(|p| resume && p.is_file()) {
-        let (model, state) = read_checkpoint(path, &learner.device)?;
+    let settings: RunSettings = [
+        ("architecture", preset.name().to_string()),
+        ("epochs", fit.epochs.to_string()),
+        ("batch size", fit.batch_size.to_string()),
+        ("learning rate", format!("{:?}", fit.lr)),
+        ("seed", fit.seed.to_string()),
+        ("training images", train.len().to_string()),
+        ("validation images", valid.len().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    learner.state.settings = settings.clone();
+    if let Some(path) = checkpoint.filter(|_| resume) {
+        let (model, state) = resume_checkpoint(path, &learner.meta, &settings, &learner.device)?;
         eprintln!(
             "resuming from {} after epoch {}",
             path.display(),
@@ -70,6 +83,7 @@ pub fn train_classifier_with(
         learner.model = model.network;
         learner.history = state.history;
         fit.start_epoch = state.epochs_done;
+        learner.state.settings = settings;
     }
     let start = Instant::now();
     learner.fit(train, valid, &fit)?;

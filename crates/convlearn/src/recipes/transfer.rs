@@ -4,7 +4,7 @@
 //! discriminative rates. BatchNorm statistics can stay frozen throughout (`bn_freeze`), as the lesson
 //! advises for ImageNet-like photos. Multi-label runs end with the threshold sweep.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -13,8 +13,9 @@ use crate::data::{Augment, Dataset, ImageSource, PhotoSet, input_size, typical_c
 use crate::device::training_device;
 use crate::error::Result;
 use crate::learner::{
-    FitConfig, History, LayerRates, Learner, LrFinder, Schedule, SetPredictions, TrainingState,
-    best_threshold, lr_find, lr_find_head, read_checkpoint, score, threshold_sweep,
+    FitConfig, History, LayerRates, Learner, LrFinder, RunSettings, Schedule, SetPredictions,
+    TrainingState, best_threshold, lr_find, lr_find_head, resume_checkpoint, score,
+    threshold_sweep,
 };
 use crate::model_file::{ModelMeta, SavedModel};
 use crate::models::{ArchSpec, BackboneKind, HeadKind, HeadSpec, PretrainedWeights};
@@ -241,16 +242,52 @@ pub fn prepare(data: &Dataset, cfg: &TransferConfig) -> Result<TransferRun> {
     })
 }
 
-/// Restores weights, history and position from the checkpoint when resuming.
-fn resume(learner: &mut Learner, cfg: &TransferConfig) -> Result<Option<TrainingState>> {
-    let Some(path) = cfg
-        .checkpoint
-        .as_ref()
-        .filter(|p| cfg.resume && p.is_file())
-    else {
+/// What the checkpoint of this run records and `--resume` compares.
+fn settings(cfg: &TransferConfig, train: &PhotoSet, valid: &PhotoSet) -> RunSettings {
+    let name = |p: &Path| {
+        p.file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned())
+    };
+    let size = |s: Option<usize>| s.map_or("from the photos".to_string(), |s| s.to_string());
+    [
+        ("weights", name(&cfg.weights)),
+        ("architecture", format!("{:?}", cfg.arch)),
+        ("size", size(cfg.size)),
+        ("unfrozen size", size(cfg.unfrozen_size)),
+        ("frozen epochs", cfg.freeze_epochs.to_string()),
+        ("unfrozen epochs", cfg.epochs.to_string()),
+        ("learning rate", format!("{:?}", cfg.lr)),
+        ("frozen BatchNorm", cfg.bn_freeze.to_string()),
+        ("precompute", cfg.precompute.to_string()),
+        ("augmentation", format!("{:?}", cfg.augment)),
+        ("batch size", cfg.batch_size.to_string()),
+        ("validation fraction", cfg.valid_pct.to_string()),
+        ("seed", cfg.seed.to_string()),
+        ("training images", train.len().to_string()),
+        ("validation images", valid.len().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// Restores weights, history and position from the checkpoint when resuming (refusing one of
+/// another run), and records this run's settings for the checkpoints it writes.
+fn resume(
+    learner: &mut Learner,
+    cfg: &TransferConfig,
+    settings: RunSettings,
+) -> Result<Option<TrainingState>> {
+    learner.state.settings = settings;
+    let Some(path) = cfg.checkpoint.as_ref().filter(|_| cfg.resume) else {
         return Ok(None);
     };
-    let (model, state) = read_checkpoint(path, &learner.device)?;
+    let (model, state) = resume_checkpoint(
+        path,
+        &learner.meta,
+        &learner.state.settings,
+        &learner.device,
+    )?;
     eprintln!(
         "resuming from {} ({} phase, {} epoch(s) done)",
         path.display(),
@@ -290,7 +327,8 @@ pub fn fine_tune(data: &Dataset, cfg: &TransferConfig) -> Result<(SavedModel, Tr
         start_epoch: 0,
         verbose: cfg.verbose,
     };
-    let resumed = resume(&mut learner, cfg)?;
+    let run_settings = settings(cfg, &train, &valid);
+    let resumed = resume(&mut learner, cfg, run_settings)?;
     let (phase, done) = resumed
         .as_ref()
         .map_or((0, 0), |s| (s.phase, s.epochs_done));

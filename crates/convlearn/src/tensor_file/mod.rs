@@ -1,6 +1,6 @@
-//! Reading named tensors from `.safetensors` files and PyTorch `.pth`/`.pt` checkpoints (through a
-//! restricted pickle reader that never executes code and refuses anything but plain tensors), with
-//! errors naming the file and tensor.
+//! Reading named tensors from `.safetensors` files and PyTorch `.pth`/`.pt` checkpoints (whose
+//! pickles are checked to name nothing but PyTorch's tensor-rebuilding functions and then read by a
+//! reader that never executes code), with errors naming the file and tensor.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,6 +8,56 @@ use std::path::{Path, PathBuf};
 use safetensors::SafeTensors;
 
 use crate::error::{Error, Result};
+
+mod pickle_scan;
+mod pytorch;
+
+/// What a weights file is, told by its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// An 8-byte little-endian header length that fits the file, then the header's `{`.
+    Safetensors,
+    /// `PK\x03\x04` (or an empty archive's `PK\x05\x06`): `torch.save` since PyTorch 1.6.
+    PytorchZip,
+    /// A pickle (`\x80` and a protocol 2–5): legacy `torch.save`, or a bare pickle.
+    Pickle,
+}
+
+impl Kind {
+    fn of(path: &Path) -> Result<Self> {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+        let mut head = Vec::with_capacity(9);
+        f.by_ref()
+            .take(9)
+            .read_to_end(&mut head)
+            .map_err(|e| Error::io(path, e))?;
+        if head.len() == 9 && head[8] == b'{' {
+            let header = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+            if header.checked_add(8).is_some_and(|end| end <= len) {
+                return Ok(Kind::Safetensors);
+            }
+            return Err(Error::format(
+                path,
+                format!("safetensors header claims {header} bytes, but the file has {len}"),
+            ));
+        }
+        if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+            return Ok(Kind::PytorchZip);
+        }
+        if head.len() >= 2 && head[0] == 0x80 && (2..=5).contains(&head[1]) {
+            return Ok(Kind::Pickle);
+        }
+        Err(Error::format(
+            path,
+            format!(
+                "is not a weights file ({len} bytes): neither safetensors (a header length, then \
+                 '{{'), a PyTorch zip archive ('PK') nor a pickle (0x80)"
+            ),
+        ))
+    }
+}
 
 /// A named tensor read into host memory as `f32`.
 #[derive(Clone, Debug)]
@@ -33,31 +83,20 @@ impl TensorFile {
     /// pickle; a state dict, or a dict holding one under `state_dict` or `model`). Floating and
     /// integer tensors are converted to `f32`.
     pub fn read(path: &Path) -> Result<Self> {
-        let mut head = [0u8; 8];
-        {
-            use std::io::Read;
-            let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-            let n = f.read(&mut head).map_err(|e| Error::io(path, e))?;
-            if n < 8 {
-                return Err(Error::format(
-                    path,
-                    format!("is {n} bytes: too short for a weights file"),
-                ));
-            }
-        }
-        let is_zip = head.starts_with(b"PK");
-        let is_pickle = head[0] == 0x80 || head.starts_with(&[0x8a, 0x0a]);
-        if is_zip || is_pickle {
-            Self::read_pytorch(path)
-        } else {
-            Self::read_safetensors(path)
+        match Kind::of(path)? {
+            Kind::Safetensors => Self::read_safetensors(path),
+            kind => Ok(Self {
+                path: path.to_path_buf(),
+                tensors: pytorch::read(path, kind == Kind::PytorchZip)?,
+                metadata: BTreeMap::new(),
+            }),
         }
     }
 
     fn read_safetensors(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let (_, meta) = SafeTensors::read_metadata(&bytes)
-            .map_err(|e| Error::format(path, format!("not a safetensors or PyTorch file: {e}")))?;
+            .map_err(|e| Error::format(path, format!("not a valid safetensors file: {e}")))?;
         let st = SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::format(path, format!("not a safetensors file: {e}")))?;
         let mut tensors = BTreeMap::new();
@@ -86,46 +125,6 @@ impl TensorFile {
             path: path.to_path_buf(),
             tensors,
             metadata,
-        })
-    }
-
-    fn read_pytorch(path: &Path) -> Result<Self> {
-        use pytorch_reader::PytorchReader;
-        let mut reader = PytorchReader::new(path)
-            .map_err(|e| Error::format(path, format!("not a readable PyTorch checkpoint: {e}")))?;
-        if reader.is_empty() {
-            for key in ["state_dict", "model"] {
-                if let Ok(r) = PytorchReader::with_top_level_key(path, key)
-                    && !r.is_empty()
-                {
-                    reader = r;
-                    break;
-                }
-            }
-        }
-        let mut tensors = BTreeMap::new();
-        for (name, t) in reader.tensors() {
-            let dtype = Scalar::named(&format!("{:?}", t.dtype())).ok_or_else(|| {
-                Error::format(
-                    path,
-                    format!("tensor '{name}' has unsupported dtype {:?}", t.dtype()),
-                )
-            })?;
-            let bytes = t
-                .read()
-                .map_err(|e| Error::format(path, format!("cannot read tensor '{name}': {e}")))?;
-            tensors.insert(
-                name.clone(),
-                HostTensor {
-                    shape: t.shape().to_vec(),
-                    values: dtype.decode(&bytes),
-                },
-            );
-        }
-        Ok(Self {
-            path: path.to_path_buf(),
-            tensors,
-            metadata: BTreeMap::new(),
         })
     }
 
