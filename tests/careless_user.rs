@@ -251,3 +251,62 @@ fn resume_refuses_a_missing_checkpoint_and_one_of_another_run() {
     );
     assert!(!tmp.path().join("m.safetensors").exists());
 }
+
+#[cfg(unix)]
+#[test]
+fn damaged_models_are_refused_and_strange_file_names_work() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = convlearn(
+        &[
+            "train",
+            "shapes",
+            "--epochs",
+            "1",
+            "--limit",
+            "300",
+            "--save",
+            "m.safetensors",
+        ],
+        tmp.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A picture whose file name is not UTF-8.
+    let odd = std::ffi::OsStr::from_bytes(b"pic-\xff.png");
+    image::GrayImage::from_fn(28, 28, |x, y| image::Luma([((x + y) * 4) as u8]))
+        .save(tmp.path().join(odd))
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_convlearn"))
+        .arg("predict")
+        .arg("m.safetensors")
+        .arg(odd)
+        .arg("--json")
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    let v = common::json_of(&out);
+    assert_eq!(v["results"][0]["image"], "pic-\u{fffd}.png", "{v}");
+
+    // Every weight NaN (0xffffffff): the header stays, the data after it is overwritten.
+    let model = tmp.path().join("m.safetensors");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let header = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    bytes[header..].fill(0xff);
+    std::fs::write(tmp.path().join("nan.safetensors"), &bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_convlearn"))
+        .arg("predict")
+        .arg("nan.safetensors")
+        .arg(odd)
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("not a number"),
+        "{err}"
+    );
+}

@@ -37,10 +37,10 @@ pub fn run(args: Args) -> Result<()> {
             "epochs": r.training.epochs,
             "seconds": r.training.seconds,
             "images_per_second": r.training.images_per_second,
-            "model": r.model,
-            "kernel_png": r.kernel_png,
-            "activations_png": r.activations_png,
-            "loss_png": r.loss_png,
+            "model": super::json_path(&r.model),
+            "kernel_png": super::json_path(&r.kernel_png),
+            "activations_png": super::json_path(&r.activations_png),
+            "loss_png": super::json_path(&r.loss_png),
         }));
         return Ok(());
     }

@@ -75,7 +75,7 @@ pub fn run(args: Args) -> Result<()> {
     let (lo, hi) = figure.response.range();
     if args.json {
         super::print_json(&json!({
-            "output": args.output,
+            "output": super::json_path(&args.output),
             "input": [figure.input.channels, figure.input.height, figure.input.width],
             "kernel": [figure.kernel.channels, figure.kernel.height, figure.kernel.width],
             "response": [figure.response.height, figure.response.width],

@@ -70,7 +70,7 @@ pub fn run(args: Args) -> Result<()> {
             "min_loss_lr": finder.min_loss_lr,
             "steepest_lr": finder.steepest_lr,
             "steps": finder.lrs.len(),
-            "output": args.output,
+            "output": super::json_path(&args.output),
         }));
     } else {
         println!(

@@ -35,6 +35,12 @@ pub fn check_outputs(
     Ok(convlearn::output_file::check_outputs(inputs, outputs)?)
 }
 
+/// A path for JSON output: JSON strings are Unicode, so bytes of a file name that are not UTF-8
+/// become U+FFFD (the text output shows the same lossy form).
+pub fn json_path(path: &std::path::Path) -> serde_json::Value {
+    serde_json::Value::String(path.to_string_lossy().into_owned())
+}
+
 /// Prints one JSON object on stdout.
 pub fn print_json(value: &serde_json::Value) {
     println!("{}", serde_json::to_string(value).expect("JSON serialises"));

@@ -89,11 +89,11 @@ pub fn run(args: Args) -> Result<()> {
             };
             println!("{}: {line}", image.display());
         }
-        results.push(json!({ "image": image, "predictions": ranked }));
+        results.push(json!({ "image": super::json_path(image), "predictions": ranked }));
     }
     if args.json {
         super::print_json(&json!({
-            "model": source,
+            "model": super::json_path(&source),
             "multi_label": model.meta.multi_label,
             "threshold": threshold,
             "tta": args.tta,

@@ -223,15 +223,15 @@ fn run_transfer(args: &Args, weights: &Path) -> Result<()> {
             "phases": report.phases,
             "lr": report.lr,
             "lr_suggested": report.lr_find.as_ref().map(|f| f.suggestion),
-            "lr_find_png": report.lr_find.as_ref().map(|_| &lr_png),
+            "lr_find_png": report.lr_find.as_ref().map(|_| super::json_path(&lr_png)),
             "size": report.size,
             "architecture": report.architecture,
             "train_images": report.train_images,
             "valid_images": report.valid_images,
             "skipped": report.skipped,
-            "model": save,
-            "loss_png": plot,
-            "metrics_png": metrics_png,
+            "model": super::json_path(&save),
+            "loss_png": super::json_path(&plot),
+            "metrics_png": super::json_path(&metrics_png),
         });
         if report.multi_label {
             out["f2"] = json!(report.valid_f2);
@@ -348,8 +348,8 @@ fn run_scratch(args: &Args) -> Result<()> {
             "train_images": report.train_images,
             "test_images": report.valid_images,
             "architecture": report.architecture,
-            "model": save,
-            "loss_png": plot,
+            "model": super::json_path(&save),
+            "loss_png": super::json_path(&plot),
         }));
     } else {
         println!(

@@ -5,36 +5,51 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| {
-                Error::format(path, format!("gzip stream is damaged or truncated: {e}"))
-            })?;
-        Ok(out)
-    } else {
-        Ok(raw)
-    }
-}
+/// The largest payload an IDX file may declare (MNIST's training images are 47 MB).
+const PAYLOAD_MAX: usize = 2 << 30;
 
-/// Checks the magic number and returns the dimensions and the payload.
-fn parse_header<'a>(
-    path: &Path,
-    bytes: &'a [u8],
-    dims: usize,
-    what: &str,
-) -> Result<(Vec<usize>, &'a [u8])> {
+/// Reads an IDX file of `dims` dimensions, raw or gzip-compressed: its shape and exactly the
+/// payload its header promises. The stream is read as far as that and no further, so a small
+/// gzip file cannot inflate beyond what the header declares; data after the payload is an error.
+fn read_idx(path: &Path, dims: usize, what: &str) -> Result<(Vec<usize>, Vec<u8>)> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut raw = std::io::BufReader::new(file);
+    let gzip = {
+        use std::io::BufRead;
+        raw.fill_buf()
+            .map_err(|e| Error::io(path, e))?
+            .starts_with(&[0x1f, 0x8b])
+    };
+    let mut stream: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::GzDecoder::new(raw))
+    } else {
+        Box::new(raw)
+    };
+    let damaged = |e: std::io::Error| {
+        if gzip {
+            Error::format(path, format!("gzip stream is damaged or truncated: {e}"))
+        } else {
+            Error::io(path, e)
+        }
+    };
+    let header_len = 4 + 4 * dims;
+    let mut header = Vec::with_capacity(header_len);
+    stream
+        .by_ref()
+        .take(header_len as u64)
+        .read_to_end(&mut header)
+        .map_err(damaged)?;
     let expected = 0x0800 + dims as u32;
-    if bytes.len() < 4 {
+    if header.len() < 4 {
         return Err(Error::format(
             path,
-            format!("file is {} bytes, too short for an IDX header", bytes.len()),
+            format!(
+                "file is {} bytes, too short for an IDX header",
+                header.len()
+            ),
         ));
     }
-    let magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
     if magic != expected {
         return Err(Error::format(
             path,
@@ -43,47 +58,72 @@ fn parse_header<'a>(
             ),
         ));
     }
-    let header = 4 + 4 * dims;
-    if bytes.len() < header {
+    if header.len() < header_len {
         return Err(Error::format(
             path,
             format!(
-                "truncated header: expected {header} bytes, file has {}",
-                bytes.len()
+                "truncated header: expected {header_len} bytes, file has {}",
+                header.len()
             ),
         ));
     }
-    let shape: Vec<usize> = (0..dims)
-        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize)
+    let shape: Vec<usize> = header[4..]
+        .chunks_exact(4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
         .collect();
-    let need: usize = shape.iter().product();
-    let payload = &bytes[header..];
+    let dims_text = shape
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("×");
+    let need = shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= PAYLOAD_MAX)
+        .ok_or_else(|| {
+            Error::format(
+                path,
+                format!("the header promises {dims_text} bytes of {what}, more than {PAYLOAD_MAX}"),
+            )
+        })?;
+    let mut payload = Vec::new();
+    stream
+        .by_ref()
+        .take(need as u64)
+        .read_to_end(&mut payload)
+        .map_err(damaged)?;
     if payload.len() < need {
-        let dims_text: Vec<String> = shape.iter().map(ToString::to_string).collect();
         return Err(Error::format(
             path,
             format!(
-                "truncated: the header promises {} = {need} bytes of {what}, the file holds {}",
-                dims_text.join("×"),
+                "truncated: the header promises {dims_text} = {need} bytes of {what}, the file holds {}",
                 payload.len()
             ),
         ));
     }
-    Ok((shape, &payload[..need]))
+    let mut extra = [0u8; 1];
+    if stream.read(&mut extra).map_err(damaged)? > 0 {
+        return Err(Error::format(
+            path,
+            format!(
+                "has data after the {dims_text} = {need} bytes of {what} its header promises: \
+                 a damaged or mislabelled file"
+            ),
+        ));
+    }
+    Ok((shape, payload))
 }
 
 /// Reads an IDX3 image file: returns (count, rows, cols, pixels).
 pub fn read_idx_images(path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
-    let bytes = read_maybe_gz(path)?;
-    let (shape, payload) = parse_header(path, &bytes, 3, "images")?;
-    Ok((shape[0], shape[1], shape[2], payload.to_vec()))
+    let (shape, payload) = read_idx(path, 3, "images")?;
+    Ok((shape[0], shape[1], shape[2], payload))
 }
 
 /// Reads an IDX1 label file.
 pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>> {
-    let bytes = read_maybe_gz(path)?;
-    let (_, payload) = parse_header(path, &bytes, 1, "labels")?;
-    Ok(payload.to_vec())
+    let (_, payload) = read_idx(path, 1, "labels")?;
+    Ok(payload)
 }
 
 #[cfg(test)]
@@ -125,5 +165,26 @@ mod tests {
             err.contains("short") && err.contains("2×2×3 = 12") && err.contains("holds 5"),
             "{err}"
         );
+
+        let long = dir.path().join("long");
+        std::fs::write(&long, idx(0x801, &[3], &[1; 4])).unwrap();
+        let err = read_idx_labels(&long).unwrap_err().to_string();
+        assert!(err.contains("has data after the 3 = 3 bytes"), "{err}");
+
+        // A few bytes of gzip whose header promises 4 GB of zeros (and holds 1 MB of them).
+        let bomb = dir.path().join("bomb.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&idx(0x803, &[60000, 60000, 1], &[0; 1 << 20]))
+            .unwrap();
+        std::fs::write(&bomb, enc.finish().unwrap()).unwrap();
+        let err = read_idx_images(&bomb).unwrap_err().to_string();
+        assert!(err.contains("more than 2147483648"), "{err}");
+        let lying = dir.path().join("lying.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&idx(0x803, &[20000, 200, 200], &[0; 1 << 20]))
+            .unwrap();
+        std::fs::write(&lying, enc.finish().unwrap()).unwrap();
+        let err = read_idx_images(&lying).unwrap_err().to_string();
+        assert!(err.contains("holds 1048576"), "{err}");
     }
 }

@@ -8,12 +8,30 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::kernels::FeatureMaps;
 
-/// Decodes an image file; the error names the file and repeats what the decoder said.
+/// The widest or tallest picture decoded, in pixels.
+pub const IMAGE_SIDE_MAX: u32 = 16_384;
+
+/// The most memory one decoded picture may take (its decoder's buffers included).
+pub const IMAGE_BYTES_MAX: u64 = 512 << 20;
+
+/// The decoder limits every picture is read under: a header claiming 100 000 × 100 000 pixels
+/// (a decompression bomb of a few bytes) is refused before anything is allocated.
+pub fn image_limits() -> image::Limits {
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(IMAGE_SIDE_MAX);
+    limits.max_image_height = Some(IMAGE_SIDE_MAX);
+    limits.max_alloc = Some(IMAGE_BYTES_MAX);
+    limits
+}
+
+/// Decodes an image file under [`image_limits`]; the error names the file and repeats what the
+/// decoder said.
 pub fn load_image(path: &Path) -> Result<DynamicImage> {
-    let reader = image::ImageReader::open(path)
+    let mut reader = image::ImageReader::open(path)
         .map_err(|e| Error::io(path, e))?
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?;
+    reader.limits(image_limits());
     reader
         .decode()
         .map_err(|e| Error::format(path, format!("cannot decode image: {e}")))
@@ -95,5 +113,42 @@ impl Normalization {
                 *v = (*v - m) / s;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_header_claiming_a_huge_picture_is_refused_before_decoding() {
+        // A PNG header (and nothing else) claiming 100 000 × 100 000 pixels.
+        let mut png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR".to_vec();
+        png.extend(100_000u32.to_be_bytes());
+        png.extend(100_000u32.to_be_bytes());
+        png.extend([8, 2, 0, 0, 0]);
+        let crc = crc_of(&png[12..]);
+        png.extend(crc.to_be_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bomb.png");
+        std::fs::write(&path, &png).unwrap();
+        let err = load_image(&path).unwrap_err().to_string();
+        assert!(err.contains("bomb.png") && err.contains("limit"), "{err}");
+    }
+
+    /// The CRC-32 PNG chunks carry.
+    fn crc_of(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
     }
 }

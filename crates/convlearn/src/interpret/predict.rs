@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use serde::Serialize;
 
 use crate::data::{Augment, load_image};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::host::values;
 use crate::kernels::FeatureMaps;
 use crate::learner::probabilities;
@@ -111,6 +111,15 @@ pub fn predict_image(
     device: &Device,
 ) -> Result<Vec<Prediction>> {
     let probs = image_probabilities(model, path, options.tta, options.seed, device)?;
+    if let Some(bad) = probs.iter().position(|p| !p.is_finite()) {
+        return Err(Error::Invalid(format!(
+            "{}: the model's output for class '{}' is {} (not a number): its weights are damaged \
+             or it diverged in training; retrain it or use another model",
+            path.display(),
+            model.meta.classes.get(bad).map_or("?", String::as_str),
+            probs[bad]
+        )));
+    }
     let mut ranked: Vec<Prediction> = model
         .meta
         .classes
