@@ -56,13 +56,17 @@ fn flags_out_of_range_are_refused_before_any_work() {
         ),
         (
             &["train", "shapes", "--lr=-1e-3"],
-            &["--lr", "positive number"],
+            &["--lr", "non-negative number"],
         ),
         (
             &["train", "shapes", "--lr", "NaN"],
-            &["--lr", "positive number"],
+            &["--lr", "non-negative number"],
         ),
         (&["train", "shapes", "--lr", "fast"], &["--lr", "'fast'"]),
+        (
+            &["train", "shapes", "--lr", "0"],
+            &["--lr", "must be positive"],
+        ),
         (
             &["train", "shapes", "--lr", "1e-3..1e-5"],
             &["--lr", "goes down"],

@@ -1,4 +1,4 @@
-//! `convlearn explain MODEL IMAGE --layer L --channel C --at Y,X`
+//! `convlearn explain MODEL IMAGE --layer L --channel C --at X,Y`
 
 use std::path::PathBuf;
 
@@ -20,7 +20,7 @@ pub struct Args {
     /// Kernel (output channel) of that layer, counted from 0.
     #[arg(long, default_value_t = 0)]
     channel: usize,
-    /// Row and column of the activation, as Y,X (counted from 0).
+    /// Column and row of the activation, as X,Y (counted from 0), as `kernel --at` takes them.
     #[arg(long, value_parser = super::parse_pair, default_value = "0,0")]
     at: (usize, usize),
     /// Print one JSON object instead of text.
@@ -33,7 +33,7 @@ pub fn run(args: Args) -> Result<()> {
     let device = inference_device();
     let model = SavedModel::load(&args.model, &device)?;
     let image = read_model_image(&model, &args.image)?;
-    let (y, x) = args.at;
+    let (x, y) = args.at;
     let explanation = explain(&model, &image, args.layer, args.channel, y, x, &device)?;
     if args.json {
         super::print_json(&serde_json::to_value(explanation.to_json())?);

@@ -22,6 +22,7 @@ pub mod host;
 pub mod interpret;
 pub mod kernels;
 pub mod learner;
+pub mod model_check;
 pub mod model_file;
 pub mod models;
 pub mod output_file;

@@ -106,7 +106,8 @@ impl SavedModel {
         Ok(header.metadata().as_ref().and_then(|m| m.get(key)).cloned())
     }
 
-    /// Reads only the metadata of a model file.
+    /// Reads only the metadata of a model file, checked against itself and the file's size
+    /// ([`crate::model_check::check_meta`]).
     pub fn read_meta(path: &Path) -> Result<ModelMeta> {
         let json = Self::read_metadata_entry(path, META_KEY)?.ok_or_else(|| {
             Error::format(
@@ -127,6 +128,10 @@ impl SavedModel {
                 ),
             ));
         }
+        let file_len = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
+        crate::model_check::check_meta(&meta, path, file_len)?;
         Ok(meta)
     }
 
@@ -162,16 +167,6 @@ impl SavedModel {
                 meta.arch,
                 problems.join("\n  ")
             )));
-        }
-        if meta.classes.len() != meta.arch.classes() {
-            return Err(Error::format(
-                path,
-                format!(
-                    "lists {} class names for {} outputs",
-                    meta.classes.len(),
-                    meta.arch.classes()
-                ),
-            ));
         }
         Ok(Self { meta, network })
     }

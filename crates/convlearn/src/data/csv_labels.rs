@@ -58,6 +58,8 @@ fn read_rows(csv_path: &Path, images: &Path, suffix: &str) -> Result<Vec<Row>> {
         );
     }
     let (mut rows, mut problems, mut seen) = (Vec::new(), Vec::new(), HashSet::new());
+    // Missing images, and the suffix that would have found each (fastai's Planet CSV has none).
+    let (mut missing, mut found_with) = (Vec::new(), Vec::new());
     for record in reader.records() {
         let record = match record {
             Ok(r) => r,
@@ -86,6 +88,13 @@ fn read_rows(csv_path: &Path, images: &Path, suffix: &str) -> Result<Vec<Row>> {
         }
         let path = images.join(format!("{name}{suffix}"));
         if !path.is_file() {
+            missing.push(format!("{name}{suffix}"));
+            if let Some(ext) = SUFFIXES
+                .iter()
+                .find(|ext| images.join(format!("{name}{suffix}{ext}")).is_file())
+            {
+                found_with.push(*ext);
+            }
             problems.push(format!(
                 "line {line}: image file {} does not exist",
                 path.display()
@@ -94,6 +103,18 @@ fn read_rows(csv_path: &Path, images: &Path, suffix: &str) -> Result<Vec<Row>> {
         }
         let tags = record[1].split_whitespace().map(str::to_string).collect();
         rows.push(Row { path, tags });
+    }
+    if !missing.is_empty() && rows.is_empty() && found_with.len() == missing.len() {
+        let ext = found_with[0];
+        return Err(Error::format(
+            csv_path,
+            format!(
+                "none of its {} images exists as named (e.g. {}), but each exists with '{ext}' \
+                 added: give --suffix {suffix}{ext}",
+                missing.len(),
+                images.join(&missing[0]).display()
+            ),
+        ));
     }
     if !problems.is_empty() {
         let more = problems.len().saturating_sub(MAX_LISTED);
@@ -105,6 +126,9 @@ fn read_rows(csv_path: &Path, images: &Path, suffix: &str) -> Result<Vec<Row>> {
     }
     Ok(rows)
 }
+
+/// The extensions tried when a CSV's image names match no file as they are.
+const SUFFIXES: [&str; 6] = [".jpg", ".jpeg", ".png", ".tif", ".bmp", ".gif"];
 
 impl DataSplit {
     /// Reads a labels CSV (`image_name,tags`, tags space-separated) whose images are
@@ -210,6 +234,30 @@ mod tests {
                 assert_eq!(t, &vec![0, 2]);
             }
         }
+    }
+
+    #[test]
+    fn names_without_their_extension_suggest_the_suffix() {
+        let d = setup(
+            "image_name,tags
+a,clear road
+b,haze
+",
+            &["a.jpg", "b.jpg"],
+        );
+        let err = DataSplit::from_csv(
+            &d.path().join("labels.csv"),
+            &d.path().join("img"),
+            "",
+            0.5,
+            1,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("none of its 2 images") && err.contains("--suffix .jpg"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! in place. Training reuses the same layouts: the weight gradient is `dy · colᵀ`, the input
 //! gradient `Wᵀ · dy` folded back onto the image (col2im).
 
+use std::mem::MaybeUninit;
+
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -228,7 +230,7 @@ impl ConvShape {
     /// Writes the im2col-shaped gradient `dcol` `[k, (b1 − b0)·p]` back as the images' input
     /// gradient in `dx` (all images, `[batch, cin, h, w]`; images `b0..b1` are overwritten): the
     /// transpose of [`Self::im2col_row`], one plane per rayon task.
-    fn col2im(&self, dcol: &[f32], (b0, b1): (usize, usize), dx: &mut [f32]) {
+    fn col2im(&self, dcol: &[f32], (b0, b1): (usize, usize), dx: &mut [MaybeUninit<f32>]) {
         let [h, w] = self.input;
         let n = (b1 - b0) * self.p();
         dx[b0 * self.cin * h * w..b1 * self.cin * h * w]
@@ -238,14 +240,14 @@ impl ConvShape {
     }
 
     /// Plane `i` (image `i / cin` of `dcol`'s, channel `i % cin`) of [`Self::col2im`], from
-    /// `dcol` with rows `n` wide.
-    fn col2im_plane(&self, dcol: &[f32], n: usize, i: usize, plane: &mut [f32]) {
+    /// `dcol` with rows `n` wide. The plane may be unwritten: it is zeroed first.
+    fn col2im_plane(&self, dcol: &[f32], n: usize, i: usize, plane: &mut [MaybeUninit<f32>]) {
         let [h, w] = self.input;
         let [oh, ow] = self.output();
         let [kh, kw] = self.geometry.kernel;
         let [sy, sx] = self.geometry.stride;
         let p = oh * ow;
-        plane.fill(0.0);
+        let plane = zero_fill(plane);
         let (image, c) = (i / self.cin, i % self.cin);
         for ky in 0..kh {
             let (y_lo, y_hi, y0) = self.geometry.rows(ky, h, oh);
@@ -427,6 +429,13 @@ pub(super) fn zeroed<T: Copy + Default + Send + Sync>(len: usize) -> Vec<T> {
     v
 }
 
+/// Writes zeros into `cells` (which may be unwritten) and returns them as floats.
+pub(super) fn zero_fill(cells: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    cells.fill(MaybeUninit::new(0.0));
+    // SAFETY: every cell was written just above, and `MaybeUninit<f32>` has `f32`'s layout.
+    unsafe { &mut *(cells as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
 /// The first `len` floats of `buffer`, growing it (zeroed) when shorter. Callers overwrite them.
 pub(super) fn scratch(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if buffer.len() < len {
@@ -437,7 +446,7 @@ pub(super) fn scratch(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
 
 /// `[cout, images·p]` (one product's layout) → the images' `[cout, p]` blocks of an NCHW tensor
 /// (`blocks` starts at the group's first image), in parallel.
-fn scatter_blocks(product: &[f32], blocks: &mut [f32], [cout, images, p]: [usize; 3]) {
+fn scatter_blocks(product: &[f32], blocks: &mut [MaybeUninit<f32>], [cout, images, p]: [usize; 3]) {
     let n = images * p;
     blocks[..images * cout * p]
         .par_chunks_mut(p)
@@ -445,7 +454,10 @@ fn scatter_blocks(product: &[f32], blocks: &mut [f32], [cout, images, p]: [usize
         .enumerate()
         .for_each(|(i, block)| {
             let (image, o) = (i / cout, i % cout);
-            block.copy_from_slice(&product[o * n + image * p..][..p]);
+            let from = &product[o * n + image * p..][..p];
+            for (cell, &v) in block.iter_mut().zip(from) {
+                cell.write(v);
+            }
         });
 }
 
@@ -559,46 +571,68 @@ pub(super) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
 /// `[cout, cin, kh, kw]` (no bias).
 pub fn conv_forward(shape: &ConvShape, x: &[f32], weight: &[f32], grouping: Grouping) -> Vec<f32> {
     let (k, p, cout) = (shape.k(), shape.p(), shape.cout);
-    // Every value is written below: by a product (one image) or by `scatter_blocks`.
-    let mut y = zeroed(shape.batch * cout * p);
+    let len = shape.batch * cout * p;
     let max_columns = match grouping {
         Grouping::Tiles { rows } => {
-            forward_tiles(shape, x, weight, rows, &mut y);
+            let mut y = Vec::with_capacity(len);
+            forward_tiles(shape, x, weight, rows, &mut y.spare_capacity_mut()[..len]);
+            // SAFETY: the tiles wrote every one of the `len` values (see `forward_tiles`).
+            unsafe { y.set_len(len) };
             return y;
         }
         Grouping::Batched { max_columns } => max_columns,
     };
+    // Every value is written below, for each group of images: by a product straight into the
+    // output (one image; gemm writes through a raw pointer and does not read it) or by
+    // `scatter_blocks`.
+    let mut y: Vec<f32> = Vec::with_capacity(len);
+    let cells = &mut y.spare_capacity_mut()[..len];
     with_scratch(|Scratch { col, product, .. }| {
         for (b0, b1) in shape.groups(max_columns) {
             let n = (b1 - b0) * p;
             let col = shape.column_matrix(x, (b0, b1), shape.all_rows(), col, true);
+            let out = &mut cells[b0 * cout * p..b1 * cout * p];
             if b1 - b0 == 1 {
                 // One image: the product is already laid out as its output.
-                matmul(
-                    &mut y[b0 * cout * p..][..cout * p],
-                    weight,
-                    col,
-                    [cout, k, n],
-                    Layout::PLAIN,
-                );
+                // SAFETY: `out` holds the cout rows of n = p floats, and is borrowed for the call.
+                unsafe {
+                    matmul_rows(
+                        out.as_mut_ptr().cast(),
+                        n,
+                        weight,
+                        col,
+                        [cout, k, n],
+                        Layout::PLAIN,
+                    )
+                }
             } else {
                 let product = scratch(product, cout * n);
                 matmul(product, weight, col, [cout, k, n], Layout::PLAIN);
-                scatter_blocks(product, &mut y[b0 * cout * p..], [cout, b1 - b0, p]);
+                scatter_blocks(product, out, [cout, b1 - b0, p]);
             }
         }
     });
+    // SAFETY: the groups cover every image, and each group's values were written above.
+    unsafe { y.set_len(len) };
     y
 }
 
-/// [`conv_forward`] for [`Grouping::Tiles`] of `rows` output rows, into `y`.
-fn forward_tiles(shape: &ConvShape, x: &[f32], weight: &[f32], rows: usize, y: &mut [f32]) {
+/// [`conv_forward`] for [`Grouping::Tiles`] of `rows` output rows, into `y`, every value of which
+/// is written (through raw pointers only, by gemm, which does not read its destination here: `y`
+/// may be unwritten memory).
+fn forward_tiles(
+    shape: &ConvShape,
+    x: &[f32],
+    weight: &[f32],
+    rows: usize,
+    y: &mut [MaybeUninit<f32>],
+) {
     let (k, p, cout) = (shape.k(), shape.p(), shape.cout);
     let [oh, ow] = shape.output();
     assert!(rows > 0, "conv: tiles of 0 output rows (Grouping::Tiles)");
     let bands = oh.div_ceil(rows);
     assert!(y.len() >= shape.batch * cout * p, "conv: output size");
-    let out = TileOutput(y.as_mut_ptr());
+    let out = TileOutput(y.as_mut_ptr().cast::<f32>());
     (0..shape.batch * bands).into_par_iter().for_each(|tile| {
         let (b, r0) = (tile / bands, tile % bands * rows);
         let r1 = (r0 + rows).min(oh);
@@ -647,10 +681,14 @@ pub fn conv_backward(
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     let (k, p, cout) = (shape.k(), shape.p(), shape.cout);
     let [h, w] = shape.input;
-    // col2im zeroes each plane of dx before adding into it.
-    let mut dx = want_dx.then(|| zeroed(shape.batch * shape.cin * h * w));
+    // col2im zeroes each plane of dx before adding into it, and every plane is col2im's.
+    let dx_len = shape.batch * shape.cin * h * w;
+    let mut dx: Option<Vec<f32>> = want_dx.then(|| Vec::with_capacity(dx_len));
     let Grouping::Batched { max_columns } = grouping else {
-        let dw = backward_images(shape, x, weight, dy, dx.as_deref_mut(), want_dw);
+        let cells = dx.as_mut().map(|v| &mut v.spare_capacity_mut()[..dx_len]);
+        let dw = backward_images(shape, x, weight, dy, cells, want_dw);
+        // SAFETY: the image tasks covered every image's planes, each zeroed then added into.
+        dx.iter_mut().for_each(|v| unsafe { v.set_len(dx_len) });
         return (dx, dw);
     };
     let mut dw = want_dw.then(|| vec![0f32; cout * k]);
@@ -678,11 +716,13 @@ pub fn conv_backward(
                 if let Some(dx) = dx.as_mut() {
                     let dcol = scratch(dcol, k * n);
                     column_gradient(dcol, weight, dy_g, [k, cout, n], Layout::PLAIN);
-                    shape.col2im(dcol, (b0, b1), dx);
+                    shape.col2im(dcol, (b0, b1), &mut dx.spare_capacity_mut()[..dx_len]);
                 }
             }
         },
     );
+    // SAFETY: the groups cover every image, and col2im wrote each of their planes.
+    dx.iter_mut().for_each(|v| unsafe { v.set_len(dx_len) });
     (dx, dw)
 }
 
@@ -694,12 +734,12 @@ fn backward_images(
     x: &[f32],
     weight: &[f32],
     dy: &[f32],
-    dx: Option<&mut [f32]>,
+    dx: Option<&mut [MaybeUninit<f32>]>,
     want_dw: bool,
 ) -> Option<Vec<f32>> {
     let (k, p, cout) = (shape.k(), shape.p(), shape.cout);
     let image_dx = shape.cin * shape.input[0] * shape.input[1];
-    let tasks: Vec<(usize, Option<&mut [f32]>)> = match dx {
+    let tasks: Vec<(usize, Option<&mut [MaybeUninit<f32>]>)> = match dx {
         Some(dx) => dx
             .chunks_mut(IMAGES_PER_TASK * image_dx)
             .enumerate()

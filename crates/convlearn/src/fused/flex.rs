@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::batch_norm::{ChannelLayout, affine, channel_statistics, normalize};
 use super::clamp::affine_clamp_in_place;
-use super::conv::{ConvGeometry, ConvShape, Grouping, conv_forward, zeroed};
+use super::conv::{ConvGeometry, ConvShape, Grouping, conv_forward, zero_fill, zeroed};
 use super::max_pool::{PoolWindow, unpool_plane};
 use super::winograd;
 use super::{AdamWStep, FusedOps};
@@ -220,18 +220,18 @@ pub(super) fn max_unpool_planes(grad: FlexTensor, argmax: &[u32], input: [usize;
     if out_plane == 0 || h * w == 0 {
         return f32_tensor(vec![0.0; batch * channels * h * w], input.to_vec());
     }
-    // Each task zeroes its planes, then adds the gradients in.
-    let mut grad_in = zeroed(batch * channels * h * w);
+    // Each task zeroes its planes, then adds the gradients in: every plane is written.
+    let len = batch * channels * h * w;
+    let mut grad_in = Vec::with_capacity(len);
     let grad_out: &[f32] = grad.storage();
-    grad_in
+    grad_in.spare_capacity_mut()[..len]
         .par_chunks_mut(h * w)
         .zip(grad_out.par_chunks(out_plane))
         .zip(argmax.par_chunks(out_plane))
         .with_min_len(MIN_TASK_ELEMENTS.div_ceil(h * w))
-        .for_each(|((gi, go), a)| {
-            gi.fill(0.0);
-            unpool_plane(go, a, gi)
-        });
+        .for_each(|((gi, go), a)| unpool_plane(go, a, zero_fill(gi)));
+    // SAFETY: the tasks zeroed every plane (the chunks cover all `len` values) before adding.
+    unsafe { grad_in.set_len(len) };
     f32_tensor(grad_in, input.to_vec())
 }
 

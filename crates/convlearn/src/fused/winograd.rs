@@ -19,6 +19,8 @@
 //! is small, spread over rayon's threads as the im2col tiles are (`conv.rs`). The transforms add and subtract a few values, so the result differs from the
 //! direct sum by rounding only (tests: within 1e-5 of the largest output on random data).
 
+use std::mem::MaybeUninit;
+
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -81,7 +83,9 @@ pub fn conv3x3(shape: &ConvShape, x: &[f32], weight: &[f32]) -> Vec<f32> {
     };
     let bands = th.div_ceil(rows);
     let groups = shape.batch.div_ceil(images);
-    let mut y = zeroed(shape.batch * cout * h * w);
+    // Every value is written by `transform_output` (as `MaybeUninit`), band by band.
+    let len = shape.batch * cout * h * w;
+    let mut y: Vec<f32> = Vec::with_capacity(len);
     let out = TileOutput(y.as_mut_ptr());
     (0..groups * bands).into_par_iter().for_each(|task| {
         let (b0, t0) = (task / bands * images, task % bands * rows);
@@ -118,11 +122,16 @@ pub fn conv3x3(shape: &ConvShape, x: &[f32], weight: &[f32]) -> Vec<f32> {
                 for b in b0..b1 {
                     let first = (b - b0) * band;
                     for o in 0..cout {
-                        // SAFETY: this task writes output rows 2·t0 .. min(2·t1, h) of images
-                        // b0..b1's maps, which no other task writes; each map lies inside `y`
-                        // (b < batch, o < cout).
+                        // SAFETY: this task alone writes output rows 2·t0 .. min(2·t1, h) of
+                        // images b0..b1's maps, and the slice holds just those rows; each map
+                        // lies inside `y`'s allocation (b < batch, o < cout).
+                        let (y0, y1) = (2 * t0, (2 * t1).min(h));
                         let map = unsafe {
-                            std::slice::from_raw_parts_mut(out.at((b * cout + o) * h * w), h * w)
+                            std::slice::from_raw_parts_mut(
+                                out.at((b * cout + o) * h * w + y0 * w)
+                                    .cast::<MaybeUninit<f32>>(),
+                                (y1 - y0) * w,
+                            )
                         };
                         transform_output(m, [o, cout, tiles, first], [t0, t1, tw], [h, w], map, s);
                     }
@@ -130,6 +139,9 @@ pub fn conv3x3(shape: &ConvShape, x: &[f32], weight: &[f32]) -> Vec<f32> {
             },
         )
     });
+    // SAFETY: the bands cover every tile row of every image's maps, and `transform_output`
+    // writes each row of its band in full (both columns of every tile, and the odd last one).
+    unsafe { y.set_len(len) };
     y
 }
 
@@ -265,9 +277,10 @@ fn transform_output(
     [o, cout, tiles, first]: [usize; 4],
     [t0, t1, tw]: [usize; 3],
     [h, w]: [usize; 2],
-    map: &mut [f32],
+    map: &mut [MaybeUninit<f32>],
     s: &mut [f32],
 ) {
+    // `map` holds the output rows 2·t0 .. of the map (those of tiles t0..t1).
     let full = w / 2; // tiles whose two columns are both inside
     for ty in t0..t1 {
         let base = first + (ty - t0) * tw;
@@ -289,14 +302,14 @@ fn transform_output(
             let (s0, rest) = s.split_at(tw);
             let (s1, rest) = rest.split_at(tw);
             let (s2, s3) = rest.split_at(tw);
-            let row = &mut map[y * w..][..w];
+            let row = &mut map[(y - 2 * t0) * w..][..w];
             let columns = s0.iter().zip(s1).zip(s2).zip(s3);
             for (pair, (((s0, s1), s2), s3)) in row[..2 * full].chunks_exact_mut(2).zip(columns) {
-                pair[0] = s0 + s1 + s2;
-                pair[1] = s1 - s2 - s3;
+                pair[0].write(s0 + s1 + s2);
+                pair[1].write(s1 - s2 - s3);
             }
             if w % 2 == 1 {
-                row[w - 1] = s0[full] + s1[full] + s2[full];
+                row[w - 1].write(s0[full] + s1[full] + s2[full]);
             }
         }
     }

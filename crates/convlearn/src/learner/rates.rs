@@ -18,12 +18,23 @@ impl LayerRates {
     /// Parses `1e-3`, `1e-5..1e-3` or `1e-5,1e-4,1e-3`.
     pub fn parse(text: &str) -> Result<Self> {
         let num = |s: &str| {
-            s.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0 && *v <= 10.0).ok_or_else(|| {
-                Error::Invalid(format!("'{s}' in learning rate '{text}' is not a positive number up to 10 (expected e.g. 1e-3, 1e-5..1e-3 or 1e-5,1e-4,1e-3)"))
+            s.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0 && *v <= 10.0).ok_or_else(|| {
+                Error::Invalid(format!("'{s}' in learning rate '{text}' is not a non-negative number up to 10 (expected e.g. 1e-3, 1e-5..1e-3 or 1e-5,1e-4,1e-3)"))
             })
         };
+        // A group may have a rate of 0 (it does not move), but something must train, and a
+        // range spreads geometrically from its low end.
+        let positive = |v: f64| {
+            if v > 0.0 {
+                Ok(v)
+            } else {
+                Err(Error::Invalid(format!(
+                    "learning rate '{text}' must be positive (a list may hold 0 for a group that should not move)"
+                )))
+            }
+        };
         if let Some((lo, hi)) = text.split_once("..") {
-            let (lo, hi) = (num(lo)?, num(hi)?);
+            let (lo, hi) = (positive(num(lo)?)?, num(hi)?);
             if lo > hi {
                 return Err(Error::Invalid(format!(
                     "learning rate range '{text}' goes down: give the early layers' rate first (LO..HI)"
@@ -32,11 +43,11 @@ impl LayerRates {
             return Ok(LayerRates::Range(lo, hi));
         }
         if text.contains(',') {
-            return Ok(LayerRates::List(
-                text.split(',').map(num).collect::<Result<_>>()?,
-            ));
+            let rates: Vec<f64> = text.split(',').map(num).collect::<Result<_>>()?;
+            positive(rates.iter().copied().fold(0.0, f64::max))?;
+            return Ok(LayerRates::List(rates));
         }
-        Ok(LayerRates::Single(num(text)?))
+        Ok(LayerRates::Single(positive(num(text)?)?))
     }
 
     /// The rate of each of `groups` groups.

@@ -1,0 +1,11 @@
+//! Any bytes as a convlearn model file: its metadata checked, the network built and loaded, or an
+//! error; never a crash or an allocation of what crafted metadata claims.
+#![no_main]
+
+mod common;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let path = common::scratch_file("model.safetensors", data);
+    let device = convlearn::device::inference_device();
+    let _ = convlearn::model_file::SavedModel::load(&path, &device);
+});
