@@ -23,6 +23,9 @@ pub const MAX_SIDE: u32 = 128;
 const MAX_DIMENSION: u32 = 8192;
 /// Uploads kept; older ones are forgotten.
 const MAX_UPLOADS: usize = 32;
+/// Uploads are kept shrunk to fit this many pixels a side, as 8-bit RGB: 32 of them take at most
+/// 24 MiB, whatever was uploaded (a 16-bit 8192² PNG decodes to 512 MiB).
+pub const STORED_SIDE: u32 = 512;
 
 /// A picture the page can pick.
 #[derive(Clone, Debug, Serialize)]
@@ -129,13 +132,23 @@ impl ImageStore {
                 "'{name}' is not an image: PNG, JPEG, BMP or GIF expected"
             )));
         }
-        let mut limits = image::Limits::default();
+        let mut limits = convlearn::data::image_limits();
         limits.max_image_width = Some(MAX_DIMENSION);
         limits.max_image_height = Some(MAX_DIMENSION);
         reader.limits(limits);
         let image = reader
             .decode()
             .map_err(|e| unsupported(format!("'{name}' could not be decoded as an image: {e}")))?;
+        let image = if image.width().max(image.height()) > STORED_SIDE {
+            image.resize(
+                STORED_SIDE,
+                STORED_SIDE,
+                image::imageops::FilterType::Triangle,
+            )
+        } else {
+            image
+        };
+        let image = DynamicImage::ImageRgb8(image.to_rgb8());
         let n = self.next_upload.fetch_add(1, Ordering::Relaxed);
         let shown = if name.is_empty() { "upload" } else { name };
         let info = info(format!("upload-{n}"), format!("uploaded: {shown}"), &image);

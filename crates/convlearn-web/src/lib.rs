@@ -14,6 +14,7 @@
 //! Errors are `{"error": "…"}` with a 4xx status; the server keeps serving.
 
 mod api;
+mod connections;
 mod error;
 mod images;
 mod model_slot;
@@ -27,6 +28,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
+pub use connections::{HEADER_TIMEOUT, MAX_CONNECTIONS, REQUEST_TIMEOUT, serve_connections};
 pub use error::ApiError;
 pub use images::{ImageStore, MAX_SIDE, MAX_UPLOAD_BYTES};
 pub use model_slot::ModelSlot;
@@ -69,6 +71,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/explain", post(api::network::explain))
         // Room for the multipart framing around the largest accepted image.
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES + 64 * 1024))
+        .layer(axum::middleware::from_fn(connections::request_deadline))
         .with_state(state)
 }
 
@@ -83,7 +86,9 @@ pub fn app_state(config: &ServeConfig) -> Result<Arc<AppState>, convlearn::Error
     Ok(Arc::new(AppState { images, model }))
 }
 
-/// Serves until interrupted, printing the address once listening (port 0 picks a free one).
+/// Serves until interrupted, printing the address once listening (port 0 picks a free one): at
+/// most [`MAX_CONNECTIONS`] connections, headers within [`HEADER_TIMEOUT`], requests within
+/// [`REQUEST_TIMEOUT`], a handler's panic logged in one line and answered 500.
 pub async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
     let state = app_state(&config)?;
     let addr = config
@@ -94,11 +99,11 @@ pub async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr()?;
     println!("serving convlearn on http://{local}/ (Ctrl-C to stop)");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    connections::log_panics_in_one_line();
+    serve_connections(listener, router(state), async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
     Ok(())
 }
 

@@ -304,3 +304,47 @@ async fn the_explorer_runs_the_built_in_network_and_explains_an_activation() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
 }
+
+/// Pictures too small for the kernel, or of extreme shapes, get a 4xx naming the problem, never
+/// a 5xx with a panic's text; uploads are kept shrunk.
+#[tokio::test]
+async fn kernels_larger_than_the_picture_are_a_clear_4xx() {
+    let (app, _) = app();
+    let nine = json!(vec![vec![1.0; 9]; 9]);
+    for (w, h) in [(1, 1), (8000, 3), (3, 8000), (2, 2)] {
+        let (s, b) = send(&app, multipart("image", "odd.png", &png_bytes(w, h))).await;
+        assert_eq!(
+            s,
+            StatusCode::OK,
+            "{w}×{h}: {}",
+            String::from_utf8_lossy(&b)
+        );
+        let up: Value = serde_json::from_slice(&b).unwrap();
+        assert!(
+            up["width"].as_u64().unwrap() <= 512 && up["height"].as_u64().unwrap() <= 512,
+            "{up}"
+        );
+        let id = up["id"].as_str().unwrap().to_string();
+        for padding in ["valid", "zero", "same"] {
+            for color in [false, true] {
+                let req = json!({"image": id, "kernel": nine, "padding": padding, "color": color});
+                let (s, r) = post(&app, "/api/convolve", req.clone()).await;
+                assert!(
+                    s.is_success() || s.is_client_error(),
+                    "{w}×{h} {padding}: {s} {r}"
+                );
+                if !s.is_success() {
+                    assert!(r["error"].as_str().unwrap().contains("9×9"), "{r}");
+                }
+                let mut arith = req.clone();
+                arith["x"] = json!(0);
+                arith["y"] = json!(0);
+                let (s, r) = post(&app, "/api/arithmetic", arith).await;
+                assert!(
+                    s.is_success() || s.is_client_error(),
+                    "{w}×{h} {padding}: {s} {r}"
+                );
+            }
+        }
+    }
+}

@@ -31,10 +31,12 @@ pub fn png_data_url(image: &RgbImage) -> String {
 pub async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, crate::ApiError> + Send + 'static,
 ) -> Result<T, crate::ApiError> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| {
+    // A panic is logged once, in a line, by the hook `serve` installs; the client learns only
+    // that the server failed, not its internals.
+    tokio::task::spawn_blocking(work).await.map_err(|_| {
         crate::ApiError::new(
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the computation failed: {e}"),
+            "the server failed to compute this (the failure is in its log)",
         )
     })?
 }

@@ -21,7 +21,9 @@ pub use augment::{Augment, dihedral, lighting, random_crop, rotate};
 pub use batch::{Batch, BatchTargets, Batcher, HostBatch};
 pub use dataset::Dataset;
 pub use idx::{read_idx_images, read_idx_labels};
-pub use image_file::{Normalization, image_to_maps, load_image};
+pub use image_file::{
+    IMAGE_BYTES_MAX, IMAGE_SIDE_MAX, Normalization, image_limits, image_to_maps, load_image,
+};
 pub use image_set::ImageSet;
 pub use input_size::{input_size, typical_crop_side};
 pub use mnist::{MNIST_CLASSES, Mnist};

@@ -188,6 +188,13 @@ pub fn convolve(
     let first = kernels
         .first()
         .ok_or_else(|| Error::Kernel("no kernel to apply".into()))?;
+    if padding == Padding::Valid && (first.height > input.height || first.width > input.width) {
+        return Err(Error::Kernel(format!(
+            "a {}×{} kernel does not fit a {}×{} picture without padding: choose 'zero' or \
+             'same' padding, a smaller kernel or a larger picture",
+            first.height, first.width, input.width, input.height
+        )));
+    }
     let out_h = padding.output_size(input.height, first.height);
     let out_w = padding.output_size(input.width, first.width);
     let mut out = FeatureMaps::zeros(kernels.len(), out_h, out_w);

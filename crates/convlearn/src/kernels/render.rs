@@ -35,7 +35,9 @@ impl KernelFigure {
         let kernel = kernel.for_channels(input.channels)?;
         let response = convolve(&input, std::slice::from_ref(&kernel), &[0.0], padding)?;
         let relu = response.relu();
-        let pooled = (pool >= 2).then(|| relu.max_pool(pool));
+        // A map smaller than the window has nothing to pool: it is shown unpooled.
+        let fits = relu.height >= pool && relu.width >= pool;
+        let pooled = (pool >= 2 && fits).then(|| relu.max_pool(pool));
         Ok(Self {
             input,
             kernel,
