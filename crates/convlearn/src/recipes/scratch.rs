@@ -57,6 +57,8 @@ pub fn train_classifier_with(
     checkpoint: Option<&Path>,
     resume: bool,
 ) -> Result<(SavedModel, TrainReport)> {
+    // The initial weights come from the device's generator: seeded, a run repeats bit for bit.
+    training_device().seed(fit.seed);
     let mut learner = scratch_learner(preset, train)?;
     learner.checkpoint = checkpoint.map(Path::to_path_buf);
     let mut fit = fit.clone();

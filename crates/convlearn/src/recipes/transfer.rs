@@ -222,6 +222,8 @@ pub fn prepare(data: &Dataset, cfg: &TransferConfig) -> Result<TransferRun> {
         },
     };
     let device = training_device();
+    // The new head's initial weights come from the device's generator: seeded, a run repeats.
+    device.seed(cfg.seed);
     let network = weights.build(&arch, &device)?;
     let mut meta = ModelMeta::new(
         arch,
