@@ -138,3 +138,28 @@ fn photos_beyond_the_memory_budget_stream_from_disk_with_the_same_pixels() {
         );
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn empty_class_folders_are_no_class_and_odd_names_work() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let odd = std::ffi::OsStr::from_bytes(b"caf\xe9");
+    for class in [std::ffi::OsStr::new("ants"), odd] {
+        for i in 0..4 {
+            write_png(
+                &d.join(class).join(format!("{i}.png")),
+                true,
+                (50 * i) as u8,
+            );
+        }
+    }
+    std::fs::create_dir_all(d.join("empty")).unwrap();
+    std::fs::create_dir_all(d.join("also-empty/sub")).unwrap();
+    // A link to the folder itself: a loop for anything that walks the tree.
+    std::os::unix::fs::symlink(".", d.join("ants/loop")).unwrap();
+    let split = DataSplit::open(d, 0.25, 3).unwrap();
+    assert_eq!(split.classes, vec!["ants", "caf\u{fffd}"]);
+    assert_eq!(split.train.len() + split.valid.len(), 8);
+}

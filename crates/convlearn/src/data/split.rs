@@ -2,6 +2,7 @@
 //! `valid/<class>/…` or `val/`, or one `<class>/…` tree split at random by a seeded fraction), or
 //! from a labels CSV (see [`DataSplit::from_csv`](super::csv_labels)).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use rand::SeedableRng;
@@ -56,16 +57,39 @@ pub struct DataSplit {
     pub valid: ItemList,
 }
 
-fn subdirs(dir: &Path) -> Result<Vec<String>> {
+/// The class folders directly inside `dir` (not hidden), sorted: each one's name as shown (lossy
+/// for a name that is not UTF-8) and as it is on disk. A folder without files is no class: it is
+/// skipped with a warning.
+fn class_folders(dir: &Path) -> Result<Vec<(String, OsString)>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let name = entry.file_name().to_string_lossy().to_string();
+        let raw = entry.file_name();
+        let name = raw.to_string_lossy().to_string();
         if entry.path().is_dir() && !name.starts_with('.') {
-            names.push(name);
+            if files(&entry.path())?.is_empty() {
+                eprintln!(
+                    "warning: {} holds no files; it is not made a class",
+                    entry.path().display()
+                );
+                continue;
+            }
+            names.push((name, raw));
         }
     }
     names.sort();
+    Ok(names)
+}
+
+/// The names of `dir`'s folders (empty or not), for the valid/ check.
+fn folder_names(dir: &Path) -> Result<Vec<OsString>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        if entry.path().is_dir() {
+            names.push(entry.file_name());
+        }
+    }
     Ok(names)
 }
 
@@ -84,9 +108,9 @@ fn files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn list(dir: &Path, classes: &[String]) -> Result<ItemList> {
+fn list(dir: &Path, classes: &[(String, OsString)]) -> Result<ItemList> {
     let (mut paths, mut labels) = (Vec::new(), Vec::new());
-    for (label, class) in classes.iter().enumerate() {
+    for (label, (_, class)) in classes.iter().enumerate() {
         let d = dir.join(class);
         if d.is_dir() {
             for p in files(&d)? {
@@ -116,25 +140,28 @@ impl DataSplit {
             .map(|v| dir.join(v))
             .find(|p| p.is_dir());
         let split = if let (true, Some(valid_dir)) = (dir.join("train").is_dir(), valid_dir) {
-            let classes = subdirs(&dir.join("train"))?;
+            let classes = class_folders(&dir.join("train"))?;
             let train = list(&dir.join("train"), &classes)?;
             let valid = list(&valid_dir, &classes)?;
-            for extra in subdirs(&valid_dir)?.iter().filter(|c| !classes.contains(c)) {
+            for extra in folder_names(&valid_dir)?
+                .iter()
+                .filter(|c| !classes.iter().any(|(_, raw)| raw == *c))
+            {
                 eprintln!(
-                    "warning: {} has no training folder; its images are ignored",
+                    "warning: {} has no training images; its images are ignored",
                     valid_dir.join(extra).display()
                 );
             }
             DataSplit {
-                classes,
+                classes: classes.into_iter().map(|(name, _)| name).collect(),
                 train,
                 valid,
             }
         } else {
-            let classes = subdirs(dir)?;
+            let classes = class_folders(dir)?;
             let (train, valid) = list(dir, &classes)?.split_at_random(valid_pct, seed);
             DataSplit {
-                classes,
+                classes: classes.into_iter().map(|(name, _)| name).collect(),
                 train,
                 valid,
             }
