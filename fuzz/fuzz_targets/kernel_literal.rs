@@ -14,7 +14,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         if kernel.channels > 16 {
             return;
         }
-        let values = (0..kernel.channels * 81).map(|i| (i % 7) as f32 / 7.0).collect();
+        let values = (0..kernel.channels * 81)
+            .map(|i| (i % 7) as f32 / 7.0)
+            .collect();
         let maps = convlearn::kernels::FeatureMaps::new(kernel.channels, 9, 9, values);
         for padding in ["valid", "zero", "same"] {
             let padding = convlearn::kernels::Padding::parse(padding).unwrap();

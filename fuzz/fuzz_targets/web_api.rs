@@ -12,7 +12,10 @@ fn app() -> &'static (axum::Router, tokio::runtime::Runtime) {
     static APP: OnceLock<(axum::Router, tokio::runtime::Runtime)> = OnceLock::new();
     APP.get_or_init(|| {
         let state = convlearn_web::app_state(&convlearn_web::ServeConfig::default()).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         (convlearn_web::router(Arc::clone(&state)), runtime)
     })
 }
