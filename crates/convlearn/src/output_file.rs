@@ -31,7 +31,8 @@ pub fn temp_path(path: &Path) -> PathBuf {
 /// folder is an error.
 pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let target = resolve_links(path)?;
-    match std::fs::metadata(&target) {
+    let existing = std::fs::metadata(&target);
+    match &existing {
         Ok(m) if m.is_dir() => {
             return Err(Error::format(
                 path,
@@ -51,6 +52,10 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) ->
     remove_stale_temps(&target);
     let tmp = temp_path(&target);
     let result = write(&tmp).and_then(|()| {
+        // A file that is replaced keeps its permissions.
+        if let Ok(m) = &existing {
+            std::fs::set_permissions(&tmp, m.permissions()).map_err(|e| Error::io(&tmp, e))?;
+        }
         File::open(&tmp)
             .and_then(|f| f.sync_all())
             .map_err(|e| Error::io(&tmp, e))?;
@@ -216,8 +221,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("a.txt");
         write_bytes(&out, b"old").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o640)).unwrap();
+        }
         write_bytes(&out, b"new").unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), b"new");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+            assert_eq!(
+                mode & 0o777,
+                0o640,
+                "the replaced file's permissions were not kept"
+            );
+        }
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
         assert_eq!(names.len(), 1);
     }
