@@ -187,7 +187,11 @@ fn transform_kernels(weight: &[f32], cout: usize, cin: usize) -> Vec<f32> {
         weight.len()
     );
     let pairs = cout * cin;
-    let mut u = zeroed(POSITIONS * pairs);
+    // Every value is written below, block by block (zeroing these 16 matrices first cost ResNet-18
+    // inference about a tenth of its time).
+    let len = POSITIONS * pairs;
+    let mut u: Vec<f32> = Vec::with_capacity(len);
+    let cells = &mut u.spare_capacity_mut()[..len];
     // G·(a, b, c) for a column (a, b, c).
     let g = |a: f32, b: f32, c: f32| [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
     let mut block = [[0f32; BLOCK]; POSITIONS];
@@ -204,9 +208,14 @@ fn transform_kernels(weight: &[f32], cout: usize, cin: usize) -> Vec<f32> {
             }
         }
         for (xi, values) in block.iter().enumerate() {
-            u[xi * pairs + start..xi * pairs + end].copy_from_slice(&values[..end - start]);
+            let run = &mut cells[xi * pairs + start..xi * pairs + end];
+            for (cell, &v) in run.iter_mut().zip(&values[..end - start]) {
+                cell.write(v);
+            }
         }
     }
+    // SAFETY: the blocks cover every pair `start..end` for each of the 16 positions.
+    unsafe { u.set_len(len) };
     u
 }
 
