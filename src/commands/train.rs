@@ -63,10 +63,10 @@ pub struct Args {
     /// Use only the first N training images (quick experiments; from scratch).
     #[arg(long, value_parser = super::flags::positive)]
     pub limit: Option<usize>,
-    /// Where to save the model (default: <dataset>-<arch>.safetensors).
+    /// Where to save the model (default: `<dataset>-<arch>.safetensors`).
     #[arg(long)]
     pub save: Option<PathBuf>,
-    /// Where to write the loss curve (default: <dataset>-<arch>-loss.png).
+    /// Where to write the loss curve (default: `<dataset>-<arch>-loss.png`).
     #[arg(long)]
     pub plot: Option<PathBuf>,
     /// Continue an interrupted run from its checkpoint (`<save>.checkpoint.safetensors`, written

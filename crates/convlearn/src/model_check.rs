@@ -26,7 +26,7 @@ const KERNEL_MAX: usize = 31;
 const PARAMETER_SLACK: u64 = 256 << 20;
 
 /// Checks `meta` (read from the model file `path` of `file_len` bytes): every field in range, the
-/// fields consistent with each other, and a plain CNN's parameters within [`PARAMETER_SLACK`] of
+/// fields consistent with each other, and a plain CNN's parameters within 256 MiB of
 /// what the file holds (each is stored as a 4-byte float).
 pub fn check_meta(meta: &ModelMeta, path: &Path, file_len: u64) -> Result<()> {
     let bad = |m: String| Err(Error::format(path, format!("model metadata: {m}")));
