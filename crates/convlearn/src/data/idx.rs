@@ -140,6 +140,12 @@ mod tests {
         v
     }
 
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
     #[test]
     fn reads_raw_and_gzip_and_reports_errors() {
         let dir = tempfile::tempdir().unwrap();
@@ -173,17 +179,11 @@ mod tests {
 
         // A few bytes of gzip whose header promises 4 GB of zeros (and holds 1 MB of them).
         let bomb = dir.path().join("bomb.gz");
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        enc.write_all(&idx(0x803, &[60000, 60000, 1], &[0; 1 << 20]))
-            .unwrap();
-        std::fs::write(&bomb, enc.finish().unwrap()).unwrap();
+        std::fs::write(&bomb, gzip(&idx(0x803, &[60000, 60000, 1], &[0; 1 << 20]))).unwrap();
         let err = read_idx_images(&bomb).unwrap_err().to_string();
         assert!(err.contains("more than 2147483648"), "{err}");
         let lying = dir.path().join("lying.gz");
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        enc.write_all(&idx(0x803, &[20000, 200, 200], &[0; 1 << 20]))
-            .unwrap();
-        std::fs::write(&lying, enc.finish().unwrap()).unwrap();
+        std::fs::write(&lying, gzip(&idx(0x803, &[20000, 200, 200], &[0; 1 << 20]))).unwrap();
         let err = read_idx_images(&lying).unwrap_err().to_string();
         assert!(err.contains("holds 1048576"), "{err}");
     }

@@ -11,6 +11,13 @@
 //! one single-threaded product each, with the im2col matrix in its cache and the product written
 //! in place. Training reuses the same layouts: the weight gradient is `dy · colᵀ`, the input
 //! gradient `Wᵀ · dy` folded back onto the image (col2im).
+//!
+//! Why one file of ~1100 lines: the im2col layout (`ConvShape`), the two groupings and their
+//! backward passes are one design — each grouping's forward and backward read the same column
+//! matrix and share the scratch buffers — and a quarter of the file is its tests. It does hold
+//! two pieces that stand alone and should move out (issue 15's note): the matrix products
+//! (`Layout`, `matmul`) and the buffers (`Scratch`, `zeroed`, `zero_fill`, `TileOutput`), which
+//! Winograd uses too.
 
 use std::mem::MaybeUninit;
 

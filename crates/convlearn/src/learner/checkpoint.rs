@@ -20,6 +20,11 @@ use crate::model_file::{ModelMeta, SavedModel};
 /// checkpoints so that `--resume` with other settings is refused with every difference named.
 pub type RunSettings = BTreeMap<String, String>;
 
+/// The [`RunSettings`] of `(name, value)` pairs.
+pub fn run_settings<const N: usize>(pairs: [(&str, String); N]) -> RunSettings {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
 /// The metadata key of the training state in a checkpoint file.
 pub const STATE_KEY: &str = "convlearn_training_state";
 

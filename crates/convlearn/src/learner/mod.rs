@@ -16,7 +16,8 @@ mod rates;
 mod schedule;
 
 pub use checkpoint::{
-    RunSettings, STATE_KEY, TrainingState, read_checkpoint, resume_checkpoint, write_checkpoint,
+    RunSettings, STATE_KEY, TrainingState, read_checkpoint, resume_checkpoint, run_settings,
+    write_checkpoint,
 };
 pub use features::FeatureSet;
 pub use fit::{Evaluation, FitConfig, Learner};

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::data::{Crop, ImageSet, Preprocess};
 use crate::device::training_device;
 use crate::error::Result;
-use crate::learner::{FitConfig, History, Learner, RunSettings, resume_checkpoint};
+use crate::learner::{FitConfig, History, Learner, resume_checkpoint, run_settings};
 use crate::model_file::{FORMAT_VERSION, ModelMeta, SavedModel};
 use crate::models::{ArchSpec, ModelPreset, Network};
 
@@ -62,7 +62,7 @@ pub fn train_classifier_with(
     let mut learner = scratch_learner(preset, train)?;
     learner.checkpoint = checkpoint.map(Path::to_path_buf);
     let mut fit = fit.clone();
-    let settings: RunSettings = [
+    learner.state.settings = run_settings([
         ("architecture", preset.name().to_string()),
         ("epochs", fit.epochs.to_string()),
         ("batch size", fit.batch_size.to_string()),
@@ -70,13 +70,14 @@ pub fn train_classifier_with(
         ("seed", fit.seed.to_string()),
         ("training images", train.len().to_string()),
         ("validation images", valid.len().to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    learner.state.settings = settings.clone();
+    ]);
     if let Some(path) = checkpoint.filter(|_| resume) {
-        let (model, state) = resume_checkpoint(path, &learner.meta, &settings, &learner.device)?;
+        let (model, state) = resume_checkpoint(
+            path,
+            &learner.meta,
+            &learner.state.settings,
+            &learner.device,
+        )?;
         eprintln!(
             "resuming from {} after epoch {}",
             path.display(),
@@ -85,7 +86,6 @@ pub fn train_classifier_with(
         learner.model = model.network;
         learner.history = state.history;
         fit.start_epoch = state.epochs_done;
-        learner.state.settings = settings;
     }
     let start = Instant::now();
     learner.fit(train, valid, &fit)?;

@@ -14,7 +14,7 @@ use crate::device::training_device;
 use crate::error::Result;
 use crate::learner::{
     FitConfig, History, LayerRates, Learner, LrFinder, RunSettings, Schedule, SetPredictions,
-    TrainingState, best_threshold, lr_find, lr_find_head, resume_checkpoint, score,
+    TrainingState, best_threshold, lr_find, lr_find_head, resume_checkpoint, run_settings, score,
     threshold_sweep,
 };
 use crate::model_file::{ModelMeta, SavedModel};
@@ -251,7 +251,7 @@ fn settings(cfg: &TransferConfig, train: &PhotoSet, valid: &PhotoSet) -> RunSett
             .map_or(String::new(), |n| n.to_string_lossy().into_owned())
     };
     let size = |s: Option<usize>| s.map_or("from the photos".to_string(), |s| s.to_string());
-    [
+    run_settings([
         ("weights", name(&cfg.weights)),
         ("architecture", format!("{:?}", cfg.arch)),
         ("size", size(cfg.size)),
@@ -267,10 +267,7 @@ fn settings(cfg: &TransferConfig, train: &PhotoSet, valid: &PhotoSet) -> RunSett
         ("seed", cfg.seed.to_string()),
         ("training images", train.len().to_string()),
         ("validation images", valid.len().to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
+    ])
 }
 
 /// Restores weights, history and position from the checkpoint when resuming (refusing one of

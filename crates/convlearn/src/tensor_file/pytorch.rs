@@ -23,6 +23,14 @@ const EXPANSION_MAX: u64 = 2;
 /// Bytes any file may expand to regardless of its size (small files, small tensors).
 const EXPANSION_SLACK: u64 = 1 << 20;
 
+/// The most bytes a file of `file_len` bytes may expand to ([`EXPANSION_MAX`] times it, plus
+/// [`EXPANSION_SLACK`]).
+fn expansion_budget(file_len: u64) -> u64 {
+    file_len
+        .saturating_mul(EXPANSION_MAX)
+        .saturating_add(EXPANSION_SLACK)
+}
+
 /// The first pickle of a legacy (pre-1.6) `torch.save` file: protocol 2, the magic number
 /// `0x1950a86a20f9469cfc6c` as a LONG1, STOP.
 const LEGACY_MAGIC: [u8; 15] = [
@@ -49,9 +57,7 @@ pub(super) fn read(path: &Path, zip: bool) -> Result<BTreeMap<String, HostTensor
     let reader = pytorch_reader::PytorchReader::new(path)
         .map_err(|e| Error::format(path, format!("not a readable PyTorch checkpoint: {e}")))?;
     let tensors = state_dict(reader.into_tensors());
-    let budget = file_len
-        .saturating_mul(EXPANSION_MAX)
-        .saturating_add(EXPANSION_SLACK);
+    let budget = expansion_budget(file_len);
     let total = tensors
         .values()
         .fold(0u64, |sum, t| sum.saturating_add(t.byte_len() as u64));
@@ -110,9 +116,7 @@ fn check_zip(path: &Path, file_len: u64) -> Result<()> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file))
         .map_err(|e| bad(format!("not a readable zip archive: {e}")))?;
-    let budget = file_len
-        .saturating_mul(EXPANSION_MAX)
-        .saturating_add(EXPANSION_SLACK);
+    let budget = expansion_budget(file_len);
     let mut spans = Vec::with_capacity(archive.len());
     let mut pickle_entry: Option<(usize, String)> = None;
     for i in 0..archive.len() {
