@@ -7,6 +7,7 @@ pub mod demo;
 pub mod explain;
 pub mod flags;
 pub mod interpret;
+pub mod interrupt;
 pub mod kernel;
 pub mod lr_find;
 pub mod predict;

@@ -70,9 +70,14 @@ pub struct Args {
     #[arg(long)]
     pub plot: Option<PathBuf>,
     /// Continue an interrupted run from its checkpoint (`<save>.checkpoint.safetensors`, written
-    /// after every epoch) at the same schedule position.
+    /// after every epoch, every --checkpoint-every batches and on Ctrl-C) exactly where it stood:
+    /// the result is the same, bit for bit, as a run never interrupted.
     #[arg(long)]
     pub resume: bool,
+    /// Also write the checkpoint after every N batches (it is always written at the end of an
+    /// epoch and when Ctrl-C stops the run).
+    #[arg(long, value_name = "N", value_parser = super::flags::positive)]
+    pub checkpoint_every: Option<usize>,
     /// Fine-tuning: also score the final model with test-time augmentation, the image and N
     /// augmented copies averaged (one more pass over the validation images per copy).
     #[arg(long, value_name = "N", default_value_t = 0, num_args = 0..=1, default_missing_value = "4", value_parser = super::flags::tta)]
@@ -111,6 +116,7 @@ impl Args {
             seed: self.source.seed,
             verbose: true,
             checkpoint: None,
+            checkpoint_every: self.checkpoint_every,
             resume: self.resume,
             tta: self.tta,
         })
@@ -183,12 +189,15 @@ fn check_outputs(args: &Args, save: &Path, checkpoint: &Path, plot: &Path) -> Re
     super::check_outputs(&inputs, &outputs)
 }
 
-/// Runs `train`.
+/// Runs `train`. Ctrl-C (or SIGTERM) stops it after the current step with a checkpoint and the
+/// command that continues it; a second Ctrl-C quits at once.
 pub fn run(args: Args) -> Result<()> {
-    match &args.pretrained {
+    super::interrupt::stop_on_signals()?;
+    let result = match &args.pretrained {
         Some(weights) => run_transfer(&args, weights),
         None => run_scratch(&args),
-    }
+    };
+    super::interrupt::explain(result)
 }
 
 fn run_transfer(args: &Args, weights: &Path) -> Result<()> {
@@ -318,6 +327,7 @@ fn run_scratch(args: &Args) -> Result<()> {
         batch_size: args.batch_size.unwrap_or(64),
         lr,
         seed: args.source.seed,
+        checkpoint_every: args.checkpoint_every,
         ..FitConfig::default()
     };
     eprintln!(

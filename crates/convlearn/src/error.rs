@@ -30,6 +30,15 @@ pub enum Error {
     /// Training had to stop (e.g. the loss became NaN).
     #[error("{0}")]
     Training(String),
+    /// Training stopped because a stop was asked for ([`crate::learner::stop_flag`]), after
+    /// writing a checkpoint when the run has one.
+    #[error("{message}")]
+    Interrupted {
+        /// Where training stood.
+        message: String,
+        /// The checkpoint written, from which `--resume` continues.
+        checkpoint: Option<PathBuf>,
+    },
     /// An argument is out of range or inconsistent.
     #[error("{0}")]
     Invalid(String),

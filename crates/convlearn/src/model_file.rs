@@ -17,6 +17,10 @@ pub const META_KEY: &str = "convlearn";
 /// Version of the metadata layout.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// Tensors whose name starts with this are not weights but state stored beside them (a
+/// checkpoint's optimiser moments); loading a model ignores them.
+pub const STATE_TENSOR_PREFIX: &str = "convlearn.";
+
 /// What a saved model needs besides its weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelMeta {
@@ -75,23 +79,83 @@ pub struct SavedModel {
 impl SavedModel {
     /// Writes the model to `path` atomically and durably ([`crate::output_file`]).
     pub fn save(&self, path: &Path) -> Result<()> {
-        self.save_with(path, &[])
+        self.save_with(path, &[], &[])
     }
 
-    /// Like [`SavedModel::save`], with extra metadata entries (e.g. a checkpoint's training state).
-    pub fn save_with(&self, path: &Path, extra: &[(&str, String)]) -> Result<()> {
+    /// Like [`SavedModel::save`], with extra metadata entries (e.g. a checkpoint's training state)
+    /// and extra byte tensors, each named with [`STATE_TENSOR_PREFIX`] (e.g. the optimiser's
+    /// moments), all in the one file.
+    pub fn save_with(
+        &self,
+        path: &Path,
+        extra: &[(&str, String)],
+        extra_bytes: &[(&str, &[u8])],
+    ) -> Result<()> {
+        let cannot =
+            |e: &dyn std::fmt::Display| Error::format(path, format!("cannot write model: {e}"));
         let json = serde_json::to_string(&self.meta).expect("metadata serialises");
-        crate::output_file::write_atomically(path, |tmp| {
-            let mut store = SafetensorsStore::from_file(tmp)
+        let store = |store: SafetensorsStore| {
+            let mut store = store
                 .skip_enum_variants(true)
-                .metadata(META_KEY, json);
+                .metadata(META_KEY, json.clone());
             for (key, value) in extra {
                 store = store.metadata(*key, value.clone());
             }
-            self.network
-                .save_into(&mut store)
-                .map_err(|e| Error::format(path, format!("cannot write model: {e}")))
-        })
+            store
+        };
+        if extra_bytes.is_empty() {
+            return crate::output_file::write_atomically(path, |tmp| {
+                self.network
+                    .save_into(&mut store(SafetensorsStore::from_file(tmp)))
+                    .map_err(|e| cannot(&e))
+            });
+        }
+        // burn writes the weights (its names, its dtypes); the extra tensors join them in a
+        // second serialisation of the same container.
+        let mut weights = store(SafetensorsStore::from_bytes(None));
+        self.network
+            .save_into(&mut weights)
+            .map_err(|e| cannot(&e))?;
+        let bytes = weights.get_bytes().map_err(|e| cannot(&e))?;
+        let (_, header) =
+            safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| cannot(&e))?;
+        let metadata = header.metadata().clone();
+        let parsed = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| cannot(&e))?;
+        let mut views = parsed.tensors();
+        for (name, data) in extra_bytes {
+            assert!(
+                name.starts_with(STATE_TENSOR_PREFIX),
+                "extra tensor {name} is named as state"
+            );
+            let view = safetensors::tensor::TensorView::new(
+                safetensors::Dtype::U8,
+                vec![data.len()],
+                data,
+            )
+            .map_err(|e| cannot(&e))?;
+            views.push((name.to_string(), view));
+        }
+        let container = safetensors::serialize(views, metadata).map_err(|e| cannot(&e))?;
+        crate::output_file::write_bytes(path, &container)
+    }
+
+    /// The bytes of an extra tensor ([`SavedModel::save_with`]) of a model file, `None` when absent.
+    pub fn read_state_tensor(path: &Path, name: &str) -> Result<Option<Vec<u8>>> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let parsed = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
+            Error::format(
+                path,
+                format!("not a convlearn model (safetensors) file: {e}"),
+            )
+        })?;
+        match parsed.tensor(name) {
+            Ok(view) if view.dtype() == safetensors::Dtype::U8 => Ok(Some(view.data().to_vec())),
+            Ok(view) => Err(Error::format(
+                path,
+                format!("tensor '{name}' is {:?}, not bytes", view.dtype()),
+            )),
+            Err(_) => Ok(None),
+        }
     }
 
     /// A metadata entry of a model file (`None` when absent).
@@ -157,6 +221,7 @@ impl SavedModel {
             result
                 .unused
                 .iter()
+                .filter(|name| !name.starts_with(STATE_TENSOR_PREFIX))
                 .map(|name| format!("unexpected tensor '{name}'")),
         );
         if !problems.is_empty() {

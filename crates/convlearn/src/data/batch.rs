@@ -169,12 +169,25 @@ impl Batcher {
         source: &dyn ImageSource,
         order: &[Vec<usize>],
         augment_seed: Option<u64>,
+        step: impl FnMut(usize, Batch) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.for_each_from(source, order, 0, augment_seed, step)
+    }
+
+    /// [`Batcher::for_each`] from batch `first` of `order` on (a resumed epoch): each batch is
+    /// numbered, and augmented, as in a whole pass.
+    pub fn for_each_from<E>(
+        &self,
+        source: &dyn ImageSource,
+        order: &[Vec<usize>],
+        first: usize,
+        augment_seed: Option<u64>,
         mut step: impl FnMut(usize, Batch) -> Result<(), E>,
     ) -> Result<(), E> {
         std::thread::scope(|scope| {
             let (tx, rx) = sync_channel::<HostBatch>(2);
             let producer = scope.spawn(move || {
-                for (b, idx) in order.iter().enumerate() {
+                for (b, idx) in order.iter().enumerate().skip(first) {
                     let seed = augment_seed.map(|s| s.wrapping_add(b as u64 * 7919));
                     if tx.send(self.host_batch(source, idx, seed)).is_err() {
                         break; // the consumer stopped early
@@ -182,7 +195,7 @@ impl Batcher {
                 }
             });
             let mut result = Ok(());
-            let mut b = 0;
+            let mut b = first;
             while let Some(host) = wait_helping(|| match rx.try_recv() {
                 Ok(host) => Some(Some(host)),
                 Err(TryRecvError::Empty) => None,

@@ -5,15 +5,15 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::GradientsParams;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
-use burn::tensor::{Device, Tensor};
+use burn::optim::{GradientsParams, ModuleOptimizer, OptimizerRecord};
+use burn::tensor::{Bytes, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::groups::{group_params, set_trainable};
 use super::{
     EpochRecord, FeatureSet, History, LayerRates, Progress, Schedule, Scores, SetPredictions,
-    adamw_with_momentum, loss_for, predict_set, probabilities, score,
+    adamw_with_momentum, loss_for, predict_set, probabilities, score, stop_requested,
 };
 use super::{TrainingState, write_checkpoint};
 use crate::data::{Batcher, ImageSource, Normalization};
@@ -39,6 +39,11 @@ pub struct FitConfig {
     pub seed: u64,
     /// Epochs already done (a resumed run starts after them, at the same schedule position).
     pub start_epoch: usize,
+    /// Batches of epoch `start_epoch + 1` already done (a run resumed from a mid-epoch checkpoint).
+    pub start_batch: usize,
+    /// With a checkpoint file ([`Learner::checkpoint`]), also write it after every this many
+    /// batches of an epoch (it is always written at an epoch's end).
+    pub checkpoint_every: Option<usize>,
     /// Show progress bars and per-epoch lines on stderr.
     pub verbose: bool,
 }
@@ -53,6 +58,8 @@ impl Default for FitConfig {
             weight_decay: 0.0,
             seed: 42,
             start_epoch: 0,
+            start_batch: 0,
+            checkpoint_every: None,
             verbose: true,
         }
     }
@@ -83,6 +90,9 @@ pub struct Learner {
     pub history: History,
     /// Where to write a checkpoint at the end of each epoch (atomically).
     pub checkpoint: Option<PathBuf>,
+    /// AdamW's state from a checkpoint ([`super::Checkpoint::optimizer`]): the next
+    /// [`Learner::fit`] that starts mid-phase continues with it.
+    pub optimizer_state: Option<Vec<u8>>,
     /// What the checkpoint records besides the weights (phase, rate); `epochs_done` and `history`
     /// are filled in as training goes.
     pub state: TrainingState,
@@ -99,6 +109,7 @@ impl Learner {
             bn_freeze: false,
             history: History::default(),
             checkpoint: None,
+            optimizer_state: None,
             state: TrainingState::default(),
         }
     }
@@ -323,31 +334,44 @@ impl Learner {
         );
         let per_epoch = batcher.num_batches(train.len());
         let (mut optim, momentum) = adamw_with_momentum(cfg.weight_decay);
-        // Dropout and other random ops draw from the device's generator: seed it for reproducible runs.
-        self.device
-            .seed(cfg.seed.wrapping_add(cfg.start_epoch as u64));
+        let saved_optimizer = self.optimizer_state.take();
+        // Only a phase resumed part-way continues with the checkpoint's moments; a phase that
+        // starts at its beginning starts them afresh, as the uninterrupted run did.
+        if let Some(bytes) = saved_optimizer.filter(|_| cfg.start_epoch > 0 || cfg.start_batch > 0)
+        {
+            optim = restore_optimizer(optim, bytes)?;
+        }
         self.history.steps_per_epoch = per_epoch;
         // Steps are numbered over the learner's whole history; a resumed phase already holds
-        // `start_epoch` epochs of it.
-        let offset = self
-            .history
-            .batch_losses
-            .len()
-            .saturating_sub(cfg.start_epoch * per_epoch);
+        // `start_epoch` epochs and `start_batch` batches of it.
+        let done_before = cfg.start_epoch * per_epoch + cfg.start_batch.min(per_epoch);
+        let offset = self.history.batch_losses.len().saturating_sub(done_before);
         for epoch in cfg.start_epoch + 1..=cfg.epochs {
+            let first = if epoch == cfg.start_epoch + 1 {
+                cfg.start_batch.min(per_epoch)
+            } else {
+                0
+            };
             let start = Instant::now();
             let bar = Progress::new(
                 per_epoch as u64,
                 &format!("epoch {epoch}/{}", cfg.epochs),
                 cfg.verbose,
             );
-            let mut loss_sum = 0.0;
+            // A resumed epoch's loss so far, summed in the order the steps added it.
+            let recorded = &self.history.batch_losses;
+            let mut loss_sum = recorded[recorded.len() - first..]
+                .iter()
+                .fold(0.0, |sum, &(_, loss)| sum + loss);
             let order = batcher.epoch_indices(train.len(), Some(cfg.seed + epoch as u64));
             let augment =
                 (!features).then_some(cfg.seed.wrapping_mul(31).wrapping_add(epoch as u64));
             let step0 = (epoch - 1) * per_epoch;
-            batcher.for_each(train, &order, augment, |b, batch| -> Result<()> {
+            batcher.for_each_from(train, &order, first, augment, |b, batch| -> Result<()> {
                 let step = step0 + b;
+                // Dropout draws from the device's generator: seeded per step, so a resumed run
+                // draws what an uninterrupted one would.
+                self.device.seed(step_seed(cfg.seed, offset + step));
                 let factor = cfg.schedule.factor(step, cfg.epochs, per_epoch);
                 momentum.set(cfg.schedule.momentum(step, cfg.epochs, per_epoch));
                 let model = self.model.clone();
@@ -382,6 +406,19 @@ impl Learner {
                 self.history.learning_rates.push((offset + step, rates.last().copied().unwrap_or(0.0) * factor));
                 self.history.momentums.push((offset + step, momentum.get()));
                 bar.step(format!("loss {:.4}", loss_sum / (b + 1) as f64));
+                let done = b + 1;
+                let stop = stop_requested();
+                let due = cfg.checkpoint_every.is_some_and(|n| done % n == 0 && done < per_epoch);
+                if let Some(path) = self.checkpoint.clone().filter(|_| stop || due) {
+                    self.write_checkpoint_at(&path, epoch - 1, done, &optim)?;
+                }
+                if stop {
+                    bar.finish();
+                    return Err(self.interrupted(format!(
+                        "epoch {epoch}/{}, after batch {done} of {per_epoch}",
+                        cfg.epochs
+                    )));
+                }
                 Ok(())
             })?;
             bar.finish();
@@ -409,14 +446,68 @@ impl Learner {
                 );
             }
             self.history.epochs.push(record);
-            if let Some(path) = &self.checkpoint {
-                self.state.epochs_done = epoch;
-                self.state.history = self.history.clone();
-                write_checkpoint(path, &self.saved_model(), &self.state)?;
+            if let Some(path) = self.checkpoint.clone() {
+                self.write_checkpoint_at(&path, epoch, 0, &optim)?;
+            }
+            if stop_requested() {
+                return Err(self.interrupted(format!("the end of epoch {epoch}/{}", cfg.epochs)));
             }
         }
         Ok(())
     }
+
+    /// Writes the checkpoint: the model, `optim`'s state and the position `epochs_done` epochs and
+    /// `batches_done` batches into the current phase.
+    fn write_checkpoint_at(
+        &mut self,
+        path: &std::path::Path,
+        epochs_done: usize,
+        batches_done: usize,
+        optim: &ModuleOptimizer,
+    ) -> Result<()> {
+        self.state.epochs_done = epochs_done;
+        self.state.batches_done = batches_done;
+        self.state.history = self.history.clone();
+        let optimizer = optim
+            .to_record()
+            .into_bytes()
+            .map_err(|e| Error::Training(format!("cannot serialise the optimiser's state: {e}")))?;
+        write_checkpoint(path, &self.saved_model(), &mut self.state, Some(&optimizer))
+    }
+
+    /// The error of a run stopped at `position` on request.
+    fn interrupted(&self, position: String) -> Error {
+        let checkpoint = self.checkpoint.clone();
+        let saved = checkpoint
+            .as_ref()
+            .map_or(" (this run has no checkpoint)".to_string(), |p| {
+                format!("; checkpoint written to {}", p.display())
+            });
+        Error::Interrupted {
+            message: format!("training interrupted at {position}{saved}"),
+            checkpoint,
+        }
+    }
+}
+
+/// The seed of the device's generator at global step `step` of a run seeded with `seed`.
+fn step_seed(seed: u64, step: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(
+        (step as u64)
+            .wrapping_add(1)
+            .wrapping_mul(0xBF58_476D_1CE4_E5B9),
+    )
+}
+
+/// `optim` continuing from a checkpoint's saved state.
+fn restore_optimizer(optim: ModuleOptimizer, bytes: Vec<u8>) -> Result<ModuleOptimizer> {
+    let bad = |e: &dyn std::fmt::Display| {
+        Error::Training(format!(
+            "the checkpoint's optimiser state cannot be read: {e}"
+        ))
+    };
+    let record = OptimizerRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| bad(&e))?;
+    Ok(optim.load_record(record))
 }
 
 /// Logits from images (or, with `features`, from precomputed pooled activations `[b, f, 1, 1]`).

@@ -14,10 +14,11 @@ mod predict_set;
 mod progress;
 mod rates;
 mod schedule;
+mod stop;
 
 pub use checkpoint::{
-    RunSettings, STATE_KEY, TrainingState, read_checkpoint, resume_checkpoint, run_settings,
-    write_checkpoint,
+    Checkpoint, RunSettings, STATE_KEY, TrainingState, read_checkpoint, resume_checkpoint,
+    run_settings, write_checkpoint,
 };
 pub use features::FeatureSet;
 pub use fit::{Evaluation, FitConfig, Learner};
@@ -34,3 +35,4 @@ pub use predict_set::{SetPredictions, predict_set};
 pub use progress::Progress;
 pub use rates::LayerRates;
 pub use schedule::{OneCycle, Schedule};
+pub use stop::{stop_flag, stop_requested};

@@ -72,20 +72,24 @@ pub fn train_classifier_with(
         ("validation images", valid.len().to_string()),
     ]);
     if let Some(path) = checkpoint.filter(|_| resume) {
-        let (model, state) = resume_checkpoint(
+        let saved = resume_checkpoint(
             path,
             &learner.meta,
             &learner.state.settings,
             &learner.device,
         )?;
+        let state = saved.state;
         eprintln!(
-            "resuming from {} after epoch {}",
+            "resuming from {} after epoch {}{}",
             path.display(),
-            state.epochs_done
+            state.epochs_done,
+            batches(state.batches_done)
         );
-        learner.model = model.network;
+        learner.model = saved.model.network;
+        learner.optimizer_state = saved.optimizer;
         learner.history = state.history;
         fit.start_epoch = state.epochs_done;
+        fit.start_batch = state.batches_done;
     }
     let start = Instant::now();
     learner.fit(train, valid, &fit)?;
@@ -97,7 +101,9 @@ pub fn train_classifier_with(
         valid_loss: last.valid_loss,
         epochs: fit.epochs,
         seconds,
-        images_per_second: (train.len() * (fit.epochs - fit.start_epoch)) as f64
+        images_per_second: (train.len() * (fit.epochs - fit.start_epoch)
+            - (fit.start_batch * fit.batch_size).min(train.len()))
+            as f64
             / seconds.max(1e-9),
         train_images: train.len(),
         valid_images: valid.len(),
@@ -105,6 +111,15 @@ pub fn train_classifier_with(
         history,
     };
     Ok((learner.saved_model(), report))
+}
+
+/// `" and N batch(es)"` of a mid-epoch checkpoint, nothing at an epoch's end.
+pub(crate) fn batches(done: usize) -> String {
+    match done {
+        0 => String::new(),
+        1 => " and 1 batch".to_string(),
+        n => format!(" and {n} batches"),
+    }
 }
 
 /// A fresh learner for architecture `preset` on images like `train`'s (normalised by its statistics).

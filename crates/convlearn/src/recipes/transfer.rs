@@ -68,6 +68,8 @@ pub struct TransferConfig {
     pub verbose: bool,
     /// Write a checkpoint here at the end of every epoch.
     pub checkpoint: Option<PathBuf>,
+    /// Also write it after every this many batches.
+    pub checkpoint_every: Option<usize>,
     /// Continue from the checkpoint if there is one.
     pub resume: bool,
     /// Also score the final model with test-time augmentation over this many augmented copies
@@ -93,6 +95,7 @@ impl Default for TransferConfig {
             seed: 42,
             verbose: true,
             checkpoint: None,
+            checkpoint_every: None,
             resume: false,
             tta: 0,
         }
@@ -281,23 +284,26 @@ fn resume(
     let Some(path) = cfg.checkpoint.as_ref().filter(|_| cfg.resume) else {
         return Ok(None);
     };
-    let (model, state) = resume_checkpoint(
+    let saved = resume_checkpoint(
         path,
         &learner.meta,
         &learner.state.settings,
         &learner.device,
     )?;
+    let state = saved.state;
     eprintln!(
-        "resuming from {} ({} phase, {} epoch(s) done)",
+        "resuming from {} ({} phase, {} epoch(s){} done)",
         path.display(),
         if state.phase == 0 {
             "frozen"
         } else {
             "unfrozen"
         },
-        state.epochs_done
+        state.epochs_done,
+        super::scratch::batches(state.batches_done)
     );
-    learner.model = model.network;
+    learner.model = saved.model.network;
+    learner.optimizer_state = saved.optimizer;
     learner.history = state.history.clone();
     if state.phase == 1 {
         learner.unfreeze();
@@ -324,13 +330,15 @@ pub fn fine_tune(data: &Dataset, cfg: &TransferConfig) -> Result<(SavedModel, Tr
         weight_decay: 1e-2,
         seed: cfg.seed,
         start_epoch: 0,
+        start_batch: 0,
+        checkpoint_every: cfg.checkpoint_every,
         verbose: cfg.verbose,
     };
     let run_settings = settings(cfg, &train, &valid);
     let resumed = resume(&mut learner, cfg, run_settings)?;
-    let (phase, done) = resumed
+    let (phase, done, batches_done) = resumed
         .as_ref()
-        .map_or((0, 0), |s| (s.phase, s.epochs_done));
+        .map_or((0, 0, 0), |s| (s.phase, s.epochs_done, s.batches_done));
     let frozen_phase = cfg.freeze_epochs > 0 && phase == 0 && done < cfg.freeze_epochs;
     let t = Instant::now();
     // With precompute, the body runs once over both sets; the LR finder then sweeps the head alone.
@@ -375,6 +383,7 @@ pub fn fine_tune(data: &Dataset, cfg: &TransferConfig) -> Result<(SavedModel, Tr
         let rates = cfg.lr.clone().unwrap_or(LayerRates::Single(lr));
         let frozen = FitConfig {
             start_epoch: done,
+            start_batch: batches_done,
             ..fit(cfg.freeze_epochs, rates.clone())
         };
         learner.state.phase = 0;
@@ -426,12 +435,17 @@ pub fn fine_tune(data: &Dataset, cfg: &TransferConfig) -> Result<(SavedModel, Tr
                 LayerRates::Range(top / 100.0, top)
             }
         };
-        let start_epoch = if phase == 1 { done } else { 0 };
+        let (start_epoch, start_batch) = if phase == 1 {
+            (done, batches_done)
+        } else {
+            (0, 0)
+        };
         learner.fit(
             &train,
             &valid,
             &FitConfig {
                 start_epoch,
+                start_batch,
                 ..fit(cfg.epochs, rates.clone())
             },
         )?;
