@@ -72,6 +72,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         // Room for the multipart framing around the largest accepted image.
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES + 64 * 1024))
         .layer(axum::middleware::from_fn(connections::request_deadline))
+        .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(state)
 }
 

@@ -348,3 +348,52 @@ async fn kernels_larger_than_the_picture_are_a_clear_4xx() {
         }
     }
 }
+
+#[tokio::test]
+async fn every_error_is_json_even_axums_own_rejections() {
+    let (app, _) = app();
+    let raw = |uri: &str, content_type: Option<&str>, body: &'static str| {
+        let mut req = Request::post(uri);
+        if let Some(t) = content_type {
+            req = req.header("content-type", t);
+        }
+        req.body(Body::from(body)).unwrap()
+    };
+    let cases = [
+        // malformed JSON, a field of the wrong type, no content type, a multipart without its boundary
+        (raw("/api/convolve", Some("application/json"), "{"), "EOF"),
+        (
+            raw("/api/convolve", Some("application/json"), r#"{"image": 3}"#),
+            "image",
+        ),
+        (raw("/api/explain", None, "{}"), "Content-Type"),
+        (
+            raw("/api/upload", Some("multipart/form-data"), "x"),
+            "boundary",
+        ),
+        // an unknown endpoint, a known one with the wrong method
+        (
+            Request::get("/api/nothing").body(Body::empty()).unwrap(),
+            "/api/nothing",
+        ),
+        (
+            Request::get("/api/convolve").body(Body::empty()).unwrap(),
+            "GET",
+        ),
+    ];
+    for (req, mentions) in cases {
+        let what = format!("{} {}", req.method(), req.uri());
+        let res = app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let content_type = res.headers()["content-type"].to_str().unwrap().to_string();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert!(status.is_client_error(), "{what}: {status}");
+        assert!(
+            content_type.starts_with("application/json"),
+            "{what}: {content_type}"
+        );
+        let v: Value = serde_json::from_slice(&body).unwrap_or_else(|_| panic!("{what}: {body:?}"));
+        let message = v["error"].as_str().unwrap_or_else(|| panic!("{what}: {v}"));
+        assert!(message.contains(mentions), "{what}: {message}");
+    }
+}

@@ -163,3 +163,86 @@ fn empty_class_folders_are_no_class_and_odd_names_work() {
     assert_eq!(split.classes, vec!["ants", "caf\u{fffd}"]);
     assert_eq!(split.train.len() + split.valid.len(), 8);
 }
+
+#[test]
+fn a_streamed_photo_that_stops_decoding_is_left_out_and_counted() {
+    use convlearn::data::{Normalization, Preprocess};
+    use convlearn::learner::{FitConfig, Learner};
+    use convlearn::model_file::ModelMeta;
+    use convlearn::models::{ArchSpec, ModelPreset, Network};
+
+    let tmp = tempfile::tempdir().unwrap();
+    for (c, class) in ["dark", "light"].iter().enumerate() {
+        for i in 0..8 {
+            let v = if c == 0 { 20 + i } else { 200 + i };
+            write_png(
+                &tmp.path().join(class).join(format!("{i}.png")),
+                true,
+                v as u8,
+            );
+        }
+    }
+    let split = DataSplit::open(tmp.path(), 0.25, 1).unwrap();
+    // a budget of 0 bytes: every photo is checked once, then read from disk each time
+    let decode = |list| PhotoSet::decode_within(list, &split.classes, 3, 16, "", false, 0);
+    let (train, valid) = (decode(&split.train), decode(&split.valid));
+    assert_eq!((train.len(), valid.len(), train.streamed()), (12, 4, 12));
+    // one training photo and one validation photo change on disk after they were checked
+    std::fs::write(&train.paths[3], b"\x89PNG truncated").unwrap();
+    std::fs::remove_file(&valid.paths[0]).unwrap();
+    let why = train.try_item(3, None).unwrap_err();
+    let name = train.paths[3]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(why.contains(&name), "the error names the file: {why}");
+    assert!(train.try_item(4, None).is_ok());
+
+    let device = convlearn::device::training_device();
+    let spec = ModelPreset::SimpleCnn.spec(3, 16, 16, 2);
+    let arch = ArchSpec::Plain {
+        preset: "simple_cnn".into(),
+        spec,
+    };
+    let preprocess = Preprocess {
+        channels: 3,
+        height: 16,
+        width: 16,
+        normalization: Normalization::identity(3),
+        crop: Crop::None,
+    };
+    let meta = ModelMeta::new(arch.clone(), split.classes.clone(), preprocess, false);
+    let mut learner = Learner::new(Network::new(&arch, &device).unwrap(), meta, device);
+    let fit = FitConfig {
+        epochs: 2,
+        batch_size: 4,
+        verbose: false,
+        ..FitConfig::default()
+    };
+    learner.fit(&train, &valid, &fit).unwrap();
+    for epoch in &learner.history.epochs {
+        assert_eq!(
+            epoch.unreadable, 2,
+            "one in training, one in validation: {epoch:?}"
+        );
+        assert!(epoch.train_loss.is_finite() && epoch.valid_loss.is_finite());
+    }
+    // 3 batches per epoch, each trained (the one short of a photo on 3)
+    assert_eq!(learner.history.batch_losses.len(), 6);
+    // the final predictions keep one row per item, NaN for the unreadable one
+    let preds = learner.predict_tta(&valid, 0, 4, 1);
+    assert_eq!(preds.plain.len(), 4 * 2);
+    assert!(preds.plain[..2].iter().all(|p| p.is_nan()));
+    assert!(preds.plain[2..].iter().all(|p| p.is_finite()));
+
+    // every photo of a batch gone: an error naming the batch and the file, not a crash
+    for i in 0..train.len() {
+        let _ = std::fs::remove_file(&train.paths[i]);
+    }
+    let err = learner.fit(&train, &valid, &fit).unwrap_err().to_string();
+    assert!(
+        err.contains("batch 1 of 3") && err.contains("can be read"),
+        "{err}"
+    );
+}

@@ -37,6 +37,8 @@ pub struct Batch {
     pub targets: BatchTargets,
     /// Which items of the source these are.
     pub indices: Vec<usize>,
+    /// Items asked for that could not be had ([`ImageSource::try_item`]), with why.
+    pub unreadable: Vec<(usize, String)>,
 }
 
 /// Labels of a batch on the device.
@@ -68,6 +70,8 @@ pub struct HostBatch {
     pub shape: [usize; 4],
     /// Which items.
     pub indices: Vec<usize>,
+    /// Items asked for that could not be had, with why (left out of `values`).
+    pub unreadable: Vec<(usize, String)>,
     /// Their labels.
     pub targets: Targets,
     /// Number of classes (or tags) the model outputs.
@@ -87,6 +91,7 @@ pub struct Batcher {
 
 impl Batcher {
     /// Prepares `indices` in parallel; `augment_seed` makes training items random (reproducibly).
+    /// Items the source cannot give now are left out and listed in [`HostBatch::unreadable`].
     pub fn host_batch(
         &self,
         source: &dyn ImageSource,
@@ -94,22 +99,36 @@ impl Batcher {
         augment_seed: Option<u64>,
     ) -> HostBatch {
         let [c, h, w] = source.item_shape();
-        let items: Vec<Vec<f32>> = indices
+        let items: Vec<(usize, Result<Vec<f32>, String>)> = indices
             .par_iter()
             .map(|&i| {
                 let mut rng = augment_seed.map(|s| {
                     StdRng::seed_from_u64(s.wrapping_mul(1_000_003).wrapping_add(i as u64))
                 });
-                let mut values = source.item(i, rng.as_mut()).data;
-                self.normalization.apply(&mut values, c);
-                values
+                let item = source.try_item(i, rng.as_mut()).map(|maps| {
+                    let mut values = maps.data;
+                    self.normalization.apply(&mut values, c);
+                    values
+                });
+                (i, item)
             })
             .collect();
+        let (mut values, mut kept, mut unreadable) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, item) in items {
+            match item {
+                Ok(v) => {
+                    values.extend(v);
+                    kept.push(i);
+                }
+                Err(why) => unreadable.push((i, why)),
+            }
+        }
         HostBatch {
-            values: items.concat(),
-            shape: [indices.len(), c, h, w],
-            indices: indices.to_vec(),
-            targets: source.labels().select(indices),
+            values,
+            shape: [kept.len(), c, h, w],
+            targets: source.labels().select(&kept),
+            indices: kept,
+            unreadable,
             outputs: source.classes().len(),
         }
     }
@@ -137,6 +156,7 @@ impl Batcher {
             images,
             targets,
             indices: host.indices,
+            unreadable: host.unreadable,
         }
     }
 

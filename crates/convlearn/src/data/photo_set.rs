@@ -1,7 +1,8 @@
 //! Photos decoded once (in parallel, kept downsized in memory) and served at a chosen size, with
 //! augmentation for training and the model's crop for validation. Unreadable files are skipped with
 //! one warning each and counted, never a crash. A folder larger than the memory budget streams: the
-//! photos beyond the budget are checked once, then read from disk again each time they are used.
+//! photos beyond the budget are checked once, then read from disk again each time they are used; one
+//! that stops decoding meanwhile is left out of its batches and counted in the epoch's report.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -138,21 +139,45 @@ impl PhotoSet {
     }
 
     /// Photo `i`, downsized as kept (read from disk again when streamed; a file that changed since
-    /// and no longer decodes gives a gray picture and a warning).
+    /// and no longer decodes gives a gray picture — [`ImageSource::try_item`] says so instead).
     pub fn image(&self, i: usize) -> Cow<'_, DynamicImage> {
+        self.read(i).unwrap_or_else(|e| {
+            eprintln!("warning: {e}; a gray picture stands in for it");
+            Cow::Owned(self.gray())
+        })
+    }
+
+    /// Photo `i`, or why it no longer decodes.
+    fn read(&self, i: usize) -> Result<Cow<'_, DynamicImage>> {
         match &self.images[i] {
-            Some(im) => Cow::Borrowed(im),
-            None => Cow::Owned(
-                read_downsized(&self.paths[i], self.decoded_size).unwrap_or_else(|e| {
-                    eprintln!("warning: {e}; a gray picture stands in for it");
-                    DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
-                        self.size as u32,
-                        self.size as u32,
-                        image::Rgb([128, 128, 128]),
-                    ))
-                }),
-            ),
+            Some(im) => Ok(Cow::Borrowed(im)),
+            None => read_downsized(&self.paths[i], self.decoded_size).map(Cow::Owned),
         }
+    }
+
+    fn gray(&self) -> DynamicImage {
+        let side = self.size as u32;
+        DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+            side,
+            side,
+            image::Rgb([128; 3]),
+        ))
+    }
+
+    /// Photo `i` as the model sees it: augmented with `rng`, else the evaluation crop.
+    fn maps(&self, image: &DynamicImage, rng: Option<&mut StdRng>) -> FeatureMaps {
+        let maps = match rng {
+            Some(rng) if self.augment != Augment::None => {
+                self.augment
+                    .apply(image, self.crop, self.channels, self.size, rng)
+            }
+            _ => image_to_maps(
+                &self.crop.apply(image),
+                self.channels,
+                Some((self.size as u32, self.size as u32)),
+            ),
+        };
+        maps.expect("channels are 1 or 3")
     }
 }
 
@@ -221,18 +246,14 @@ impl ImageSource for PhotoSet {
         [self.channels, self.size, self.size]
     }
     fn item(&self, i: usize, rng: Option<&mut StdRng>) -> FeatureMaps {
-        let image = &*self.image(i);
-        let maps = match rng {
-            Some(rng) if self.augment != Augment::None => {
-                self.augment
-                    .apply(image, self.crop, self.channels, self.size, rng)
-            }
-            _ => image_to_maps(
-                &self.crop.apply(image),
-                self.channels,
-                Some((self.size as u32, self.size as u32)),
-            ),
-        };
-        maps.expect("channels are 1 or 3")
+        self.maps(&self.image(i), rng)
+    }
+    fn try_item(
+        &self,
+        i: usize,
+        rng: Option<&mut StdRng>,
+    ) -> std::result::Result<FeatureMaps, String> {
+        let image = self.read(i).map_err(|e| e.to_string())?;
+        Ok(self.maps(&image, rng))
     }
 }

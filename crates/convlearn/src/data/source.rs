@@ -21,6 +21,15 @@ pub trait ImageSource: Sync {
     fn item_shape(&self) -> [usize; 3];
     /// Item `i` with values in 0..1 (not normalised); with `rng`, a randomly augmented version.
     fn item(&self, i: usize, rng: Option<&mut StdRng>) -> FeatureMaps;
+    /// [`ImageSource::item`], or why it cannot be had now (a photo read from disk each time that
+    /// changed and no longer decodes); batches leave such items out and count them.
+    fn try_item(
+        &self,
+        i: usize,
+        rng: Option<&mut StdRng>,
+    ) -> std::result::Result<FeatureMaps, String> {
+        Ok(self.item(i, rng))
+    }
 }
 
 impl ImageSource for ImageSet {

@@ -193,42 +193,58 @@ impl Learner {
         batch_size: usize,
         features: bool,
     ) -> Evaluation {
-        let (loss, probs) = self.run_over(set, batch_size, features);
-        Evaluation {
-            loss,
-            scores: score(
-                &probs,
-                set.labels(),
-                set.classes().len(),
-                self.meta.threshold,
-            ),
-        }
+        self.evaluate_counting(set, batch_size, features).0
     }
 
-    /// Probabilities `[len, outputs]` of the head on precomputed activations.
-    pub fn predict_features(&self, set: &FeatureSet) -> Vec<f32> {
-        self.run_over(set, 256, true).1
-    }
-
-    /// Mean loss and probabilities over `set`.
-    fn run_over(
+    /// The evaluation, on the items that could be read, and how many could not.
+    fn evaluate_counting(
         &self,
         set: &dyn ImageSource,
         batch_size: usize,
         features: bool,
-    ) -> (f64, Vec<f32>) {
+    ) -> (Evaluation, usize) {
+        let run = self.run_over(set, batch_size, features);
+        let labels = set.labels().select(&run.items);
+        let scores = score(
+            &run.probs,
+            labels.view(),
+            set.classes().len(),
+            self.meta.threshold,
+        );
+        let evaluation = Evaluation {
+            loss: run.loss,
+            scores,
+        };
+        (evaluation, run.unreadable)
+    }
+
+    /// Probabilities `[len, outputs]` of the head on precomputed activations.
+    pub fn predict_features(&self, set: &FeatureSet) -> Vec<f32> {
+        self.run_over(set, 256, true).probs
+    }
+
+    /// Mean loss and probabilities over the items of `set` that can be read.
+    fn run_over(&self, set: &dyn ImageSource, batch_size: usize, features: bool) -> RunOver {
         let model = self.model.valid();
         let norm = self.normalization_for(features);
         let batcher = self.batcher(batch_size, norm, false);
-        let (mut loss_sum, mut probs) = (0.0, Vec::new());
+        let mut run = RunOver::default();
+        let mut loss_sum = 0.0;
         for idx in batcher.epoch_indices(set.len(), None) {
             let batch = batcher.batch(set, &idx);
+            run.unreadable += batch.unreadable.len();
+            if batch.indices.is_empty() {
+                continue;
+            }
             let logits = forward(&model, batch.images, features);
             let loss = loss_for(logits.clone(), batch.targets).into_scalar::<f32>() as f64;
-            loss_sum += loss * idx.len() as f64;
-            probs.extend(values(probabilities(logits, self.meta.multi_label)));
+            loss_sum += loss * batch.indices.len() as f64;
+            run.probs
+                .extend(values(probabilities(logits, self.meta.multi_label)));
+            run.items.extend(batch.indices);
         }
-        (loss_sum / set.len().max(1) as f64, probs)
+        run.loss = loss_sum / run.items.len().max(1) as f64;
+        run
     }
 
     /// The normalisation of the learner's inputs: the model's for images, none for precomputed
@@ -268,7 +284,8 @@ impl Learner {
         self.fit_inner(train, valid, cfg, true)
     }
 
-    /// The body's pooled activations for every item of `set` (no augmentation), computed once.
+    /// The body's pooled activations for every item of `set` that can be read (no augmentation),
+    /// computed once.
     pub fn precompute(
         &self,
         set: &dyn ImageSource,
@@ -286,20 +303,30 @@ impl Learner {
         );
         let order = batcher.epoch_indices(set.len(), None);
         let bar = Progress::new(order.len() as u64, title, verbose);
-        let mut features = Vec::new();
+        let (mut features, mut items) = (Vec::new(), Vec::new());
         let mut dim = 0;
         batcher.for_each(set, &order, None, |_, batch| -> Result<()> {
+            bar.step(String::new());
+            if batch.indices.is_empty() {
+                return Ok(());
+            }
             let pooled = p.head.pool(p.body.forward(batch.images));
             dim = pooled.dims()[1];
             features.extend(values(pooled));
-            bar.step(String::new());
+            items.extend(batch.indices);
             Ok(())
         })?;
         bar.finish();
+        let left_out = set.len() - items.len();
+        if left_out > 0 && verbose {
+            eprintln!(
+                "warning: {left_out} photo(s) could not be read any more and were left out of the precomputed activations"
+            );
+        }
         Ok(FeatureSet {
             values: features,
             dim,
-            targets: set.labels().select(&(0..set.len()).collect::<Vec<_>>()),
+            targets: set.labels().select(&items),
             classes: set.classes().to_vec(),
         })
     }
@@ -367,8 +394,20 @@ impl Learner {
             let augment =
                 (!features).then_some(cfg.seed.wrapping_mul(31).wrapping_add(epoch as u64));
             let step0 = (epoch - 1) * per_epoch;
+            let mut unreadable = 0;
             batcher.for_each_from(train, &order, first, augment, |b, batch| -> Result<()> {
                 let step = step0 + b;
+                unreadable += batch.unreadable.len();
+                if batch.indices.is_empty() {
+                    bar.finish();
+                    let (_, why) = &batch.unreadable[0];
+                    return Err(Error::Training(format!(
+                        "epoch {epoch}, batch {} of {per_epoch}: none of its {} photos can be read \
+                         any more (the first: {why}); were the files moved or the disk removed?",
+                        b + 1,
+                        batch.unreadable.len()
+                    )));
+                }
                 // Dropout draws from the device's generator: seeded per step, so a resumed run
                 // draws what an uninterrupted one would.
                 self.device.seed(step_seed(cfg.seed, offset + step));
@@ -422,8 +461,9 @@ impl Learner {
                 Ok(())
             })?;
             bar.finish();
-            let eval = self.evaluate_with(valid, 256, features);
+            let (eval, unreadable_valid) = self.evaluate_counting(valid, 256, features);
             let record = EpochRecord {
+                unreadable: unreadable + unreadable_valid,
                 epoch: self.history.epochs.len() + 1,
                 train_loss: loss_sum / per_epoch as f64,
                 valid_loss: eval.loss,
@@ -436,8 +476,14 @@ impl Learner {
                     .valid_f2
                     .map(|f| format!(", F2 {f:.4} at threshold {}", self.meta.threshold))
                     .unwrap_or_default();
+                let unreadable = match record.unreadable {
+                    0 => String::new(),
+                    n => format!(
+                        "; {n} photo(s) could not be read any more and were left out ({unreadable} in training, {unreadable_valid} in validation)"
+                    ),
+                };
                 eprintln!(
-                    "epoch {epoch}/{}: train loss {:.4}, valid loss {:.4}, valid accuracy {:.2}%{f2} ({:.1} s)",
+                    "epoch {epoch}/{}: train loss {:.4}, valid loss {:.4}, valid accuracy {:.2}%{f2} ({:.1} s){unreadable}",
                     cfg.epochs,
                     record.train_loss,
                     record.valid_loss,
@@ -508,6 +554,16 @@ fn restore_optimizer(optim: ModuleOptimizer, bytes: Vec<u8>) -> Result<ModuleOpt
     };
     let record = OptimizerRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| bad(&e))?;
     Ok(optim.load_record(record))
+}
+
+/// What a pass over a set gives: the mean loss and the probabilities `[items, outputs]` of the
+/// items that could be read, which items those are, and how many could not be.
+#[derive(Default)]
+struct RunOver {
+    loss: f64,
+    probs: Vec<f32>,
+    items: Vec<usize>,
+    unreadable: usize,
 }
 
 /// Logits from images (or, with `features`, from precomputed pooled activations `[b, f, 1, 1]`).

@@ -23,6 +23,10 @@ pub struct EpochRecord {
     pub valid_f2: Option<f64>,
     /// Seconds the epoch took (training and validation).
     pub seconds: f64,
+    /// Photos that could not be read in this epoch's training and validation passes (changed on
+    /// disk since they were checked); they were left out of their batches.
+    #[serde(default)]
+    pub unreadable: usize,
 }
 
 /// Everything recorded while training.

@@ -145,6 +145,9 @@ fn sweep(
         &order,
         (!features).then_some(cfg.seed),
         |b, batch| -> std::result::Result<(), ()> {
+            if batch.indices.is_empty() {
+                return Ok(()); // every photo of the batch became unreadable
+            }
             let lr = start * (end / start).powf(b as f64 / (steps - 1) as f64);
             let model = learner.model.clone();
             let loss = loss_for(forward(&model, batch.images, features), batch.targets);

@@ -9,7 +9,8 @@ use crate::host::values;
 use crate::model_file::ModelMeta;
 use crate::models::Network;
 
-/// A model's probabilities `[len, outputs]` (softmax, or a sigmoid per tag) on every item of a set.
+/// A model's probabilities `[len, outputs]` (softmax, or a sigmoid per tag) on every item of a set;
+/// NaN for an item that could not be read any more ([`ImageSource::try_item`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SetPredictions {
     /// On each item as it is.
@@ -37,16 +38,24 @@ pub fn predict_set(
         device: device.clone(),
     };
     let order = batcher.epoch_indices(set.len(), None);
+    let outputs = set.classes().len();
     let (mut plain, mut sum): (Vec<f32>, Vec<f32>) = (Vec::new(), Vec::new());
     for copy in 0..=copies {
         let augment = (copy > 0).then(|| seed.wrapping_add(copy as u64 * 104_729));
-        let mut probs = Vec::with_capacity(sum.len());
+        // An item that cannot be read any more keeps NaN probabilities (and so counts as wrong).
+        let mut probs = vec![f32::NAN; set.len() * outputs];
         batcher
             .for_each(set, &order, augment, |_, batch| -> Result<(), ()> {
-                probs.extend(values(probabilities(
+                if batch.indices.is_empty() {
+                    return Ok(());
+                }
+                let rows = values(probabilities(
                     network.forward(batch.images),
                     meta.multi_label,
-                )));
+                ));
+                for (row, &i) in rows.chunks(outputs).zip(&batch.indices) {
+                    probs[i * outputs..(i + 1) * outputs].copy_from_slice(row);
+                }
                 Ok(())
             })
             .expect("the step never fails");
