@@ -28,7 +28,8 @@ use burn_flex::FlexTensor;
 
 use super::batch_norm::{BatchNormSaved, ChannelLayout, batch_norm_backward};
 use super::clamp::{bias_clamp_backward, clamp_backward};
-use super::conv::{ConvShape, Grouping, conv_backward};
+use super::conv::{Grouping, conv_backward};
+use super::conv_shape::ConvShape;
 use super::flex::{
     batch_norm_planes, conv_operands, convolve, f32_tensor, max_pool_planes, max_unpool_planes,
     owned_f32,

@@ -11,8 +11,10 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::batch_norm::{ChannelLayout, affine, channel_statistics, normalize};
+use super::buffers::{zero_fill, zeroed};
 use super::clamp::affine_clamp_in_place;
-use super::conv::{ConvGeometry, ConvShape, Grouping, conv_forward, zero_fill, zeroed};
+use super::conv::{Grouping, conv_forward};
+use super::conv_shape::{ConvGeometry, ConvShape};
 use super::max_pool::{PoolWindow, unpool_plane};
 use super::winograd;
 use super::{AdamWStep, FusedOps};

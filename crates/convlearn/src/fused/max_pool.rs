@@ -4,7 +4,7 @@
 
 use multiversion::multiversion;
 
-use super::conv::ConvGeometry;
+use super::conv_shape::ConvGeometry;
 
 /// The geometry of a 2-D max-pool: window, stride and padding, in rows then columns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

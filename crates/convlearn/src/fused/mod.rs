@@ -21,14 +21,17 @@
 mod adamw;
 mod autodiff;
 mod batch_norm;
+mod buffers;
 mod clamp;
 mod conv;
+mod conv_shape;
 mod flex;
+mod matmul;
 mod max_pool;
 mod winograd;
 
 pub use adamw::{AdamWStep, adamw_step};
-pub use conv::{ConvGeometry, ConvShape};
+pub use conv_shape::{ConvGeometry, ConvShape};
 pub use max_pool::PoolWindow;
 
 use burn::backend::{

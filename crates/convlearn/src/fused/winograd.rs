@@ -24,9 +24,10 @@ use std::mem::MaybeUninit;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::conv::{
-    ConvShape, Layout, Scratch, TILE_FLOATS, TileOutput, matmul, scratch, with_scratch, zeroed,
-};
+use super::buffers::{Scratch, TileOutput, scratch, with_scratch, zeroed};
+use super::conv::TILE_FLOATS;
+use super::conv_shape::ConvShape;
+use super::matmul::{Layout, matmul};
 
 /// Fewest input and output channels for which the transforms pay off: each product is
 /// `[cout, cin] · [cin, tiles]`, so thin channels make thin products. The small MNIST CNN's second
@@ -326,7 +327,8 @@ fn transform_output(
 
 #[cfg(test)]
 mod tests {
-    use super::super::conv::{ConvGeometry, Grouping, conv_backward, conv_forward};
+    use super::super::conv::{Grouping, conv_backward, conv_forward};
+    use super::super::conv_shape::ConvGeometry;
     use super::*;
 
     /// A 3×3 convolution of `batch` `[cin, h, w]` images into `cout` maps.

@@ -1,0 +1,116 @@
+//! Matrix products of the fused kernels, by the `gemm` crate (flex's own engine), with their
+//! operands' layouts and when to run them on several threads.
+
+/// Products below this many multiply-adds run on one thread.
+const PARALLEL_MACS: usize = 1 << 21;
+
+/// `to[c, r] = from[r, c]` for `from` `[rows, columns]` row-major.
+pub(super) fn transpose(from: &[f32], to: &mut [f32], [rows, columns]: [usize; 2]) {
+    for (r, row) in from[..rows * columns].chunks_exact(columns).enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            to[c * rows + r] = *v;
+        }
+    }
+}
+
+/// How [`matmul`]'s operands are stored (all row-major).
+#[derive(Clone, Copy)]
+pub(super) struct Layout {
+    /// `lhs` is stored as its transpose, `[k, m]`.
+    pub(super) lhs_transposed: bool,
+    /// `rhs` is stored as its transpose, `[n, k]`.
+    pub(super) rhs_transposed: bool,
+    /// Add the product to `dst` instead of overwriting it.
+    pub(super) accumulate: bool,
+    /// Run on the calling thread alone, whatever the product's size.
+    pub(super) serial: bool,
+}
+
+impl Layout {
+    pub(super) const PLAIN: Layout = Layout {
+        lhs_transposed: false,
+        rhs_transposed: false,
+        accumulate: false,
+        serial: false,
+    };
+    pub(super) const SERIAL: Layout = Layout {
+        serial: true,
+        ..Layout::PLAIN
+    };
+    pub(super) const SERIAL_ACCUMULATE: Layout = Layout {
+        accumulate: true,
+        ..Layout::SERIAL
+    };
+}
+
+/// `dst[m, n] (+)= lhs[m, k] · rhs[k, n]`, row-major, by the `gemm` crate (flex's own engine).
+pub(super) fn matmul(
+    dst: &mut [f32],
+    lhs: &[f32],
+    rhs: &[f32],
+    [m, k, n]: [usize; 3],
+    layout: Layout,
+) {
+    assert!(dst.len() >= m * n, "matmul: output size");
+    // SAFETY: `dst` holds the m rows of n floats, n apart, and is borrowed for the call.
+    unsafe { matmul_rows(dst.as_mut_ptr(), n, lhs, rhs, [m, k, n], layout) }
+}
+
+/// [`matmul`] into `m` rows of `n` floats starting `dst_row_stride` floats apart from `dst`.
+///
+/// # Safety
+/// Those rows must be valid for writes (and reads, when accumulating), and nothing else may
+/// access them during the call.
+pub(super) unsafe fn matmul_rows(
+    dst: *mut f32,
+    dst_row_stride: usize,
+    lhs: &[f32],
+    rhs: &[f32],
+    [m, k, n]: [usize; 3],
+    layout: Layout,
+) {
+    assert!(
+        lhs.len() >= m * k && rhs.len() >= k * n,
+        "matmul: operand sizes"
+    );
+    let (lhs_cs, lhs_rs) = if layout.lhs_transposed {
+        (m, 1)
+    } else {
+        (1, k)
+    };
+    let (rhs_cs, rhs_rs) = if layout.rhs_transposed {
+        (k, 1)
+    } else {
+        (1, n)
+    };
+    let parallelism = if m * n * k >= PARALLEL_MACS && !layout.serial {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the assert above keeps every operand index inside its slice; the caller vouches for
+    // the destination rows.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_row_stride as isize,
+            layout.accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
