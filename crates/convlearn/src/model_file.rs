@@ -17,6 +17,9 @@ pub const META_KEY: &str = "convlearn";
 /// Version of the metadata layout.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// The largest header read (safetensors' own limit).
+const HEADER_MAX: u64 = 100_000_000;
+
 /// Tensors whose name starts with this are not weights but state stored beside them (a
 /// checkpoint's optimiser moments); loading a model ignores them.
 pub const STATE_TENSOR_PREFIX: &str = "convlearn.";
@@ -158,16 +161,37 @@ impl SavedModel {
         }
     }
 
-    /// A metadata entry of a model file (`None` when absent).
+    /// A metadata entry of a model file (`None` when absent). Only the file's header is read.
     pub fn read_metadata_entry(path: &Path, key: &str) -> Result<Option<String>> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
+        use std::io::Read;
+        let not_model = |e: &dyn std::fmt::Display| {
             Error::format(
                 path,
                 format!("not a convlearn model (safetensors) file: {e}"),
             )
-        })?;
-        Ok(header.metadata().as_ref().and_then(|m| m.get(key)).cloned())
+        };
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let mut n = [0u8; 8];
+        file.read_exact(&mut n).map_err(|e| not_model(&e))?;
+        let n = u64::from_le_bytes(n);
+        if n > len.saturating_sub(8) || n > HEADER_MAX {
+            return Err(not_model(&format!("its header claims {n} bytes")));
+        }
+        let mut header = vec![0u8; n as usize];
+        file.read_exact(&mut header).map_err(|e| not_model(&e))?;
+        let header: std::collections::HashMap<String, serde_json::Value> =
+            serde_json::from_slice(&header).map_err(|e| not_model(&e))?;
+        let entry = header
+            .get("__metadata__")
+            .and_then(|m| m.get(key))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| not_model(&"metadata values are strings"))
+            })
+            .transpose()?;
+        Ok(entry)
     }
 
     /// Reads only the metadata of a model file, checked against itself and the file's size
@@ -234,5 +258,47 @@ impl SavedModel {
             )));
         }
         Ok(Self { meta, network })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A safetensors-shaped file: the header's length, then `header`, then `tail`.
+    fn file(dir: &Path, header_len: u64, header: &[u8], tail: &[u8]) -> std::path::PathBuf {
+        let path = dir.join("m.safetensors");
+        let mut bytes = header_len.to_le_bytes().to_vec();
+        bytes.extend(header);
+        bytes.extend(tail);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn metadata_is_read_from_the_header_alone_and_lengths_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = br#"{"__metadata__":{"k":"v"}}"#;
+        let path = file(dir.path(), header.len() as u64, header, &[0; 64]);
+        assert_eq!(
+            SavedModel::read_metadata_entry(&path, "k")
+                .unwrap()
+                .as_deref(),
+            Some("v")
+        );
+        assert_eq!(
+            SavedModel::read_metadata_entry(&path, "other").unwrap(),
+            None
+        );
+        // a length past the end, or past safetensors' limit, is refused before anything is allocated
+        for claimed in [header.len() as u64 + 65, u64::MAX, 200_000_000] {
+            let path = file(dir.path(), claimed, header, &[0; 64]);
+            let err = SavedModel::read_metadata_entry(&path, "k")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("claims {claimed} bytes")), "{err}");
+        }
+        let path = file(dir.path(), 11, br#"{"__metadata__":{"k":3}}"#, &[]);
+        assert!(SavedModel::read_metadata_entry(&path, "k").is_err());
     }
 }
