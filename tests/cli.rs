@@ -3,7 +3,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::{convlearn, json_of, shared};
 
@@ -212,54 +211,6 @@ fn demo_runs_without_data_and_reaches_high_accuracy() {
         let p = tmp.path().join(v[key].as_str().unwrap());
         assert!(p.is_file(), "{key}: {}", p.display());
     }
-}
-
-#[test]
-fn a_killed_run_resumes_from_its_checkpoint_and_finishes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let args = [
-        "train",
-        "shapes",
-        "--epochs",
-        "3",
-        "--limit",
-        "1200",
-        "--save",
-        "m.safetensors",
-        "--plot",
-        "l.png",
-    ];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_convlearn"))
-        .args(args)
-        .current_dir(tmp.path())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let checkpoint = tmp.path().join("m.checkpoint.safetensors");
-    let start = std::time::Instant::now();
-    while !checkpoint.is_file() {
-        assert!(
-            start.elapsed().as_secs() < 120,
-            "no checkpoint after 2 minutes"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    child.kill().unwrap(); // mid-epoch 2 (or later): the checkpoint holds a whole epoch
-    child.wait().unwrap();
-    assert!(
-        !tmp.path().join("m.safetensors").exists(),
-        "the run was interrupted before it finished"
-    );
-    let out = convlearn(&[&args[..], &["--resume", "--json"]].concat(), tmp.path());
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(
-        stderr.contains("resuming from m.checkpoint.safetensors after epoch"),
-        "{stderr}"
-    );
-    let v = json_of(&out);
-    assert_eq!(v["epochs"], 3);
-    assert!(v["valid_accuracy"].as_f64().unwrap() > 0.5, "{v}");
-    assert!(tmp.path().join("m.safetensors").is_file() && !checkpoint.exists());
 }
 
 #[test]

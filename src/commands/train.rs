@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow, bail};
 use convlearn::data::{Augment, Mnist, generate_shapes, shared_data_dir};
-use convlearn::learner::{FitConfig, LayerRates};
+use convlearn::learner::{CheckpointEvery, FitConfig, LayerRates};
 use convlearn::models::{BackboneKind, ModelPreset};
 use convlearn::recipes::{TransferConfig, fine_tune, train_classifier_with};
 use serde_json::json;
@@ -74,10 +74,10 @@ pub struct Args {
     /// the result is the same, bit for bit, as a run never interrupted.
     #[arg(long)]
     pub resume: bool,
-    /// Also write the checkpoint after every N batches (it is always written at the end of an
-    /// epoch and when Ctrl-C stops the run).
-    #[arg(long, value_name = "N", value_parser = super::flags::positive)]
-    pub checkpoint_every: Option<usize>,
+    /// Also write the checkpoint every N batches (`200`) or minutes (`10m`) during an epoch (it is
+    /// always written at the end of an epoch and when Ctrl-C stops the run).
+    #[arg(long, value_name = "N|Nm", value_parser = CheckpointEvery::parse)]
+    pub checkpoint_every: Option<CheckpointEvery>,
     /// Fine-tuning: also score the final model with test-time augmentation, the image and N
     /// augmented copies averaged (one more pass over the validation images per copy).
     #[arg(long, value_name = "N", default_value_t = 0, num_args = 0..=1, default_missing_value = "4", value_parser = super::flags::tta)]

@@ -57,6 +57,47 @@ pub struct TrainingState {
     pub settings: RunSettings,
 }
 
+/// How often a checkpoint is written during an epoch (it always is at an epoch's end).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CheckpointEvery {
+    /// After every this many batches of an epoch.
+    Batches(usize),
+    /// After the first batch that ends this long after the last checkpoint.
+    Interval(std::time::Duration),
+}
+
+impl CheckpointEvery {
+    /// Parses `N` (batches) or `Nm` / `Ns` (minutes or seconds), each at least 1.
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        let s = s.trim();
+        let (digits, unit) = match s.strip_suffix('m').or_else(|| s.strip_suffix("min")) {
+            Some(d) => (d, 60),
+            None => match s.strip_suffix('s') {
+                Some(d) => (d, 1),
+                None => (s, 0),
+            },
+        };
+        match digits.trim().parse::<u64>() {
+            Ok(n) if n >= 1 && unit == 0 => Ok(Self::Batches(n as usize)),
+            Ok(n) if (1..=1 << 30).contains(&n) => {
+                Ok(Self::Interval(std::time::Duration::from_secs(n * unit)))
+            }
+            _ => Err(format!(
+                "'{s}' is not a checkpoint interval: give N batches (e.g. 200) or minutes (e.g. 10m), at least 1"
+            )),
+        }
+    }
+
+    /// Whether a checkpoint is due after `done` batches of an epoch of `per_epoch`, `since` the last.
+    pub fn due(self, done: usize, per_epoch: usize, since: std::time::Duration) -> bool {
+        done < per_epoch
+            && match self {
+                Self::Batches(n) => done.is_multiple_of(n),
+                Self::Interval(t) => since >= t,
+            }
+    }
+}
+
 /// What a checkpoint holds.
 pub struct Checkpoint {
     /// The network and its metadata, with the parameter ids of the run that wrote it.
@@ -386,6 +427,35 @@ mod tests {
             Ok(_) => panic!("a foreign optimiser state was accepted"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn checkpoint_intervals_are_batches_or_minutes() {
+        use std::time::Duration;
+        assert_eq!(
+            CheckpointEvery::parse("200"),
+            Ok(CheckpointEvery::Batches(200))
+        );
+        let ten_minutes = CheckpointEvery::Interval(Duration::from_secs(600));
+        assert_eq!(CheckpointEvery::parse("10m"), Ok(ten_minutes));
+        assert_eq!(CheckpointEvery::parse("10min"), Ok(ten_minutes));
+        assert_eq!(
+            CheckpointEvery::parse("90s"),
+            Ok(CheckpointEvery::Interval(Duration::from_secs(90)))
+        );
+        for bad in ["0", "0m", "-3", "1.5m", "m", "", "10h"] {
+            let err = CheckpointEvery::parse(bad).unwrap_err();
+            assert!(
+                err.contains("batches") && err.contains("minutes"),
+                "{bad}: {err}"
+            );
+        }
+        let every_3 = CheckpointEvery::Batches(3);
+        assert!(every_3.due(6, 10, Duration::ZERO) && !every_3.due(7, 10, Duration::ZERO));
+        // never at an epoch's last batch: the end-of-epoch checkpoint follows
+        assert!(!every_3.due(9, 9, Duration::ZERO));
+        assert!(ten_minutes.due(1, 10, Duration::from_secs(601)));
+        assert!(!ten_minutes.due(1, 10, Duration::from_secs(599)));
     }
 
     #[test]

@@ -11,11 +11,11 @@ use burn::tensor::{Bytes, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::groups::{group_params, set_trainable};
+use super::{CheckpointEvery, TrainingState, write_checkpoint};
 use super::{
     EpochRecord, FeatureSet, History, LayerRates, Progress, Schedule, Scores, SetPredictions,
     adamw_with_momentum, loss_for, predict_set, probabilities, score, stop_requested,
 };
-use super::{TrainingState, write_checkpoint};
 use crate::data::{Batcher, ImageSource, Normalization};
 use crate::error::{Error, Result};
 use crate::host::values;
@@ -41,9 +41,9 @@ pub struct FitConfig {
     pub start_epoch: usize,
     /// Batches of epoch `start_epoch + 1` already done (a run resumed from a mid-epoch checkpoint).
     pub start_batch: usize,
-    /// With a checkpoint file ([`Learner::checkpoint`]), also write it after every this many
-    /// batches of an epoch (it is always written at an epoch's end).
-    pub checkpoint_every: Option<usize>,
+    /// With a checkpoint file ([`Learner::checkpoint`]), also write it during an epoch this often
+    /// (it is always written at an epoch's end).
+    pub checkpoint_every: Option<CheckpointEvery>,
     /// Show progress bars and per-epoch lines on stderr.
     pub verbose: bool,
 }
@@ -373,6 +373,7 @@ impl Learner {
         // `start_epoch` epochs and `start_batch` batches of it.
         let done_before = cfg.start_epoch * per_epoch + cfg.start_batch.min(per_epoch);
         let offset = self.history.batch_losses.len().saturating_sub(done_before);
+        let mut last_checkpoint = Instant::now();
         for epoch in cfg.start_epoch + 1..=cfg.epochs {
             let first = if epoch == cfg.start_epoch + 1 {
                 cfg.start_batch.min(per_epoch)
@@ -447,9 +448,12 @@ impl Learner {
                 bar.step(format!("loss {:.4}", loss_sum / (b + 1) as f64));
                 let done = b + 1;
                 let stop = stop_requested();
-                let due = cfg.checkpoint_every.is_some_and(|n| done % n == 0 && done < per_epoch);
+                let due = cfg
+                    .checkpoint_every
+                    .is_some_and(|every| every.due(done, per_epoch, last_checkpoint.elapsed()));
                 if let Some(path) = self.checkpoint.clone().filter(|_| stop || due) {
                     self.write_checkpoint_at(&path, epoch - 1, done, &optim)?;
+                    last_checkpoint = Instant::now();
                 }
                 if stop {
                     bar.finish();
@@ -494,6 +498,7 @@ impl Learner {
             self.history.epochs.push(record);
             if let Some(path) = self.checkpoint.clone() {
                 self.write_checkpoint_at(&path, epoch, 0, &optim)?;
+                last_checkpoint = Instant::now();
             }
             if stop_requested() {
                 return Err(self.interrupted(format!("the end of epoch {epoch}/{}", cfg.epochs)));

@@ -17,8 +17,8 @@ mod schedule;
 mod stop;
 
 pub use checkpoint::{
-    Checkpoint, RunSettings, STATE_KEY, TrainingState, read_checkpoint, resume_checkpoint,
-    run_settings, write_checkpoint,
+    Checkpoint, CheckpointEvery, RunSettings, STATE_KEY, TrainingState, read_checkpoint,
+    resume_checkpoint, run_settings, write_checkpoint,
 };
 pub use features::FeatureSet;
 pub use fit::{Evaluation, FitConfig, Learner};

@@ -13,9 +13,9 @@ use crate::data::{Augment, Dataset, ImageSource, PhotoSet, input_size, typical_c
 use crate::device::training_device;
 use crate::error::Result;
 use crate::learner::{
-    FitConfig, History, LayerRates, Learner, LrFinder, RunSettings, Schedule, SetPredictions,
-    TrainingState, best_threshold, lr_find, lr_find_head, resume_checkpoint, run_settings, score,
-    threshold_sweep,
+    CheckpointEvery, FitConfig, History, LayerRates, Learner, LrFinder, RunSettings, Schedule,
+    SetPredictions, TrainingState, best_threshold, lr_find, lr_find_head, resume_checkpoint,
+    run_settings, score, threshold_sweep,
 };
 use crate::model_file::{ModelMeta, SavedModel};
 use crate::models::{ArchSpec, BackboneKind, HeadKind, HeadSpec, PretrainedWeights};
@@ -68,8 +68,8 @@ pub struct TransferConfig {
     pub verbose: bool,
     /// Write a checkpoint here at the end of every epoch.
     pub checkpoint: Option<PathBuf>,
-    /// Also write it after every this many batches.
-    pub checkpoint_every: Option<usize>,
+    /// Also write it this often during an epoch.
+    pub checkpoint_every: Option<CheckpointEvery>,
     /// Continue from the checkpoint if there is one.
     pub resume: bool,
     /// Also score the final model with test-time augmentation over this many augmented copies
