@@ -126,10 +126,11 @@ impl SavedModel {
         let parsed = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| cannot(&e))?;
         let mut views = parsed.tensors();
         for (name, data) in extra_bytes {
-            assert!(
-                name.starts_with(STATE_TENSOR_PREFIX),
-                "extra tensor {name} is named as state"
-            );
+            if !name.starts_with(STATE_TENSOR_PREFIX) {
+                return Err(Error::Invalid(format!(
+                    "extra tensor '{name}' must be named '{STATE_TENSOR_PREFIX}…' (it is not a weight)"
+                )));
+            }
             let view = safetensors::tensor::TensorView::new(
                 safetensors::Dtype::U8,
                 vec![data.len()],

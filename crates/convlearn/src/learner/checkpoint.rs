@@ -45,7 +45,7 @@ pub struct TrainingState {
     /// `--checkpoint-every` or an interruption; 0 at the end of an epoch).
     #[serde(default)]
     pub batches_done: usize,
-    /// Each trainable parameter's path and the id its optimiser state is stored under.
+    /// Each parameter's path and the id its optimiser state is stored under.
     #[serde(default)]
     pub param_ids: BTreeMap<String, u64>,
     /// The learning rate the recipe chose (so a resumed run does not search again).

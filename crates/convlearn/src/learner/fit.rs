@@ -88,7 +88,8 @@ pub struct Learner {
     pub bn_freeze: bool,
     /// Everything recorded so far, over all phases.
     pub history: History,
-    /// Where to write a checkpoint at the end of each epoch (atomically).
+    /// Where to write a checkpoint (atomically) at the end of each epoch, during one as
+    /// [`FitConfig::checkpoint_every`] says, and when a stop is asked for.
     pub checkpoint: Option<PathBuf>,
     /// AdamW's state from a checkpoint ([`super::Checkpoint::optimizer`]): the next
     /// [`Learner::fit`] that starts mid-phase continues with it.
@@ -388,7 +389,7 @@ impl Learner {
             );
             // A resumed epoch's loss so far, summed in the order the steps added it.
             let recorded = &self.history.batch_losses;
-            let mut loss_sum = recorded[recorded.len() - first..]
+            let mut loss_sum = recorded[recorded.len().saturating_sub(first)..]
                 .iter()
                 .fold(0.0, |sum, &(_, loss)| sum + loss);
             let order = batcher.epoch_indices(train.len(), Some(cfg.seed + epoch as u64));
@@ -401,7 +402,7 @@ impl Learner {
                 unreadable += batch.unreadable.len();
                 if batch.indices.is_empty() {
                     bar.finish();
-                    let (_, why) = &batch.unreadable[0];
+                    let why = batch.unreadable.first().map_or("", |(_, why)| why.as_str());
                     return Err(Error::Training(format!(
                         "epoch {epoch}, batch {} of {per_epoch}: none of its {} photos can be read \
                          any more (the first: {why}); were the files moved or the disk removed?",
@@ -500,7 +501,8 @@ impl Learner {
                 self.write_checkpoint_at(&path, epoch, 0, &optim)?;
                 last_checkpoint = Instant::now();
             }
-            if stop_requested() {
+            // At the last epoch's end there is nothing left to stop: the run finishes.
+            if stop_requested() && epoch < cfg.epochs {
                 return Err(self.interrupted(format!("the end of epoch {epoch}/{}", cfg.epochs)));
             }
         }
