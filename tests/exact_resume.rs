@@ -65,10 +65,16 @@ impl Delays {
     }
 }
 
-/// Runs `train <args>` (which set `--checkpoint-every`) once uninterrupted, then again interrupted `kills` times — the last of them
-/// by SIGINT, the others by SIGKILL — each after a random tenth to fifth of the uninterrupted
-/// run's time, resumed with `--resume` (afresh when no checkpoint had been written yet), and
-/// compares the two results.
+/// When the file at `path` was last replaced (`None` while there is none).
+fn written(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Runs `train <args>` (which set `--checkpoint-every`) once uninterrupted, then again
+/// interrupted `kills` times — the last of them by SIGINT, the others by SIGKILL — each once the
+/// run has written a checkpoint of its own (it made progress) and then a random while more (up to
+/// a third of the uninterrupted run's time spread over the kills, so the run cannot finish first),
+/// resumed with `--resume`, and compares the two results.
 fn resumed_run_matches_the_uninterrupted_one(args: &[&str], dir: &Path, kills: usize) {
     let base: Vec<&str> = [&["train"], args, &["--json"]].concat();
     let run = |save: &str, extra: &[&str]| {
@@ -107,7 +113,16 @@ fn resumed_run_matches_the_uninterrupted_one(args: &[&str], dir: &Path, kills: u
             last = Some(child.wait_with_output().unwrap());
             break;
         }
-        let ms = delays.next(whole_ms / 10, whole_ms / 5 + 1);
+        let before = written(&checkpoint);
+        let wait = Instant::now();
+        while written(&checkpoint) == before && child.try_wait().unwrap().is_none() {
+            assert!(
+                wait.elapsed().as_millis() < 20 * whole_ms as u128 + 60_000,
+                "no progress"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let ms = delays.next(0, whole_ms / (3 * kills as u64) + 1);
         std::thread::sleep(Duration::from_millis(ms));
         let sigint = interrupted + 1 == kills;
         if child.try_wait().unwrap().is_some() {
@@ -147,9 +162,9 @@ fn resumed_run_matches_the_uninterrupted_one(args: &[&str], dir: &Path, kills: u
                     && stderr.contains("--resume"),
                 "Ctrl-C's message: {stderr}"
             );
-            log.push(format!("{ms} ms: SIGINT, {}", position(&checkpoint)));
+            log.push(format!("+{ms} ms: SIGINT, {}", position(&checkpoint)));
         } else {
-            log.push(format!("{ms} ms: SIGKILL, {}", position(&checkpoint)));
+            log.push(format!("+{ms} ms: SIGKILL, {}", position(&checkpoint)));
         }
         interrupted += 1;
     }
