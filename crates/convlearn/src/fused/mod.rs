@@ -15,6 +15,11 @@
 //!   parallel passes each (`batch_norm.rs`);
 //! - the AdamW step as one parallel pass per parameter (`adamw.rs`).
 //!
+//! This file is the extension's interface — the `FusedOps` trait, one function per fused
+//! operation with its burn-ops reference body, and the functions models call — kept together so
+//! every operation's contract sits beside its reference; over 40 % of it is the tests of those
+//! references. The kernels themselves are in the files named above.
+//!
 //! On a GPU back-end the functions below use burn's ops. Tests check every kernel against burn's
 //! own (values and gradients) and small cases by hand.
 

@@ -115,6 +115,15 @@ impl Learner {
         }
     }
 
+    /// Continues from a checkpoint ([`super::resume_checkpoint`]): its network, optimiser state
+    /// and history; returns where training stood.
+    pub fn restore(&mut self, saved: super::Checkpoint) -> TrainingState {
+        self.model = saved.model.network;
+        self.optimizer_state = saved.optimizer;
+        self.history = saved.state.history.clone();
+        saved.state
+    }
+
     /// Number of layer groups.
     pub fn num_groups(&self) -> usize {
         self.model.layout().num_groups()

@@ -78,16 +78,13 @@ pub fn train_classifier_with(
             &learner.state.settings,
             &learner.device,
         )?;
-        let state = saved.state;
+        let state = learner.restore(saved);
         eprintln!(
             "resuming from {} after epoch {}{}",
             path.display(),
             state.epochs_done,
             batches(state.batches_done)
         );
-        learner.model = saved.model.network;
-        learner.optimizer_state = saved.optimizer;
-        learner.history = state.history;
         fit.start_epoch = state.epochs_done;
         fit.start_batch = state.batches_done;
     }

@@ -290,7 +290,7 @@ fn resume(
         &learner.state.settings,
         &learner.device,
     )?;
-    let state = saved.state;
+    let state = learner.restore(saved);
     eprintln!(
         "resuming from {} ({} phase, {} epoch(s){} done)",
         path.display(),
@@ -302,9 +302,6 @@ fn resume(
         state.epochs_done,
         super::scratch::batches(state.batches_done)
     );
-    learner.model = saved.model.network;
-    learner.optimizer_state = saved.optimizer;
-    learner.history = state.history.clone();
     if state.phase == 1 {
         learner.unfreeze();
     } else {
