@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{convlearn, json_of, shared};
+use common::{convlearn, json_of, shared, write_shapes};
 
 /// A 20×20 picture: black, with a white square at rows 8..14, columns 6..14.
 fn square_png(dir: &Path) -> std::path::PathBuf {
@@ -220,27 +220,13 @@ fn fine_tuning_works_unchanged_on_small_grayscale_images() {
     // 28×28 grayscale squares and circles, far from the weights' 224 px
     // 200 training images give the LR finder (at most one epoch, batches of 4) 50 steps; with the
     // 24 this test once used it saw 6, and its suggestion was noise.
-    for (split, n) in [("train", 200), ("valid", 12)] {
-        for i in 0..n {
-            let (class, r) = if i % 2 == 0 {
-                ("square", 8i32)
-            } else {
-                ("circle", 9i32)
-            };
-            let img = image::GrayImage::from_fn(28, 28, |x, y| {
-                let (dx, dy) = (x as i32 - 14, y as i32 - 14);
-                let inside = if class == "square" {
-                    dx.abs() <= r && dy.abs() <= r
-                } else {
-                    dx * dx + dy * dy <= r * r
-                };
-                image::Luma([if inside { 230 } else { 20 }])
-            });
-            let p = tmp.path().join(split).join(class).join(format!("{i}.png"));
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            img.save(p).unwrap();
-        }
-    }
+    write_shapes(
+        tmp.path(),
+        &[("train", 200), ("valid", 12)],
+        28,
+        |i| if i % 2 == 0 { 8 } else { 9 },
+        (230, 20),
+    );
     let weights = data.join("weights/mobilenet_v2_imagenet_from_tflite.safetensors");
     let out = convlearn(
         &[

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{json_of, shared};
+use common::{json_of, shared, write_shapes};
 
 /// The JSON header of a safetensors file and the bytes after it.
 fn header(bytes: &[u8]) -> (serde_json::Value, &[u8]) {
@@ -250,25 +250,13 @@ fn a_fine_tune_killed_five_times_ends_bit_identical() {
     let tmp = tempfile::tempdir().unwrap();
     // squares and circles; the frozen phase trains through the body (augmented, dropout in the
     // head), the unfrozen one every group with BatchNorm statistics updating
-    for (split, n) in [("train", 160), ("valid", 16)] {
-        for i in 0..n {
-            let r = 6 + i % 5;
-            let square = i % 2 == 0;
-            let img = image::GrayImage::from_fn(40, 40, |x, y| {
-                let (dx, dy) = (x as i32 - 20, y as i32 - 20);
-                let inside = if square {
-                    dx.abs() <= r && dy.abs() <= r
-                } else {
-                    dx * dx + dy * dy <= r * r
-                };
-                image::Luma([if inside { 220 } else { 30 }])
-            });
-            let class = if square { "square" } else { "circle" };
-            let p = tmp.path().join(split).join(class).join(format!("{i}.png"));
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            img.save(p).unwrap();
-        }
-    }
+    write_shapes(
+        tmp.path(),
+        &[("train", 160), ("valid", 16)],
+        40,
+        |i| 6 + i as i32 % 5,
+        (220, 30),
+    );
     let weights = data.join("weights/mobilenet_v2_imagenet_from_tflite.safetensors");
     let args = [
         ".",

@@ -42,3 +42,34 @@ pub fn shared() -> Option<PathBuf> {
     );
     found.then_some(dir)
 }
+
+/// Writes a folder of gray squares and circles, `root/<split>/<square|circle>/<i>.png`, for each
+/// `(split, count)`: image `i` is a square when `i` is even, a circle otherwise, centred on a
+/// `side`-pixel canvas with the half-width or radius `radius(i)`, drawn in `ink` on `paper`.
+pub fn write_shapes(
+    root: &Path,
+    splits: &[(&str, usize)],
+    side: u32,
+    radius: impl Fn(usize) -> i32,
+    (ink, paper): (u8, u8),
+) {
+    let centre = side as i32 / 2;
+    for &(split, n) in splits {
+        for i in 0..n {
+            let (r, square) = (radius(i), i % 2 == 0);
+            let img = image::GrayImage::from_fn(side, side, |x, y| {
+                let (dx, dy) = (x as i32 - centre, y as i32 - centre);
+                let inside = if square {
+                    dx.abs() <= r && dy.abs() <= r
+                } else {
+                    dx * dx + dy * dy <= r * r
+                };
+                image::Luma([if inside { ink } else { paper }])
+            });
+            let class = if square { "square" } else { "circle" };
+            let path = root.join(split).join(class).join(format!("{i}.png"));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            img.save(path).unwrap();
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! The learner: a network with its metadata, layer groups that can be frozen, and the training loop
 //! (AdamW, a schedule, per-group rates, validation each epoch, progress, NaN detection, checkpoints).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
@@ -115,13 +115,15 @@ impl Learner {
         }
     }
 
-    /// Continues from a checkpoint ([`super::resume_checkpoint`]): its network, optimiser state
-    /// and history; returns where training stood.
-    pub fn restore(&mut self, saved: super::Checkpoint) -> TrainingState {
+    /// Continues from the checkpoint at `path`, which must belong to this run
+    /// ([`super::resume_checkpoint`] checks the network, data and `self.state.settings`): takes
+    /// its network, optimiser state and history, and returns where training stood.
+    pub fn resume_from(&mut self, path: &Path) -> Result<TrainingState> {
+        let saved = super::resume_checkpoint(path, &self.meta, &self.state.settings, &self.device)?;
         self.model = saved.model.network;
         self.optimizer_state = saved.optimizer;
         self.history = saved.state.history.clone();
-        saved.state
+        Ok(saved.state)
     }
 
     /// Number of layer groups.

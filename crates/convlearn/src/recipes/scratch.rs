@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::data::{Crop, ImageSet, Preprocess};
 use crate::device::training_device;
 use crate::error::Result;
-use crate::learner::{FitConfig, History, Learner, resume_checkpoint, run_settings};
+use crate::learner::{FitConfig, History, Learner, run_settings};
 use crate::model_file::{FORMAT_VERSION, ModelMeta, SavedModel};
 use crate::models::{ArchSpec, ModelPreset, Network};
 
@@ -72,13 +72,7 @@ pub fn train_classifier_with(
         ("validation images", valid.len().to_string()),
     ]);
     if let Some(path) = checkpoint.filter(|_| resume) {
-        let saved = resume_checkpoint(
-            path,
-            &learner.meta,
-            &learner.state.settings,
-            &learner.device,
-        )?;
-        let state = learner.restore(saved);
+        let state = learner.resume_from(path)?;
         eprintln!(
             "resuming from {} after epoch {}{}",
             path.display(),

@@ -14,8 +14,8 @@ use crate::device::training_device;
 use crate::error::Result;
 use crate::learner::{
     CheckpointEvery, FitConfig, History, LayerRates, Learner, LrFinder, RunSettings, Schedule,
-    SetPredictions, TrainingState, best_threshold, lr_find, lr_find_head, resume_checkpoint,
-    run_settings, score, threshold_sweep,
+    SetPredictions, TrainingState, best_threshold, lr_find, lr_find_head, run_settings, score,
+    threshold_sweep,
 };
 use crate::model_file::{ModelMeta, SavedModel};
 use crate::models::{ArchSpec, BackboneKind, HeadKind, HeadSpec, PretrainedWeights};
@@ -284,13 +284,7 @@ fn resume(
     let Some(path) = cfg.checkpoint.as_ref().filter(|_| cfg.resume) else {
         return Ok(None);
     };
-    let saved = resume_checkpoint(
-        path,
-        &learner.meta,
-        &learner.state.settings,
-        &learner.device,
-    )?;
-    let state = learner.restore(saved);
+    let state = learner.resume_from(path)?;
     eprintln!(
         "resuming from {} ({} phase, {} epoch(s){} done)",
         path.display(),
