@@ -34,6 +34,8 @@ enum Command {
     Serve(commands::serve::Args),
     /// Print the arithmetic behind one activation of a conv layer (the spreadsheet view).
     Explain(commands::explain::Args),
+    /// Export a model to ONNX, for onnxruntime, tract and other runtimes.
+    Export(commands::export::Args),
     /// Draw every layer's feature maps for an image, plus the final probabilities.
     Activations(commands::activations::Args),
 }
@@ -52,6 +54,7 @@ fn main() {
         Command::Train(a) => commands::train::run(a),
         Command::LrFind(a) => commands::lr_find::run(a),
         Command::Predict(a) => commands::predict::run(a),
+        Command::Export(a) => commands::export::run(a),
         Command::Interpret(a) => commands::interpret::run(a),
         Command::Serve(a) => commands::serve::run(a),
         Command::Bench(a) => commands::bench::run(a),

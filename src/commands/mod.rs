@@ -5,6 +5,7 @@ pub mod bench;
 pub mod data_args;
 pub mod demo;
 pub mod explain;
+pub mod export;
 pub mod flags;
 pub mod interpret;
 pub mod interrupt;
@@ -45,4 +46,21 @@ pub fn json_path(path: &std::path::Path) -> serde_json::Value {
 /// Prints one JSON object on stdout.
 pub fn print_json(value: &serde_json::Value) {
     println!("{}", serde_json::to_string(value).expect("JSON serialises"));
+}
+
+/// An ImageNet model from raw pretrained weights (`--pretrained WEIGHTS [--arch NAME]`).
+pub fn pretrained_model(
+    weights: &std::path::Path,
+    arch: Option<&str>,
+    device: &convlearn::device::Device,
+) -> anyhow::Result<convlearn::model_file::SavedModel> {
+    use convlearn::models::{BackboneKind, PretrainedWeights};
+    let arch = match arch {
+        Some(a) => Some(BackboneKind::parse(a).ok_or_else(|| {
+            let known: Vec<&str> = BackboneKind::ALL.iter().map(|(n, _)| *n).collect();
+            anyhow::anyhow!("unknown --arch '{a}' (known: {})", known.join(", "))
+        })?),
+        None => None,
+    };
+    Ok(PretrainedWeights::open(weights, arch)?.imagenet_model(device)?)
 }

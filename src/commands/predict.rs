@@ -6,7 +6,6 @@ use anyhow::{Result, bail};
 use convlearn::device::inference_device;
 use convlearn::interpret::{PredictOptions, predict_image};
 use convlearn::model_file::SavedModel;
-use convlearn::models::{BackboneKind, PretrainedWeights};
 use serde_json::json;
 
 /// Arguments of `predict`.
@@ -42,14 +41,7 @@ pub fn run(args: Args) -> Result<()> {
     let device = inference_device();
     let (model, images, source) = match &args.pretrained {
         Some(weights) => {
-            let arch = match &args.arch {
-                Some(a) => Some(
-                    BackboneKind::parse(a)
-                        .ok_or_else(|| anyhow::anyhow!("unknown --arch '{a}'"))?,
-                ),
-                None => None,
-            };
-            let model = PretrainedWeights::open(weights, arch)?.imagenet_model(&device)?;
+            let model = super::pretrained_model(weights, args.arch.as_deref(), &device)?;
             (model, args.paths.clone(), weights.clone())
         }
         None => {

@@ -3,7 +3,7 @@
 //! The CPU path is burn's pure-Rust `flex` backend. Building with the `cuda` or `wgpu` cargo feature and
 //! setting `CONVLEARN_DEVICE=cuda|wgpu` moves the work to a GPU.
 
-use burn::tensor::Device;
+pub use burn::tensor::Device;
 
 /// The device for inference (no gradients).
 pub fn inference_device() -> Device {

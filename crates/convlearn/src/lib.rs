@@ -17,6 +17,7 @@ pub mod bench;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod export;
 pub mod fused;
 pub mod host;
 pub mod interpret;

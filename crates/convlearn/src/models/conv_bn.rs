@@ -128,7 +128,7 @@ fn conv_bias_activation(
 
 /// `conv`'s padding of an `h × w` input as ((top, bottom), (left, right)), as burn's `Conv2d`
 /// computes it ('same' pads the extra pixel after, as TensorFlow does).
-fn padding_pairs(conv: &Conv2d, h: usize, w: usize) -> [(usize, usize); 2] {
+pub(crate) fn padding_pairs(conv: &Conv2d, h: usize, w: usize) -> [(usize, usize); 2] {
     let same = |k: usize, s: usize, len: usize| {
         let total = ((len.div_ceil(s).max(1) - 1) * s + k).saturating_sub(len);
         (total / 2, total - total / 2)

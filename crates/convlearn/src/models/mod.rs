@@ -18,6 +18,7 @@ mod weights;
 pub use backbone::{BackboneKind, Body};
 pub use batch_norm::BatchNorm;
 pub use cnn::{Cnn, ConvBlock};
+pub(crate) use conv_bn::padding_pairs;
 pub use conv_bn::{ConvBn, PaddingStyle, conv_activation};
 pub use head::{FastaiHead, Head, HeadKind, HeadSpec, avg_pool, concat_pool};
 pub use mobilenet_v2::{InvertedResidual, MobileNetV2Body, MobileStage, mobilenet_v2_torch_name};
