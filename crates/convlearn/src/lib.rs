@@ -1,24 +1,93 @@
 //! # convlearn
 //!
-//! Understand, train, fine-tune and inspect convolutional image classifiers — fast.ai's lesson
-//! "Understanding convolutions" as a Rust library.
+//! Understand, train, fine-tune, inspect and ship convolutional image classifiers — fast.ai's
+//! lesson "Understanding convolutions" as a Rust library, on the CPU in pure Rust.
 //!
-//! The data flows one way:
-//! [`data`] (IDX files, image files, generated shapes → batches) → [`models`] (a plain CNN built from a
-//! spec) → [`learner`] (losses, one-cycle training, history) → [`model_file`] (one file with weights and
-//! metadata) → [`interpret`] (predictions, activations, the arithmetic of one activation).
-//! [`kernels`] computes what a single kernel does to a picture in plain Rust, and is what
-//! [`interpret::explain()`] uses, so the teaching view and the network agree (tests check both against
-//! burn's convolution). [`fused`] holds convlearn's own CPU kernels — convolution, max-pooling and
-//! the passes after a convolution, forward and backward — registered with burn as a backend
-//! extension for its `flex` backend; the models call them.
+//! **A kernel on a picture** — the lesson's first step, runnable as it is:
+//!
+//! ```
+//! use convlearn::kernels::{FeatureMaps, Kernel};
+//!
+//! // a 6×6 picture, dark above and bright below
+//! let picture = FeatureMaps::new(1, 6, 6, (0..36).map(|i| if i < 18 { 0.0 } else { 1.0 }).collect());
+//! let bottom_edge = Kernel::parse("-1 -1 -1; 0 0 0; 1 1 1")?;
+//! let response = bottom_edge.apply(&picture)?.relu().max_pool(2);
+//! assert_eq!(response.get(0, 0, 0), 3.0); // it lights up where the edge is
+//! # Ok::<(), convlearn::Error>(())
+//! ```
+//!
+//! **Train a CNN from scratch** (MNIST, [`recipes::train_classifier`]):
+//!
+//! ```no_run
+//! # fn main() -> convlearn::Result<()> {
+//! use convlearn::{data::Mnist, learner::FitConfig, models::ModelPreset, recipes::train_classifier};
+//!
+//! let mnist = Mnist::load("../shared/data/mnist".as_ref())?;
+//! let fit = FitConfig { epochs: 1, ..FitConfig::default() };
+//! let (model, report) = train_classifier(ModelPreset::SimpleCnn, &mnist.train, &mnist.test, &fit)?;
+//! println!("{:.2}% on the test set", 100.0 * report.valid_accuracy);
+//! model.save("mnist.safetensors".as_ref())?;
+//! # Ok(()) }
+//! ```
+//!
+//! **Fine-tune a pretrained network on a folder of photos** ([`FineTune`]):
+//!
+//! ```no_run
+//! # fn main() -> convlearn::Result<()> {
+//! let (model, report) = convlearn::FineTune::new("mobilenet_v2.safetensors")
+//!     .freeze_epochs(3)
+//!     .on_folder("hymenoptera")?;
+//! model.save("bees.safetensors".as_ref())?;
+//! # Ok(()) }
+//! ```
+//!
+//! **Classify images in a service** ([`Classifier`]: load once, predict per request):
+//!
+//! ```no_run
+//! # fn main() -> convlearn::Result<()> {
+//! let classifier = convlearn::Classifier::load("bees.safetensors")?;
+//! let best = classifier.predict_file("photo.jpg")?.best();
+//! println!("{} ({:.1}%)", best.class, 100.0 * best.probability);
+//! # Ok(()) }
+//! ```
+//!
+//! **Export to ONNX** ([`export`]), for onnxruntime, tract, a phone or a browser:
+//!
+//! ```no_run
+//! # fn main() -> convlearn::Result<()> {
+//! let classifier = convlearn::Classifier::load("bees.safetensors")?;
+//! classifier.export_onnx("bees.onnx", &convlearn::export::OnnxOptions::default())?;
+//! # Ok(()) }
+//! ```
+//!
+//! `examples/` holds each of these as a program (`cargo run --release --example NAME`).
+//!
+//! ## How it fits together
+//!
+//! [`data`] reads IDX files, image files, CSV labels and generated shapes into batches;
+//! [`models`] builds the networks (plain CNNs from a spec, ResNet and MobileNetV2 with torchvision's
+//! names, the heads); [`learner`] trains them (losses, one-cycle, layer groups, checkpoints);
+//! [`recipes`] are whole workflows over those ([`recipes::train_classifier`], [`FineTune`]);
+//! [`model_file`] is the one file with weights and metadata; [`interpret`] predicts and explains,
+//! [`export`] writes ONNX, and [`Classifier`] is the small front door over both. [`kernels`]
+//! computes what a single kernel does to a picture in plain Rust, and is what
+//! [`interpret::explain()`] uses, so the teaching view and the network agree (tests check both
+//! against burn's convolution). The engine's own CPU kernels (convolution, max-pooling, the passes
+//! after a convolution, forward and backward) live in the hidden module `fused`, a burn backend
+//! extension for its `flex` backend that the models call; `bench` and `host` are hidden too.
 
+#![warn(missing_docs)]
+
+#[doc(hidden)]
 pub mod bench;
+mod classifier;
 pub mod data;
 pub mod device;
 pub mod error;
 pub mod export;
+#[doc(hidden)]
 pub mod fused;
+#[doc(hidden)]
 pub mod host;
 pub mod interpret;
 pub mod kernels;
@@ -31,4 +100,6 @@ pub mod plot;
 pub mod recipes;
 pub mod tensor_file;
 
+pub use classifier::{Classifier, Scores};
 pub use error::{Error, Result};
+pub use recipes::FineTune;

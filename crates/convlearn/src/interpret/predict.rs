@@ -8,6 +8,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::Serialize;
 
+use image::DynamicImage;
+
 use crate::data::{Augment, load_image};
 use crate::error::{Error, Result};
 use crate::host::values;
@@ -77,9 +79,19 @@ pub fn image_probabilities(
     seed: u64,
     device: &Device,
 ) -> Result<Vec<f32>> {
+    probabilities_of_image(model, &load_image(path)?, tta, seed, device)
+}
+
+/// [`image_probabilities`] of an image already decoded.
+pub fn probabilities_of_image(
+    model: &SavedModel,
+    image: &DynamicImage,
+    tta: usize,
+    seed: u64,
+    device: &Device,
+) -> Result<Vec<f32>> {
     let meta = &model.meta;
-    let image = load_image(path)?;
-    let mut views = vec![meta.preprocess.prepare(&image)?];
+    let mut views = vec![meta.preprocess.prepare(image)?];
     let augment = match meta.augment {
         Augment::None => Augment::SideOn,
         a => a,
@@ -87,7 +99,7 @@ pub fn image_probabilities(
     let mut rng = StdRng::seed_from_u64(seed);
     for _ in 0..tta {
         let p = &meta.preprocess;
-        views.push(augment.apply(&image, p.crop, p.channels, p.height, &mut rng)?);
+        views.push(augment.apply(image, p.crop, p.channels, p.height, &mut rng)?);
     }
     let mut sum = vec![0.0; meta.classes.len()];
     for v in &views {

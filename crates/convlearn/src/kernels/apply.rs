@@ -178,6 +178,28 @@ pub fn arithmetic_at(
     })
 }
 
+impl Kernel {
+    /// The kernel slid over `picture` without padding, as in the lesson: one output plane whose
+    /// value at (y, x) is the sum of the window's products (a 1-channel kernel is stacked over a
+    /// colour picture's channels, [`Kernel::for_channels`]). For padding, bias or several kernels,
+    /// see [`convolve`].
+    ///
+    /// ```
+    /// use convlearn::kernels::{FeatureMaps, Kernel};
+    ///
+    /// // a dark top half over a bright bottom half: the bottom-edge kernel lights up on the edge
+    /// let picture = FeatureMaps::new(1, 4, 3, vec![0., 0., 0., 0., 0., 0., 1., 1., 1., 1., 1., 1.]);
+    /// let response = Kernel::parse("-1 -1 -1; 0 0 0; 1 1 1")?.apply(&picture)?;
+    /// assert_eq!((response.height, response.width), (2, 1));
+    /// assert_eq!(response.data, vec![3.0, 3.0]);
+    /// # Ok::<(), convlearn::Error>(())
+    /// ```
+    pub fn apply(&self, picture: &FeatureMaps) -> Result<FeatureMaps> {
+        let kernel = self.for_channels(picture.channels)?;
+        convolve(picture, &[kernel], &[0.0], Padding::Valid)
+    }
+}
+
 /// Applies each kernel (with its bias) to `input`: one output plane per kernel.
 pub fn convolve(
     input: &FeatureMaps,
