@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{json_of, shared, write_shapes};
+use common::{json_of, require_shared, write_shapes};
 
 /// The JSON header of a safetensors file and the bytes after it.
 fn header(bytes: &[u8]) -> (serde_json::Value, &[u8]) {
@@ -220,10 +220,7 @@ fn a_run_killed_five_times_ends_bit_identical_to_one_never_interrupted() {
 #[test]
 #[ignore = "needs ../shared (MNIST)"]
 fn mnist_killed_six_times_ends_bit_identical() {
-    let Some(data) = shared() else {
-        eprintln!("skipped: no shared data");
-        return;
-    };
+    let data = require_shared();
     let tmp = tempfile::tempdir().unwrap();
     let mnist = data.join("data/mnist");
     let args = [
@@ -243,10 +240,7 @@ fn mnist_killed_six_times_ends_bit_identical() {
 #[test]
 #[ignore = "needs ../shared (MobileNetV2 weights)"]
 fn a_fine_tune_killed_five_times_ends_bit_identical() {
-    let Some(data) = shared() else {
-        eprintln!("skipped: no shared data");
-        return;
-    };
+    let data = require_shared();
     let tmp = tempfile::tempdir().unwrap();
     // squares and circles; the frozen phase trains through the body (augmented, dropout in the
     // head), the unfrozen one every group with BatchNorm statistics updating

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{convlearn, json_of, shared};
+use common::{convlearn, json_of, require_shared};
 
 /// 48×48 colour pictures with two independent tags: `bar` (a horizontal white bar) and `dot` (a red
 /// disc); some have both, some neither. Writes `labels.csv` (multi-label) and `classes.csv`
@@ -45,8 +45,9 @@ fn write_tagged_pictures(dir: &Path, n: usize) {
 }
 
 #[test]
+#[ignore = "needs ../shared (or $CONVLEARN_DATA): cargo test -- --ignored runs it"]
 fn multi_label_csv_trains_predicts_and_interprets() {
-    let Some(data) = shared() else { return };
+    let data = require_shared();
     let tmp = tempfile::tempdir().unwrap();
     write_tagged_pictures(tmp.path(), 120);
     let weights = data.join("weights/mobilenet_v2_imagenet_from_tflite.safetensors");

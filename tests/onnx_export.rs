@@ -305,10 +305,7 @@ fn the_cli_exports_with_metadata_and_samples() {
 #[test]
 #[ignore = "needs ../shared (hymenoptera, MobileNetV2 weights); trains for about 15 s"]
 fn an_exported_fine_tune_predicts_every_hymenoptera_photo_as_convlearn_does() {
-    let Some(data) = common::shared() else {
-        eprintln!("skipped: no shared data");
-        return;
-    };
+    let data = common::require_shared();
     let dir = tempfile::tempdir().unwrap();
     let weights = data.join("weights/mobilenet_v2_imagenet_from_tflite.safetensors");
     let hymenoptera = data.join("data/hymenoptera");

@@ -28,19 +28,20 @@ pub fn json_of(out: &Output) -> Value {
     serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("valid JSON")
 }
 
-/// `../shared` (or `$CONVLEARN_DATA`) when present; required when `CONVLEARN_REQUIRE_DATA=1`.
-pub fn shared() -> Option<PathBuf> {
+/// `../shared` (or `$CONVLEARN_DATA`). The tests that need it are `#[ignore]`d, so `cargo test`
+/// counts them as ignored and `cargo test -- --ignored` (as `.ci/run` does) runs them; run so
+/// without the data, this fails naming where it looked.
+pub fn require_shared() -> PathBuf {
     let dir = std::env::var_os("CONVLEARN_DATA").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
         Into::into,
     );
-    let found = dir.join("README.md").is_file();
     assert!(
-        found || std::env::var("CONVLEARN_REQUIRE_DATA").as_deref() != Ok("1"),
-        "no shared data at {}",
+        dir.join("README.md").is_file(),
+        "this test needs the shared data, not found at {} (set CONVLEARN_DATA)",
         dir.display()
     );
-    found.then_some(dir)
+    dir
 }
 
 /// Writes a folder of gray squares and circles, `root/<split>/<square|circle>/<i>.png`, for each

@@ -33,8 +33,9 @@ fn lr_find_restores_the_weights_and_suggests_a_rate() {
         "exponential sweep"
     );
     assert!(
-        // seeds 0–15 all suggest 4.5e-4 or 2.0e-3 (AdamW, batches of 8)
-        f.suggestion > 1e-5 && f.suggestion < 0.1,
+        // seeds 0–15 all suggest 4.5e-4 or 2.0e-3 (AdamW, batches of 8); a sweep that goes wrong
+        // lands decades away
+        f.suggestion > 3e-4 && f.suggestion < 3e-3,
         "suggestion {}",
         f.suggestion
     );

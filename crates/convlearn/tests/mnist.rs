@@ -4,15 +4,16 @@ mod common;
 
 use std::io::Read;
 
-use common::shared;
+use common::require_shared;
 use convlearn::data::Mnist;
 use convlearn::learner::FitConfig;
 use convlearn::models::ModelPreset;
 use convlearn::recipes::train_classifier;
 
 #[test]
+#[ignore = "needs ../shared (or $CONVLEARN_DATA): cargo test -- --ignored runs it"]
 fn reads_mnist_idx_files_exactly() {
-    let Some(dir) = shared() else { return };
+    let dir = require_shared();
     let mnist = Mnist::load(&dir.join("data/mnist")).unwrap();
     assert_eq!((mnist.train.len(), mnist.test.len()), (60_000, 10_000));
     assert_eq!(
@@ -37,7 +38,7 @@ fn reads_mnist_idx_files_exactly() {
 #[test]
 #[ignore = "long (about 4 minutes on 2 cores): run by .ci/run with --ignored"]
 fn simple_cnn_reaches_99_percent_on_mnist_in_3_epochs() {
-    let Some(dir) = shared() else { return };
+    let dir = require_shared();
     let mnist = Mnist::load(&dir.join("data/mnist")).unwrap();
     let fit = FitConfig {
         epochs: 3,

@@ -5,7 +5,7 @@
 mod common;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use common::{max_abs_diff, shared};
+use common::{max_abs_diff, require_shared};
 use convlearn::host::values;
 use convlearn::models::{BackboneKind, PaddingStyle, PretrainedWeights};
 use convlearn::tensor_file::TensorFile;
@@ -34,8 +34,9 @@ fn check(
 }
 
 #[test]
+#[ignore = "needs ../shared (or $CONVLEARN_DATA): cargo test -- --ignored runs it"]
 fn resnet18_safetensors_matches_torchvision() {
-    let Some(dir) = shared() else { return };
+    let dir = require_shared();
     let f = dir.join("fixtures");
     let w = check(
         &f.join("resnet18_bnrand.safetensors"),
@@ -52,8 +53,9 @@ fn resnet18_safetensors_matches_torchvision() {
 }
 
 #[test]
+#[ignore = "needs ../shared (or $CONVLEARN_DATA): cargo test -- --ignored runs it"]
 fn mobilenet_v2_pth_matches_torchvision() {
-    let Some(dir) = shared() else { return };
+    let dir = require_shared();
     let f = dir.join("fixtures");
     let w = check(
         &f.join("mobilenet_v2_bnrand.pth"),
@@ -69,8 +71,9 @@ fn mobilenet_v2_pth_matches_torchvision() {
 }
 
 #[test]
+#[ignore = "needs ../shared (or $CONVLEARN_DATA): cargo test -- --ignored runs it"]
 fn tf_same_mobilenet_v2_matches_its_reference_and_knows_its_preprocessing() {
-    let Some(dir) = shared() else { return };
+    let dir = require_shared();
     let weights = dir.join("weights/mobilenet_v2_imagenet_from_tflite.safetensors");
     let io = dir.join("fixtures/mobilenet_v2_tfsame_io.safetensors");
     let w = check(&weights, &io, "input", "logits", 1e-4);
@@ -81,8 +84,9 @@ fn tf_same_mobilenet_v2_matches_its_reference_and_knows_its_preprocessing() {
 }
 
 #[test]
+#[ignore = "needs ../shared (or $CONVLEARN_DATA): cargo test -- --ignored runs it"]
 fn misfitting_weights_name_every_tensor_with_shapes() {
-    let Some(dir) = shared() else { return };
+    let dir = require_shared();
     let err = PretrainedWeights::open(
         &dir.join("fixtures/resnet18_bnrand.safetensors"),
         Some(BackboneKind::Resnet34),
@@ -107,8 +111,9 @@ fn misfitting_weights_name_every_tensor_with_shapes() {
 }
 
 #[test]
+#[ignore = "needs ../shared (or $CONVLEARN_DATA): cargo test -- --ignored runs it"]
 fn pretrained_predictions_on_photos_match_the_reference_preprocessing_and_classes() {
-    let Some(dir) = shared() else { return };
+    let dir = require_shared();
     let device = Device::flex();
     let w = PretrainedWeights::open(
         &dir.join("weights/mobilenet_v2_imagenet_from_tflite.safetensors"),

@@ -8,7 +8,7 @@ use burn::module::{Param, RunningState};
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use common::{assert_close, shared};
+use common::{assert_close, require_shared};
 use convlearn::device::training_device;
 use convlearn::host::values;
 use convlearn::learner::{bce_with_logits, cross_entropy};
@@ -58,8 +58,9 @@ fn torch_params(cnn: &Cnn) -> Vec<(String, Vec<f32>)> {
 }
 
 #[test]
+#[ignore = "needs ../shared (or $CONVLEARN_DATA): cargo test -- --ignored runs it"]
 fn simple_cnn_matches_pytorch_forward_loss_gradients_and_two_sgd_steps() {
-    let Some(dir) = shared() else { return };
+    let dir = require_shared();
     let f = TensorFile::read(&dir.join("fixtures/simple_cnn_sgd_steps.safetensors")).unwrap();
     let device = training_device();
     let spec = ModelPreset::SimpleCnn.spec(1, 28, 28, 10);
@@ -129,8 +130,9 @@ fn simple_cnn_matches_pytorch_forward_loss_gradients_and_two_sgd_steps() {
 }
 
 #[test]
+#[ignore = "needs ../shared (or $CONVLEARN_DATA): cargo test -- --ignored runs it"]
 fn softmax_cross_entropy_and_bce_with_logits_match_pytorch() {
-    let Some(dir) = shared() else { return };
+    let dir = require_shared();
     let f = TensorFile::read(&dir.join("fixtures/simple_cnn_sgd_steps.safetensors")).unwrap();
     let device = Device::flex();
     let logits: Tensor<2> = tensor(&f, "logits1", &device);
@@ -152,8 +154,9 @@ fn softmax_cross_entropy_and_bce_with_logits_match_pytorch() {
 }
 
 #[test]
+#[ignore = "needs ../shared (or $CONVLEARN_DATA): cargo test -- --ignored runs it"]
 fn batchnorm_in_train_mode_matches_pytorch() {
-    let Some(dir) = shared() else { return };
+    let dir = require_shared();
     let f = TensorFile::read(&dir.join("fixtures/batchnorm_train.safetensors")).unwrap();
     let device = training_device();
     let mut bn = BatchNorm::new(4, &device);

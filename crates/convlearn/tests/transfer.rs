@@ -2,14 +2,14 @@
 
 mod common;
 
-use common::shared;
+use common::require_shared;
 use convlearn::data::Dataset;
 use convlearn::recipes::{TransferConfig, fine_tune};
 
 #[test]
 #[ignore = "long (about 2 minutes on 2 cores): run by .ci/run with --ignored"]
 fn default_fine_tune_on_hymenoptera() {
-    let Some(dir) = shared() else { return };
+    let dir = require_shared();
     let cfg = TransferConfig {
         weights: dir.join("weights/mobilenet_v2_imagenet_from_tflite.safetensors"),
         verbose: false,
@@ -36,7 +36,7 @@ fn default_fine_tune_on_hymenoptera() {
 #[test]
 #[ignore = "long (about 3 minutes on 2 cores): run by .ci/run with --ignored"]
 fn default_fine_tune_on_planet_reaches_f2() {
-    let Some(dir) = shared() else { return };
+    let dir = require_shared();
     let cfg = TransferConfig {
         weights: dir.join("weights/mobilenet_v2_imagenet_from_tflite.safetensors"),
         verbose: false,

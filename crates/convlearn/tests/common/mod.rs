@@ -3,26 +3,20 @@
 
 use std::path::PathBuf;
 
-/// The shared data directory, or `None` when it is absent and not required. With
-/// `CONVLEARN_REQUIRE_DATA=1` (set by `.ci/run`) a missing directory fails the test instead.
-pub fn shared() -> Option<PathBuf> {
+/// The shared data directory (`$CONVLEARN_DATA`, default `../shared` beside the workspace). The
+/// tests that need it are `#[ignore]`d, so `cargo test` counts them as ignored when it is absent
+/// and `cargo test -- --ignored` (as `.ci/run` does) runs them; run so without the data, this fails
+/// naming where it looked.
+pub fn require_shared() -> PathBuf {
     let dir = std::env::var_os("CONVLEARN_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    if dir.join("README.md").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("CONVLEARN_REQUIRE_DATA").as_deref() == Ok("1") {
-        panic!(
-            "CONVLEARN_REQUIRE_DATA=1 but the shared data is not at {}",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "skipped: shared data not found at {} (set CONVLEARN_DATA)",
+    assert!(
+        dir.join("README.md").is_file(),
+        "this test needs the shared data, not found at {} (set CONVLEARN_DATA)",
         dir.display()
     );
-    None
+    dir
 }
 
 /// Largest absolute difference, with a useful panic when lengths differ.
