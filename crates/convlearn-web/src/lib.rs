@@ -1,7 +1,7 @@
 //! convlearn's web page, served by `convlearn serve`: a **kernel playground** (pick or edit a kernel,
 //! see its response, ReLU and max-pool on a picture, hover a pixel for its arithmetic) and a
 //! **network explorer** (an image through every layer of a model, its output, and the arithmetic of
-//! any first-layer activation). Every number is computed by the `convlearn` library on the server;
+//! any activation of a plain CNN's conv layers). Every number is computed by the `convlearn` library on the server;
 //! the page only draws what the API returns.
 //!
 //! The API (JSON unless stated):

@@ -1,5 +1,6 @@
-//! The pretrained bodies by name, with what the learner needs to know about each: output channels,
-//! torchvision parameter names, and where the early/late layer-group boundary lies.
+//! The pretrained bodies by name, with what the rest needs to know about each: output channels,
+//! the classifier's torchvision name, and the stages `activations` shows (the layer groups are
+//! [`super::GroupLayout`]'s).
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
