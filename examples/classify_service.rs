@@ -15,6 +15,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use convlearn::Classifier;
 use convlearn::device::inference_device;
+use convlearn::model_file::SavedModel;
 use convlearn::models::PretrainedWeights;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -51,10 +52,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => Classifier::load(path)?,
         None => {
             let weights = format!("{shared}/weights/mobilenet_v2_imagenet_from_tflite.safetensors");
-            Classifier::new(
-                PretrainedWeights::open(weights.as_ref(), None)?
-                    .imagenet_model(&inference_device())?,
-            )
+            Classifier::new(SavedModel::imagenet(
+                &PretrainedWeights::open(weights.as_ref(), None)?,
+                &inference_device(),
+            )?)
         }
     };
     let app = Router::new()

@@ -6,6 +6,7 @@
 use convlearn::Classifier;
 use convlearn::device::inference_device;
 use convlearn::export::OnnxOptions;
+use convlearn::model_file::SavedModel;
 use convlearn::models::PretrainedWeights;
 
 fn main() -> convlearn::Result<()> {
@@ -14,8 +15,10 @@ fn main() -> convlearn::Result<()> {
         Some(model) => Classifier::load(model)?,
         None => {
             let weights = format!("{shared}/weights/mobilenet_v2_imagenet_from_tflite.safetensors");
-            let model = PretrainedWeights::open(weights.as_ref(), None)?
-                .imagenet_model(&inference_device())?;
+            let model = SavedModel::imagenet(
+                &PretrainedWeights::open(weights.as_ref(), None)?,
+                &inference_device(),
+            )?;
             Classifier::new(model)
         }
     };

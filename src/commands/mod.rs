@@ -54,6 +54,7 @@ pub fn pretrained_model(
     arch: Option<&str>,
     device: &convlearn::device::Device,
 ) -> anyhow::Result<convlearn::model_file::SavedModel> {
+    use convlearn::model_file::SavedModel;
     use convlearn::models::{BackboneKind, PretrainedWeights};
     let arch = match arch {
         Some(a) => Some(BackboneKind::parse(a).ok_or_else(|| {
@@ -62,5 +63,8 @@ pub fn pretrained_model(
         })?),
         None => None,
     };
-    Ok(PretrainedWeights::open(weights, arch)?.imagenet_model(device)?)
+    Ok(SavedModel::imagenet(
+        &PretrainedWeights::open(weights, arch)?,
+        device,
+    )?)
 }

@@ -2,7 +2,7 @@
 
 use burn::tensor::Tensor;
 
-use crate::kernels::FeatureMaps;
+use crate::feature_maps::FeatureMaps;
 
 /// The values of a float tensor, row-major.
 pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {

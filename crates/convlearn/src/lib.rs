@@ -85,6 +85,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod export;
+pub mod feature_maps;
 #[doc(hidden)]
 pub mod fused;
 #[doc(hidden)]
@@ -97,9 +98,11 @@ pub mod model_file;
 pub mod models;
 pub mod output_file;
 pub mod plot;
+pub mod progress;
 pub mod recipes;
 pub mod tensor_file;
 
 pub use classifier::{Classifier, Scores};
 pub use error::{Error, Result};
+pub use feature_maps::FeatureMaps;
 pub use recipes::FineTune;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Augment, Preprocess};
 use crate::error::{Error, Result};
-use crate::models::{ArchSpec, Network};
+use crate::models::{ArchSpec, Network, PretrainedWeights};
 
 /// The metadata key under which [`ModelMeta`] is stored.
 pub const META_KEY: &str = "convlearn";
@@ -222,6 +222,25 @@ impl SavedModel {
             .len();
         crate::model_check::check_meta(&meta, path, file_len)?;
         Ok(meta)
+    }
+
+    /// The network of pretrained `weights` exactly as published (ImageNet classifier included),
+    /// ready to predict, with their class names (`<weights>.labels.txt`) and preprocessing.
+    pub fn imagenet(weights: &PretrainedWeights, device: &Device) -> Result<Self> {
+        let arch = weights.imagenet_arch()?;
+        let classes = match &weights.labels {
+            Some(l) if l.len() == arch.classes() => l.clone(),
+            _ => (0..arch.classes()).map(|i| format!("class {i}")).collect(),
+        };
+        Ok(Self {
+            network: weights.build(&arch, device)?,
+            meta: ModelMeta::new(
+                arch,
+                classes,
+                weights.preprocess(weights.native_size),
+                false,
+            ),
+        })
     }
 
     /// Loads a model; tensors that are missing, misshaped or unexpected are all listed in the error.

@@ -120,7 +120,7 @@ fn pretrained_predictions_on_photos_match_the_reference_preprocessing_and_classe
         None,
     )
     .unwrap();
-    let model = w.imagenet_model(&device).unwrap();
+    let model = convlearn::model_file::SavedModel::imagenet(&w, &device).unwrap();
     let io = TensorFile::read(&dir.join("fixtures/mobilenet_v2_tfsame_io.safetensors")).unwrap();
     let reference = &io.get("photo_input").unwrap().values;
     for (k, (photo, class, p)) in [

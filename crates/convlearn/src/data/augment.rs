@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Crop, image_to_maps};
 use crate::error::Result;
-use crate::kernels::FeatureMaps;
+use crate::feature_maps::FeatureMaps;
 
 /// An augmentation preset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]

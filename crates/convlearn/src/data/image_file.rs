@@ -6,7 +6,7 @@ use image::{DynamicImage, imageops::FilterType};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::kernels::FeatureMaps;
+use crate::feature_maps::FeatureMaps;
 
 /// The widest or tallest picture decoded, in pixels.
 pub const IMAGE_SIDE_MAX: u32 = 16_384;

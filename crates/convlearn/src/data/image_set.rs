@@ -1,7 +1,7 @@
 //! An in-memory labelled set of same-sized images (8-bit pixels, channel-major).
 
 use crate::error::{Error, Result};
-use crate::kernels::FeatureMaps;
+use crate::feature_maps::FeatureMaps;
 
 /// Labelled images held in memory as bytes (MNIST's 70 000 digits take 55 MB).
 #[derive(Clone, Debug)]

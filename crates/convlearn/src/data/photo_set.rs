@@ -15,8 +15,8 @@ use rayon::prelude::*;
 
 use super::{Augment, Crop, ImageSource, ItemList, Labels, Targets, image_to_maps, load_image};
 use crate::error::Result;
-use crate::kernels::FeatureMaps;
-use crate::learner::Progress;
+use crate::feature_maps::FeatureMaps;
+use crate::progress::Progress;
 
 /// Decoded photos with labels.
 pub struct PhotoSet {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Normalization, image_to_maps, load_image};
 use crate::error::Result;
-use crate::kernels::FeatureMaps;
+use crate::feature_maps::FeatureMaps;
 
 /// Input preparation for evaluation and prediction.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 use rand::rngs::StdRng;
 
 use super::{ImageSet, Labels};
-use crate::kernels::FeatureMaps;
+use crate::feature_maps::FeatureMaps;
 
 /// A labelled collection of images the learner can batch.
 pub trait ImageSource: Sync {

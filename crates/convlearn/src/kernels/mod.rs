@@ -1,11 +1,10 @@
 //! Kernels: what a convolution does to a picture, computed in plain Rust so every number can be shown.
 
 mod apply;
-mod feature_maps;
 mod kernel;
 mod render;
 
+pub use crate::feature_maps::FeatureMaps;
 pub use apply::{Arithmetic, ChannelArithmetic, Padding, arithmetic_at, convolve};
-pub use feature_maps::FeatureMaps;
 pub use kernel::{Kernel, LITERAL_SYNTAX, PRESETS};
 pub use render::{KernelFigure, percentile_abs, render_kernel_figure};

@@ -4,7 +4,7 @@
 use rand::rngs::StdRng;
 
 use crate::data::{ImageSource, Labels, Targets};
-use crate::kernels::FeatureMaps;
+use crate::feature_maps::FeatureMaps;
 
 /// Pooled body activations, one row per image.
 pub struct FeatureSet {

@@ -11,11 +11,11 @@ mod metrics;
 mod multi_label;
 mod optimizer;
 mod predict_set;
-mod progress;
 mod rates;
 mod schedule;
 mod stop;
 
+pub use crate::progress::Progress;
 pub use checkpoint::{
     Checkpoint, CheckpointEvery, RunSettings, STATE_KEY, TrainingState, read_checkpoint,
     resume_checkpoint, run_settings, write_checkpoint,
@@ -32,7 +32,6 @@ pub use multi_label::{
 };
 pub use optimizer::{CyclingAdamW, Momentum, adamw_with_momentum};
 pub use predict_set::{SetPredictions, predict_set};
-pub use progress::Progress;
 pub use rates::LayerRates;
 pub use schedule::{OneCycle, Schedule};
 pub use stop::{stop_flag, stop_requested};

@@ -157,25 +157,4 @@ impl PretrainedWeights {
             crop: self.crop,
         }
     }
-
-    /// The network exactly as published (ImageNet classifier included), ready to predict.
-    pub fn imagenet_model(&self, device: &Device) -> Result<crate::model_file::SavedModel> {
-        let arch = self.imagenet_arch()?;
-        let classes = match &self.labels {
-            Some(l) if l.len() == arch.classes() => l.clone(),
-            _ => (0..arch.classes()).map(|i| format!("class {i}")).collect(),
-        };
-        Ok(crate::model_file::SavedModel {
-            network: self.build(&arch, device)?,
-            meta: crate::model_file::ModelMeta {
-                format_version: crate::model_file::FORMAT_VERSION,
-                multi_label: false,
-                threshold: 0.5,
-                augment: Default::default(),
-                arch,
-                classes,
-                preprocess: self.preprocess(self.native_size),
-            },
-        })
-    }
 }

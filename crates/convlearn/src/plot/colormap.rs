@@ -2,7 +2,7 @@
 
 use image::{Rgb, RgbImage};
 
-use crate::kernels::FeatureMaps;
+use crate::feature_maps::FeatureMaps;
 
 /// How a plane of activations is coloured.
 #[derive(Clone, Copy, Debug, PartialEq)]

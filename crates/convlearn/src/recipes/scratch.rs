@@ -9,7 +9,7 @@ use crate::data::{Crop, ImageSet, Preprocess};
 use crate::device::training_device;
 use crate::error::Result;
 use crate::learner::{FitConfig, History, Learner, run_settings};
-use crate::model_file::{FORMAT_VERSION, ModelMeta, SavedModel};
+use crate::model_file::{ModelMeta, SavedModel};
 use crate::models::{ArchSpec, ModelPreset, Network};
 
 /// What a training run achieved.
@@ -126,20 +126,13 @@ pub fn scratch_learner(preset: ModelPreset, train: &ImageSet) -> Result<Learner>
         preset: preset.name().to_string(),
         spec,
     };
-    let meta = ModelMeta {
-        format_version: FORMAT_VERSION,
-        multi_label: false,
-        threshold: 0.5,
-        augment: Default::default(),
-        arch: arch.clone(),
-        classes: train.classes.clone(),
-        preprocess: Preprocess {
-            channels: train.channels,
-            height: train.height,
-            width: train.width,
-            normalization: train.normalization(),
-            crop: Crop::None,
-        },
+    let preprocess = Preprocess {
+        channels: train.channels,
+        height: train.height,
+        width: train.width,
+        normalization: train.normalization(),
+        crop: Crop::None,
     };
+    let meta = ModelMeta::new(arch.clone(), train.classes.clone(), preprocess, false);
     Ok(Learner::new(Network::new(&arch, &device)?, meta, device))
 }

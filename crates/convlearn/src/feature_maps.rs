@@ -1,4 +1,5 @@
-//! A stack of 2-D planes (channels × height × width) in plain Rust, for the teaching views.
+//! The library's picture type: a stack of 2-D planes (channels × height × width) in plain Rust,
+//! which images are read into and the teaching views compute on.
 
 /// `channels` planes of `height × width` values, stored channel-major, row-major (like a CHW tensor).
 #[derive(Clone, Debug, PartialEq)]
