@@ -80,22 +80,16 @@ pub fn onnx_model(model: &SavedModel, options: &OnnxOptions) -> Result<ModelProt
     };
     let logits = network::network(&mut g, &model.network, backbone, input)?;
     let classes = logits.channels;
-    let output = if options.probabilities {
-        let op = if model.meta.multi_label {
-            "Sigmoid"
-        } else {
-            "Softmax"
-        };
-        let attrs = if model.meta.multi_label {
-            vec![]
-        } else {
-            vec![("axis", graph::Attr::Int(1))]
-        };
-        g.rename_output(&logits.name, "logits");
-        g.node(op, "probabilities", &["logits"], attrs)
-    } else {
-        g.rename_output(&logits.name, "logits");
-        "logits".to_string()
+    g.rename_output(&logits.name, "logits");
+    let output = match (options.probabilities, model.meta.multi_label) {
+        (false, _) => "logits".to_string(),
+        (true, true) => g.node("Sigmoid", "probabilities", &["logits"], vec![]),
+        (true, false) => g.node(
+            "Softmax",
+            "probabilities",
+            &["logits"],
+            vec![("axis", graph::Attr::Int(1))],
+        ),
     };
     let batch = options.batch;
     let graph = GraphProto {
