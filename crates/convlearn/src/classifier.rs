@@ -71,7 +71,7 @@ impl Classifier {
         if let Some(bad) = probabilities.iter().position(|p| !p.is_finite()) {
             return Err(Error::Invalid(format!(
                 "the model's output for class '{}' is not a number: its weights are damaged",
-                self.classes()[bad]
+                self.classes().get(bad).map_or("?", String::as_str)
             )));
         }
         Ok(Scores {
@@ -114,7 +114,8 @@ impl Scores {
         ranked
     }
 
-    /// The most probable class.
+    /// The most probable class (a model has at least one: [`crate::model_check`] checks that when
+    /// it is loaded).
     pub fn best(&self) -> Prediction {
         self.top(1).remove(0)
     }
