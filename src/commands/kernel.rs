@@ -29,8 +29,9 @@ pub struct Args {
     /// `gray`: convert to luminance; `rgb`: keep three channels and apply a 3×3×3 kernel.
     #[arg(long, default_value = "gray", value_parser = ["gray", "rgb"])]
     channels: String,
-    /// Border handling: valid (no padding, output shrinks), zero (pad with 0), same (repeat edge pixels).
-    #[arg(long, default_value = "valid", value_parser = ["valid", "zero", "same"])]
+    /// Border handling: valid (no padding, output shrinks), zero (pad with 0, size kept), replicate
+    /// (repeat the edge pixels, size kept).
+    #[arg(long, default_value = "valid", value_parser = padding)]
     padding: String,
     /// Print the arithmetic of output pixel X,Y (column, row).
     #[arg(long, value_parser = super::parse_pair)]
@@ -106,4 +107,11 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--padding`: checked by the library's parser, so `same` gets its explanation.
+fn padding(s: &str) -> Result<String, String> {
+    Padding::parse(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
 }

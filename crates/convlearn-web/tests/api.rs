@@ -325,7 +325,7 @@ async fn kernels_larger_than_the_picture_are_a_clear_4xx() {
             "{up}"
         );
         let id = up["id"].as_str().unwrap().to_string();
-        for padding in ["valid", "zero", "same"] {
+        for padding in ["valid", "zero", "replicate"] {
             for color in [false, true] {
                 let req = json!({"image": id, "kernel": nine, "padding": padding, "color": color});
                 let (s, r) = post(&app, "/api/convolve", req.clone()).await;

@@ -155,7 +155,7 @@ async fn the_server_survives_load_abuse_and_slow_clients() {
     let requests: Arc<Vec<Planned>> = Arc::new(vec![
         ("POST", "/api/convolve".into(), "application/json", serde_json::json!({"image": "sample-0", "kernel": kernel3}).to_string().into_bytes()),
         ("POST", "/api/arithmetic".into(), "application/json", serde_json::json!({"image": "sample-1", "kernel": kernel3, "x": 5, "y": 7}).to_string().into_bytes()),
-        ("POST", "/api/convolve".into(), "application/json", serde_json::json!({"image": "sample-2", "kernel": kernel5, "color": true, "padding": "same"}).to_string().into_bytes()),
+        ("POST", "/api/convolve".into(), "application/json", serde_json::json!({"image": "sample-2", "kernel": kernel5, "color": true, "padding": "replicate"}).to_string().into_bytes()),
         ("POST", "/api/explore".into(), "application/json", serde_json::json!({"image": "sample-0"}).to_string().into_bytes()),
         ("POST", "/api/upload".into(), "multipart/form-data; boundary=XyZ", multipart(&random)),
         ("POST", "/api/upload".into(), "multipart/form-data; boundary=XyZ", multipart(&png_bomb())),

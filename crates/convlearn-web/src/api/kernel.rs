@@ -48,7 +48,7 @@ pub struct ConvolveRequest {
     pub image: String,
     /// The kernel's rows (odd, square or not, at most 9×9).
     pub kernel: Vec<Vec<f32>>,
-    /// `valid`, `zero` or `same`.
+    /// `valid`, `zero` or `replicate` (`same` is refused as ambiguous).
     #[serde(default = "default_padding")]
     pub padding: String,
     /// Apply the kernel to each of the R, G, B channels (a 3×3×3 kernel) instead of to gray.

@@ -16,20 +16,27 @@ pub enum Padding {
     Valid,
     /// Zero padding: the image is surrounded by zeros so the output keeps the input size.
     Zero,
-    /// Edge padding: border pixels are repeated outwards so the output keeps the input size
-    /// without the dark frame zero padding gives.
-    Same,
+    /// Edge replication: border pixels are repeated outwards so the output keeps the input size
+    /// without the dark frame zero padding gives. (Not TensorFlow's 'same', which pads with zeros:
+    /// that is [`Padding::Zero`] here.)
+    Replicate,
 }
 
 impl Padding {
-    /// Parses `valid`, `zero` or `same`.
+    /// Parses `valid`, `zero` or `replicate`. `same` is refused with an explanation: elsewhere in the
+    /// field it means zero padding that keeps the size, which is `zero` here.
     pub fn parse(s: &str) -> Result<Self> {
         match s {
             "valid" => Ok(Padding::Valid),
             "zero" => Ok(Padding::Zero),
-            "same" => Ok(Padding::Same),
+            "replicate" => Ok(Padding::Replicate),
+            "same" => Err(Error::Invalid(
+                "padding 'same' is ambiguous: for a size-keeping border of zeros (TensorFlow's and \
+                 PyTorch's 'same') use 'zero'; to repeat the border pixels use 'replicate'"
+                    .into(),
+            )),
             _ => Err(Error::Invalid(format!(
-                "unknown padding '{s}': expected valid, zero or same"
+                "unknown padding '{s}': expected valid, zero or replicate"
             ))),
         }
     }
@@ -43,7 +50,7 @@ impl Padding {
                 kernel_w - 1
             ),
             Padding::Zero => "padding zero: border filled with 0, size kept".into(),
-            Padding::Same => "padding same: border pixels repeated, size kept".into(),
+            Padding::Replicate => "padding replicate: border pixels repeated, size kept".into(),
         }
     }
 
@@ -51,14 +58,14 @@ impl Padding {
     pub fn output_size(self, size: usize, k: usize) -> usize {
         match self {
             Padding::Valid => (size + 1).saturating_sub(k),
-            Padding::Zero | Padding::Same => size,
+            Padding::Zero | Padding::Replicate => size,
         }
     }
 
     fn offset(self, k: usize) -> isize {
         match self {
             Padding::Valid => 0,
-            Padding::Zero | Padding::Same => (k / 2) as isize,
+            Padding::Zero | Padding::Replicate => (k / 2) as isize,
         }
     }
 }
@@ -70,7 +77,7 @@ fn sample(input: &FeatureMaps, c: usize, y: isize, x: isize, padding: Padding) -
         return input.get(c, y as usize, x as usize);
     }
     match padding {
-        Padding::Same => {
+        Padding::Replicate => {
             let yy = y.clamp(0, input.height as isize - 1) as usize;
             let xx = x.clamp(0, input.width as isize - 1) as usize;
             input.get(c, yy, xx)
@@ -213,7 +220,7 @@ pub fn convolve(
     if padding == Padding::Valid && (first.height > input.height || first.width > input.width) {
         return Err(Error::Kernel(format!(
             "a {}×{} kernel does not fit a {}×{} picture without padding: choose 'zero' or \
-             'same' padding, a smaller kernel or a larger picture",
+             'replicate' padding, a smaller kernel or a larger picture",
             first.height, first.width, input.width, input.height
         )));
     }
@@ -295,6 +302,13 @@ impl fmt::Display for Arithmetic {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn same_is_refused_as_ambiguous_and_replicate_repeats_the_edge() {
+        let err = Padding::parse("same").unwrap_err().to_string();
+        assert!(err.contains("'zero'") && err.contains("'replicate'"), "{err}");
+        assert_eq!(Padding::parse("replicate").unwrap(), Padding::Replicate);
+    }
     use super::*;
 
     fn ramp() -> FeatureMaps {
@@ -340,8 +354,8 @@ mod tests {
         );
         assert_eq!(a.channels[0].sum, 21.0);
         assert_eq!(a.total, 21.5);
-        // same padding repeats the border: rows [0 0 1],[0 0 1],[10 10 11]
-        let a = arithmetic_at(&ramp(), &k, 0.0, Padding::Same, 0, 0).unwrap();
+        // replicate padding repeats the border: rows [0 0 1],[0 0 1],[10 10 11]
+        let a = arithmetic_at(&ramp(), &k, 0.0, Padding::Replicate, 0, 0).unwrap();
         assert_eq!(
             a.channels[0].window,
             vec![0., 0., 1., 0., 0., 1., 10., 10., 11.]
