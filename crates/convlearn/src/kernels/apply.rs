@@ -303,13 +303,17 @@ impl fmt::Display for Arithmetic {
 #[cfg(test)]
 mod tests {
 
+    use super::*;
+
     #[test]
     fn same_is_refused_as_ambiguous_and_replicate_repeats_the_edge() {
         let err = Padding::parse("same").unwrap_err().to_string();
-        assert!(err.contains("'zero'") && err.contains("'replicate'"), "{err}");
+        assert!(
+            err.contains("'zero'") && err.contains("'replicate'"),
+            "{err}"
+        );
         assert_eq!(Padding::parse("replicate").unwrap(), Padding::Replicate);
     }
-    use super::*;
 
     fn ramp() -> FeatureMaps {
         // 5×5, value = 10*y + x
