@@ -8,7 +8,7 @@ use image::DynamicImage;
 use crate::device::inference_device;
 use crate::error::{Error, Result};
 use crate::export::{OnnxOptions, write_onnx};
-use crate::interpret::{Prediction, probabilities_of_image};
+use crate::interpret::{Scores, probabilities_of_image};
 use crate::model_file::SavedModel;
 
 /// A trained model ready to classify images, e.g. in a service: load it once, then call
@@ -26,15 +26,6 @@ use crate::model_file::SavedModel;
 pub struct Classifier {
     model: SavedModel,
     device: Device,
-}
-
-/// What a model says about one image: a probability per class, in the model's class order.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Scores {
-    classes: Vec<String>,
-    probabilities: Vec<f32>,
-    multi_label: bool,
-    threshold: f32,
 }
 
 impl Classifier {
@@ -68,18 +59,7 @@ impl Classifier {
     /// Classifies a decoded image: cropped, resized and normalised as the model was trained.
     pub fn predict(&self, image: &DynamicImage) -> Result<Scores> {
         let probabilities = probabilities_of_image(&self.model, image, 0, 0, &self.device)?;
-        if let Some(bad) = probabilities.iter().position(|p| !p.is_finite()) {
-            return Err(Error::Invalid(format!(
-                "the model's output for class '{}' is not a number: its weights are damaged",
-                self.classes().get(bad).map_or("?", String::as_str)
-            )));
-        }
-        Ok(Scores {
-            classes: self.model.meta.classes.clone(),
-            probabilities,
-            multi_label: self.model.meta.multi_label,
-            threshold: self.model.meta.threshold,
-        })
+        Scores::new(&self.model.meta, probabilities, "the image")
     }
 
     /// Reads an image file (under convlearn's decoding limits) and classifies it.
@@ -103,57 +83,5 @@ impl Classifier {
     /// Writes the model as ONNX ([`crate::export`]).
     pub fn export_onnx(&self, path: impl AsRef<Path>, options: &OnnxOptions) -> Result<()> {
         write_onnx(&self.model, options, path.as_ref())
-    }
-}
-
-impl Scores {
-    /// The `k` most probable classes, most probable first.
-    pub fn top(&self, k: usize) -> Vec<Prediction> {
-        let mut ranked = self.all();
-        ranked.truncate(k);
-        ranked
-    }
-
-    /// The most probable class (a model has at least one: [`crate::model_check`] checks that when
-    /// it is loaded).
-    pub fn best(&self) -> Prediction {
-        self.top(1).remove(0)
-    }
-
-    /// Every class with its probability, most probable first.
-    pub fn all(&self) -> Vec<Prediction> {
-        let mut ranked: Vec<Prediction> = self
-            .classes
-            .iter()
-            .zip(&self.probabilities)
-            .map(|(class, &probability)| Prediction {
-                class: class.clone(),
-                probability,
-            })
-            .collect();
-        ranked.sort_by(|a, b| b.probability.total_cmp(&a.probability));
-        ranked
-    }
-
-    /// Multi-label models: the tags whose probability exceeds the model's threshold (chosen on its
-    /// validation set), most probable first. For a single-label model, the best class.
-    pub fn tags(&self) -> Vec<Prediction> {
-        if !self.multi_label {
-            return vec![self.best()];
-        }
-        let mut tags = self.all();
-        tags.retain(|p| p.probability > self.threshold);
-        tags
-    }
-
-    /// The probability of `class`, if the model has it.
-    pub fn probability(&self, class: &str) -> Option<f32> {
-        let i = self.classes.iter().position(|c| c == class)?;
-        Some(self.probabilities[i])
-    }
-
-    /// The probabilities in the model's class order.
-    pub fn probabilities(&self) -> &[f32] {
-        &self.probabilities
     }
 }

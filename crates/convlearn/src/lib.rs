@@ -102,7 +102,8 @@ pub mod progress;
 pub mod recipes;
 pub mod tensor_file;
 
-pub use classifier::{Classifier, Scores};
+pub use classifier::Classifier;
 pub use error::{Error, Result};
 pub use feature_maps::FeatureMaps;
+pub use interpret::Scores;
 pub use recipes::FineTune;

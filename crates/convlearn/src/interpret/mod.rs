@@ -12,7 +12,7 @@ pub use activations::render_activations;
 pub use explain::{Explanation, explain};
 pub use interpretation::{Confusion, Interpretation};
 pub use predict::{
-    PredictOptions, Prediction, image_probabilities, model_input, predict_image,
+    PredictOptions, Prediction, Scores, image_probabilities, model_input, predict_image,
     probabilities_of_image, read_model_image,
 };
 pub use report::{InterpretReport, interpret, matrix_table, tag_table};

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::host::values;
 use crate::kernels::FeatureMaps;
 use crate::learner::probabilities;
-use crate::model_file::SavedModel;
+use crate::model_file::{ModelMeta, SavedModel};
 
 /// One class (or tag) and its probability.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -123,31 +123,96 @@ pub fn predict_image(
     device: &Device,
 ) -> Result<Vec<Prediction>> {
     let probs = image_probabilities(model, path, options.tta, options.seed, device)?;
-    if let Some(bad) = probs.iter().position(|p| !p.is_finite()) {
-        return Err(Error::Invalid(format!(
-            "{}: the model's output for class '{}' is {} (not a number): its weights are damaged \
-             or it diverged in training; retrain it or use another model",
-            path.display(),
-            model.meta.classes.get(bad).map_or("?", String::as_str),
-            probs[bad]
-        )));
-    }
-    let mut ranked: Vec<Prediction> = model
-        .meta
-        .classes
-        .iter()
-        .zip(probs)
-        .map(|(class, probability)| Prediction {
-            class: class.clone(),
-            probability,
-        })
-        .collect();
-    ranked.sort_by(|a, b| b.probability.total_cmp(&a.probability));
-    if model.meta.multi_label {
-        let threshold = options.threshold.unwrap_or(model.meta.threshold);
-        ranked.retain(|p| p.probability > threshold);
+    let scores = Scores::new(&model.meta, probs, &path.display().to_string())?;
+    Ok(if model.meta.multi_label {
+        scores.above(options.threshold.unwrap_or(model.meta.threshold))
     } else {
-        ranked.truncate(options.top.max(1));
+        scores.top(options.top.max(1))
+    })
+}
+
+/// What a model says about one image: a probability per class, in the model's class order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scores {
+    classes: Vec<String>,
+    probabilities: Vec<f32>,
+    multi_label: bool,
+    threshold: f32,
+}
+
+impl Scores {
+    /// The model's `probabilities` for one image (`source` names it in errors). A probability
+    /// that is not a number is an error naming its class: the weights are damaged.
+    pub fn new(meta: &ModelMeta, probabilities: Vec<f32>, source: &str) -> Result<Self> {
+        if let Some(bad) = probabilities.iter().position(|p| !p.is_finite()) {
+            return Err(Error::Invalid(format!(
+                "{source}: the model's output for class '{}' is {} (not a number): its weights \
+                 are damaged or it diverged in training; retrain it or use another model",
+                meta.classes.get(bad).map_or("?", String::as_str),
+                probabilities[bad]
+            )));
+        }
+        Ok(Self {
+            classes: meta.classes.clone(),
+            probabilities,
+            multi_label: meta.multi_label,
+            threshold: meta.threshold,
+        })
     }
-    Ok(ranked)
+
+    /// The `k` most probable classes, most probable first.
+    pub fn top(&self, k: usize) -> Vec<Prediction> {
+        let mut ranked = self.all();
+        ranked.truncate(k);
+        ranked
+    }
+
+    /// The most probable class (a model has at least one: [`crate::model_check`] checks that when
+    /// it is loaded).
+    pub fn best(&self) -> Prediction {
+        self.top(1).remove(0)
+    }
+
+    /// Every class with its probability, most probable first.
+    pub fn all(&self) -> Vec<Prediction> {
+        let mut ranked: Vec<Prediction> = self
+            .classes
+            .iter()
+            .zip(&self.probabilities)
+            .map(|(class, &probability)| Prediction {
+                class: class.clone(),
+                probability,
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+        ranked
+    }
+
+    /// The classes whose probability exceeds `threshold`, most probable first.
+    pub fn above(&self, threshold: f32) -> Vec<Prediction> {
+        let mut ranked = self.all();
+        ranked.retain(|p| p.probability > threshold);
+        ranked
+    }
+
+    /// Multi-label models: the tags above the model's threshold (chosen on its validation set).
+    /// For a single-label model, the best class.
+    pub fn tags(&self) -> Vec<Prediction> {
+        if self.multi_label {
+            self.above(self.threshold)
+        } else {
+            vec![self.best()]
+        }
+    }
+
+    /// The probability of `class`, if the model has it.
+    pub fn probability(&self, class: &str) -> Option<f32> {
+        let i = self.classes.iter().position(|c| c == class)?;
+        Some(self.probabilities[i])
+    }
+
+    /// The probabilities in the model's class order.
+    pub fn probabilities(&self) -> &[f32] {
+        &self.probabilities
+    }
 }
