@@ -26,7 +26,7 @@ pub fn training_device() -> Device {
 /// anything uses rayon, from the thread that will run the training and inference loops — a
 /// program's `main`. Fails when the pool was already built.
 ///
-/// convlearn's kernels split each pass across rayon's threads. Started from a thread outside the
+/// convlearn's engine routines split each pass across rayon's threads. Started from a thread outside the
 /// pool, a pass hands its work over and sleeps until it is done — two thread switches per pass,
 /// and a small CNN's training step has hundreds of passes. From a thread of the pool it runs a
 /// part itself while the others take the rest, and a pass too small to split stays on it.

@@ -72,9 +72,10 @@
 //! [`export`] writes ONNX, and [`Classifier`] is the small front door over both. [`kernels`]
 //! computes what a single kernel does to a picture in plain Rust, and is what
 //! [`interpret::explain()`] uses, so the teaching view and the network agree (tests check both
-//! against burn's convolution). The engine's own CPU kernels (convolution, max-pooling, the passes
-//! after a convolution, forward and backward) live in the hidden module `fused`, a burn backend
+//! against burn's convolution). The engine's own CPU routines (convolution, max-pooling, the passes
+//! after a convolution, forward and backward) live in the hidden module `engine`, a burn backend
 //! extension for its `flex` backend that the models call; `bench` and `host` are hidden too.
+//! Throughout, a *kernel* means a convolution's weights, as in the lesson, never the code.
 
 #![warn(missing_docs)]
 
@@ -83,11 +84,11 @@ pub mod bench;
 mod classifier;
 pub mod data;
 pub mod device;
+#[doc(hidden)]
+pub mod engine;
 pub mod error;
 pub mod export;
 pub mod feature_maps;
-#[doc(hidden)]
-pub mod fused;
 #[doc(hidden)]
 pub mod host;
 pub mod interpret;

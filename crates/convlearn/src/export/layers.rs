@@ -7,8 +7,8 @@ use burn::nn::pool::MaxPool2d;
 use burn::nn::{Linear, PaddingConfig2d};
 
 use super::graph::{Attr, Graph, Value};
+use crate::engine::Activation;
 use crate::error::{Error, Result};
-use crate::fused::Activation;
 use crate::host::values;
 use crate::models::{BatchNorm, ConvBn, padding_pairs};
 

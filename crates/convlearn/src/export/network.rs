@@ -5,8 +5,8 @@ use super::graph::{Graph, Value};
 use super::layers::{
     activation, add, batch_norm, conv, conv_bn, dense, flatten, global_pool, max_pool,
 };
+use crate::engine::Activation::{Identity, Relu, Relu6};
 use crate::error::Result;
-use crate::fused::Activation::{Identity, Relu, Relu6};
 use crate::models::{
     BackboneKind, Body, Cnn, Head, MobileNetV2Body, MobileStage, Network, ResBlock, ResNetBody,
     mobilenet_v2_torch_name, resnet_torch_name,

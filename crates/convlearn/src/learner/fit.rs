@@ -5,20 +5,15 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
-use burn::optim::{GradientsParams, ModuleOptimizer, OptimizerRecord};
-use burn::tensor::{Bytes, Device, Tensor};
-use serde::{Deserialize, Serialize};
+use burn::optim::{ModuleOptimizer, OptimizerRecord};
+use burn::tensor::{Bytes, Device};
 
-use super::groups::{group_params, set_trainable};
+use super::groups::set_trainable;
+use super::step::{NotFinite, Stepper};
 use super::{CheckpointEvery, TrainingState, write_checkpoint};
-use super::{
-    EpochRecord, FeatureSet, History, LayerRates, Progress, Schedule, Scores, SetPredictions,
-    adamw_with_momentum, loss_for, predict_set, probabilities, score, stop_requested,
-};
-use crate::data::{Batcher, ImageSource, Normalization};
+use super::{EpochRecord, FeatureSet, History, LayerRates, Progress, Schedule, stop_requested};
+use crate::data::{Batch, Batcher, ImageSource, Normalization};
 use crate::error::{Error, Result};
-use crate::host::values;
 use crate::model_file::{ModelMeta, SavedModel};
 use crate::models::Network;
 
@@ -63,15 +58,6 @@ impl Default for FitConfig {
             verbose: true,
         }
     }
-}
-
-/// A model's loss and scores on a labelled set.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Evaluation {
-    /// Mean loss (cross-entropy or binary cross-entropy).
-    pub loss: f64,
-    /// Accuracy (and F2 for multi-label) at the model's threshold.
-    pub scores: Scores,
 }
 
 /// A model being trained.
@@ -161,104 +147,6 @@ impl Learner {
         }
     }
 
-    fn batcher(&self, batch_size: usize, normalization: Normalization, train: bool) -> Batcher {
-        let device = if train {
-            self.device.clone()
-        } else {
-            self.device.clone().without_autodiff()
-        };
-        Batcher {
-            normalization,
-            batch_size,
-            device,
-        }
-    }
-
-    /// Probabilities on `set`, as each item is and averaged with `copies` randomly augmented
-    /// versions (test-time augmentation with the source's training augmentation).
-    pub fn predict_tta(
-        &self,
-        set: &dyn ImageSource,
-        copies: usize,
-        batch_size: usize,
-        seed: u64,
-    ) -> SetPredictions {
-        predict_set(
-            &self.model.valid(),
-            &self.meta,
-            set,
-            copies,
-            batch_size,
-            seed,
-            &self.device.clone().without_autodiff(),
-        )
-    }
-
-    /// Mean loss and scores on `set`.
-    pub fn evaluate(&self, set: &dyn ImageSource, batch_size: usize) -> Evaluation {
-        self.evaluate_with(set, batch_size, false)
-    }
-
-    fn evaluate_with(
-        &self,
-        set: &dyn ImageSource,
-        batch_size: usize,
-        features: bool,
-    ) -> Evaluation {
-        self.evaluate_counting(set, batch_size, features).0
-    }
-
-    /// The evaluation, on the items that could be read, and how many could not.
-    fn evaluate_counting(
-        &self,
-        set: &dyn ImageSource,
-        batch_size: usize,
-        features: bool,
-    ) -> (Evaluation, usize) {
-        let run = self.run_over(set, batch_size, features);
-        let labels = set.labels().select(&run.items);
-        let scores = score(
-            &run.probs,
-            labels.view(),
-            set.classes().len(),
-            self.meta.threshold,
-        );
-        let evaluation = Evaluation {
-            loss: run.loss,
-            scores,
-        };
-        (evaluation, run.unreadable)
-    }
-
-    /// Probabilities `[len, outputs]` of the head on precomputed activations.
-    pub fn predict_features(&self, set: &FeatureSet) -> Vec<f32> {
-        self.run_over(set, 256, true).probs
-    }
-
-    /// Mean loss and probabilities over the items of `set` that can be read.
-    fn run_over(&self, set: &dyn ImageSource, batch_size: usize, features: bool) -> RunOver {
-        let model = self.model.valid();
-        let norm = self.normalization_for(features);
-        let batcher = self.batcher(batch_size, norm, false);
-        let mut run = RunOver::default();
-        let mut loss_sum = 0.0;
-        for idx in batcher.epoch_indices(set.len(), None) {
-            let batch = batcher.batch(set, &idx);
-            run.unreadable += batch.unreadable.len();
-            if batch.indices.is_empty() {
-                continue;
-            }
-            let logits = forward(&model, batch.images, features);
-            let loss = loss_for(logits.clone(), batch.targets).into_scalar::<f32>() as f64;
-            loss_sum += loss * batch.indices.len() as f64;
-            run.probs
-                .extend(values(probabilities(logits, self.meta.multi_label)));
-            run.items.extend(batch.indices);
-        }
-        run.loss = loss_sum / run.items.len().max(1) as f64;
-        run
-    }
-
     /// The normalisation of the learner's inputs: the model's for images, none for precomputed
     /// activations.
     pub(crate) fn normalization_for(&self, features: bool) -> Normalization {
@@ -296,53 +184,7 @@ impl Learner {
         self.fit_inner(train, valid, cfg, true)
     }
 
-    /// The body's pooled activations for every item of `set` that can be read (no augmentation),
-    /// computed once.
-    pub fn precompute(
-        &self,
-        set: &dyn ImageSource,
-        batch_size: usize,
-        title: &str,
-        verbose: bool,
-    ) -> Result<FeatureSet> {
-        let Network::Pretrained(p) = self.model.valid() else {
-            return Err(Error::Invalid("precompute needs a pretrained body".into()));
-        };
-        let batcher = self.batcher(
-            batch_size,
-            self.meta.preprocess.normalization.clone(),
-            false,
-        );
-        let order = batcher.epoch_indices(set.len(), None);
-        let bar = Progress::new(order.len() as u64, title, verbose);
-        let (mut features, mut items) = (Vec::new(), Vec::new());
-        let mut dim = 0;
-        batcher.for_each(set, &order, None, |_, batch| -> Result<()> {
-            bar.step(String::new());
-            if batch.indices.is_empty() {
-                return Ok(());
-            }
-            let pooled = p.head.pool(p.body.forward(batch.images));
-            dim = pooled.dims()[1];
-            features.extend(values(pooled));
-            items.extend(batch.indices);
-            Ok(())
-        })?;
-        bar.finish();
-        let left_out = set.len() - items.len();
-        if left_out > 0 && verbose {
-            eprintln!(
-                "warning: {left_out} photo(s) could not be read any more and were left out of the precomputed activations"
-            );
-        }
-        Ok(FeatureSet {
-            values: features,
-            dim,
-            targets: set.labels().select(&items),
-            classes: set.classes().to_vec(),
-        })
-    }
-
+    /// The training loop: epochs of steps, each epoch ended by a validation pass and a checkpoint.
     fn fit_inner(
         &mut self,
         train: &dyn ImageSource,
@@ -353,169 +195,217 @@ impl Learner {
         if train.is_empty() {
             return Err(Error::Invalid("the training set is empty".into()));
         }
-        let groups = group_params(&self.model);
-        let rates = cfg.lr.per_group(groups.len())?;
-        // With the whole body frozen, it runs on the plain device (no autodiff bookkeeping) and only
-        // its pooled output enters the graph: the same result, much faster.
-        let frozen_body = match (&self.model, features) {
-            (Network::Pretrained(_), false) if self.frozen_before + 1 == self.num_groups() => {
-                match self.model.valid() {
-                    Network::Pretrained(p) => Some(p.body),
-                    Network::Plain(_) => None,
-                }
-            }
-            _ => None,
-        };
-        let batcher = self.batcher(
-            cfg.batch_size,
-            self.normalization_for(features),
-            frozen_body.is_none(),
-        );
-        let per_epoch = batcher.num_batches(train.len());
-        let (mut optim, momentum) = adamw_with_momentum(cfg.weight_decay);
-        let saved_optimizer = self.optimizer_state.take();
+        let (mut phase, batcher) = self.begin_phase(train.len(), cfg, features)?;
+        for epoch in cfg.start_epoch + 1..=cfg.epochs {
+            let start = Instant::now();
+            let (loss_sum, unreadable) =
+                self.train_epoch(&mut phase, &batcher, train, cfg, epoch)?;
+            self.end_epoch(&mut phase, valid, cfg, epoch, start, loss_sum, unreadable)?;
+        }
+        Ok(())
+    }
+
+    /// The optimiser (continuing with the checkpoint's moments when resumed part-way), the rates
+    /// per group and the batcher of one call to [`Learner::fit`].
+    fn begin_phase(
+        &mut self,
+        train_len: usize,
+        cfg: &FitConfig,
+        features: bool,
+    ) -> Result<(Phase, Batcher)> {
+        let mut stepper = Stepper::new(self, cfg.weight_decay, features);
+        let rates = cfg.lr.per_group(stepper.num_groups())?;
+        let batcher = stepper.batcher(self, cfg.batch_size, self.normalization_for(features));
+        let per_epoch = batcher.num_batches(train_len);
         // Only a phase resumed part-way continues with the checkpoint's moments; a phase that
         // starts at its beginning starts them afresh, as the uninterrupted run did.
+        let saved_optimizer = self.optimizer_state.take();
         if let Some(bytes) = saved_optimizer.filter(|_| cfg.start_epoch > 0 || cfg.start_batch > 0)
         {
-            optim = restore_optimizer(optim, bytes)?;
+            stepper.optim = restore_optimizer(stepper.optim, bytes)?;
         }
         self.history.steps_per_epoch = per_epoch;
         // Steps are numbered over the learner's whole history; a resumed phase already holds
         // `start_epoch` epochs and `start_batch` batches of it.
         let done_before = cfg.start_epoch * per_epoch + cfg.start_batch.min(per_epoch);
-        let offset = self.history.batch_losses.len().saturating_sub(done_before);
-        let mut last_checkpoint = Instant::now();
-        for epoch in cfg.start_epoch + 1..=cfg.epochs {
-            let first = if epoch == cfg.start_epoch + 1 {
-                cfg.start_batch.min(per_epoch)
-            } else {
-                0
+        let phase = Phase {
+            stepper,
+            rates,
+            per_epoch,
+            offset: self.history.batch_losses.len().saturating_sub(done_before),
+            features,
+            last_checkpoint: Instant::now(),
+        };
+        Ok((phase, batcher))
+    }
+
+    /// One pass over `train` (from the checkpoint's batch when resumed mid-epoch): the sum of the
+    /// epoch's batch losses and how many photos could not be read.
+    fn train_epoch(
+        &mut self,
+        phase: &mut Phase,
+        batcher: &Batcher,
+        train: &dyn ImageSource,
+        cfg: &FitConfig,
+        epoch: usize,
+    ) -> Result<(f64, usize)> {
+        let per_epoch = phase.per_epoch;
+        let first = if epoch == cfg.start_epoch + 1 {
+            cfg.start_batch.min(per_epoch)
+        } else {
+            0
+        };
+        let bar = Progress::new(
+            per_epoch as u64,
+            &format!("epoch {epoch}/{}", cfg.epochs),
+            cfg.verbose,
+        );
+        // A resumed epoch's loss so far, summed in the order the steps added it.
+        let recorded = &self.history.batch_losses;
+        let mut loss_sum = recorded[recorded.len().saturating_sub(first)..]
+            .iter()
+            .fold(0.0, |sum, &(_, loss)| sum + loss);
+        let order = batcher.epoch_indices(train.len(), Some(cfg.seed + epoch as u64));
+        let augment =
+            (!phase.features).then_some(cfg.seed.wrapping_mul(31).wrapping_add(epoch as u64));
+        let mut unreadable = 0;
+        let result = batcher.for_each_from(train, &order, first, augment, |b, batch| {
+            unreadable += batch.unreadable.len();
+            loss_sum += self.train_batch(phase, cfg, epoch, b, batch)?;
+            bar.step(format!("loss {:.4}", loss_sum / (b + 1) as f64));
+            self.after_batch(phase, cfg, epoch, b + 1)
+        });
+        bar.finish();
+        result?;
+        Ok((loss_sum, unreadable))
+    }
+
+    /// Step `b` of epoch `epoch` at the schedule's rates and momentum, recorded in the history.
+    fn train_batch(
+        &mut self,
+        phase: &mut Phase,
+        cfg: &FitConfig,
+        epoch: usize,
+        b: usize,
+        batch: Batch,
+    ) -> Result<f64> {
+        let per_epoch = phase.per_epoch;
+        if batch.indices.is_empty() {
+            let why = batch.unreadable.first().map_or("", |(_, why)| why.as_str());
+            return Err(Error::Training(format!(
+                "epoch {epoch}, batch {} of {per_epoch}: none of its {} photos can be read \
+                 any more (the first: {why}); were the files moved or the disk removed?",
+                b + 1,
+                batch.unreadable.len()
+            )));
+        }
+        let step = (epoch - 1) * per_epoch + b;
+        let global = phase.offset + step;
+        // Dropout draws from the device's generator: seeded per step, so a resumed run draws
+        // what an uninterrupted one would.
+        self.device.seed(step_seed(cfg.seed, global));
+        let factor = cfg.schedule.factor(step, cfg.epochs, per_epoch);
+        let momentum = cfg.schedule.momentum(step, cfg.epochs, per_epoch);
+        phase.stepper.momentum.set(momentum);
+        let rates: Vec<f64> = phase.rates.iter().map(|r| r * factor).collect();
+        let top_rate = rates.last().copied().unwrap_or(0.0);
+        let loss = phase.stepper.step(self, batch, &rates).map_err(|NotFinite(value)| {
+            let checkpoint = self.checkpoint.as_ref().map(|p| {
+                format!(" (last good checkpoint: {})", p.display())
+            });
+            Error::Training(format!(
+                "the loss became {value} at epoch {epoch}, batch {} of {per_epoch} (learning rate \
+                 {top_rate:.2e}); training stopped and the weights from before this batch were kept{} \
+                 — try a lower learning rate",
+                b + 1,
+                checkpoint.unwrap_or_default()
+            ))
+        })?;
+        self.history.batch_losses.push((global, loss));
+        self.history.learning_rates.push((global, top_rate));
+        self.history
+            .momentums
+            .push((global, phase.stepper.momentum.get()));
+        Ok(loss)
+    }
+
+    /// After `done` batches of epoch `epoch`: the checkpoint when one is due or a stop is asked
+    /// for, then the stop.
+    fn after_batch(
+        &mut self,
+        phase: &mut Phase,
+        cfg: &FitConfig,
+        epoch: usize,
+        done: usize,
+    ) -> Result<()> {
+        let stop = stop_requested();
+        let due = cfg
+            .checkpoint_every
+            .is_some_and(|every| every.due(done, phase.per_epoch, phase.last_checkpoint.elapsed()));
+        if let Some(path) = self.checkpoint.clone().filter(|_| stop || due) {
+            self.write_checkpoint_at(&path, epoch - 1, done, &phase.stepper.optim)?;
+            phase.last_checkpoint = Instant::now();
+        }
+        if stop {
+            return Err(self.interrupted(format!(
+                "epoch {epoch}/{}, after batch {done} of {}",
+                cfg.epochs, phase.per_epoch
+            )));
+        }
+        Ok(())
+    }
+
+    /// The end of epoch `epoch`: validation, the epoch's record and line, the checkpoint, and a
+    /// stop asked for during the epoch.
+    #[allow(clippy::too_many_arguments)]
+    fn end_epoch(
+        &mut self,
+        phase: &mut Phase,
+        valid: &dyn ImageSource,
+        cfg: &FitConfig,
+        epoch: usize,
+        start: Instant,
+        loss_sum: f64,
+        unreadable: usize,
+    ) -> Result<()> {
+        let (eval, unreadable_valid) = self.evaluate_counting(valid, 256, phase.features);
+        let record = EpochRecord {
+            unreadable: unreadable + unreadable_valid,
+            epoch: self.history.epochs.len() + 1,
+            train_loss: loss_sum / phase.per_epoch as f64,
+            valid_loss: eval.loss,
+            valid_accuracy: eval.scores.accuracy,
+            valid_f2: eval.scores.f2,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        if cfg.verbose {
+            let f2 = record
+                .valid_f2
+                .map(|f| format!(", F2 {f:.4} at threshold {}", self.meta.threshold))
+                .unwrap_or_default();
+            let unreadable = match record.unreadable {
+                0 => String::new(),
+                n => format!(
+                    "; {n} photo(s) could not be read any more and were left out ({unreadable} in training, {unreadable_valid} in validation)"
+                ),
             };
-            let start = Instant::now();
-            let bar = Progress::new(
-                per_epoch as u64,
-                &format!("epoch {epoch}/{}", cfg.epochs),
-                cfg.verbose,
+            eprintln!(
+                "epoch {epoch}/{}: train loss {:.4}, valid loss {:.4}, valid accuracy {:.2}%{f2} ({:.1} s){unreadable}",
+                cfg.epochs,
+                record.train_loss,
+                record.valid_loss,
+                100.0 * record.valid_accuracy,
+                record.seconds
             );
-            // A resumed epoch's loss so far, summed in the order the steps added it.
-            let recorded = &self.history.batch_losses;
-            let mut loss_sum = recorded[recorded.len().saturating_sub(first)..]
-                .iter()
-                .fold(0.0, |sum, &(_, loss)| sum + loss);
-            let order = batcher.epoch_indices(train.len(), Some(cfg.seed + epoch as u64));
-            let augment =
-                (!features).then_some(cfg.seed.wrapping_mul(31).wrapping_add(epoch as u64));
-            let step0 = (epoch - 1) * per_epoch;
-            let mut unreadable = 0;
-            batcher.for_each_from(train, &order, first, augment, |b, batch| -> Result<()> {
-                let step = step0 + b;
-                unreadable += batch.unreadable.len();
-                if batch.indices.is_empty() {
-                    bar.finish();
-                    let why = batch.unreadable.first().map_or("", |(_, why)| why.as_str());
-                    return Err(Error::Training(format!(
-                        "epoch {epoch}, batch {} of {per_epoch}: none of its {} photos can be read \
-                         any more (the first: {why}); were the files moved or the disk removed?",
-                        b + 1,
-                        batch.unreadable.len()
-                    )));
-                }
-                // Dropout draws from the device's generator: seeded per step, so a resumed run
-                // draws what an uninterrupted one would.
-                self.device.seed(step_seed(cfg.seed, offset + step));
-                let factor = cfg.schedule.factor(step, cfg.epochs, per_epoch);
-                momentum.set(cfg.schedule.momentum(step, cfg.epochs, per_epoch));
-                let model = self.model.clone();
-                let (logits, targets) = match (&frozen_body, &model) {
-                    (Some(body), Network::Pretrained(p)) => {
-                        let pooled = p.head.pool(body.forward(batch.images));
-                        let pooled = Tensor::<2>::from_data(pooled.into_data(), &self.device);
-                        (p.head.forward_pooled(pooled), batch.targets.to_device(&self.device))
-                    }
-                    _ => (forward(&model, batch.images, features), batch.targets),
-                };
-                let loss = loss_for(logits, targets);
-                let value = loss.clone().into_scalar::<f32>() as f64;
-                if !value.is_finite() {
-                    bar.finish();
-                    return Err(Error::Training(format!(
-                        "the loss became {value} at epoch {epoch}, batch {} of {per_epoch} (learning rate {:.2e}); \
-                         training stopped and the weights from before this batch were kept{} — try a lower learning rate",
-                        b + 1,
-                        rates.last().copied().unwrap_or(0.0) * factor,
-                        self.checkpoint.as_ref().map(|p| format!(" (last good checkpoint: {})", p.display())).unwrap_or_default()
-                    )));
-                }
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                let mut lrs = ModuleLrScheduler::new(rates[0] * factor);
-                for (g, group) in groups.iter().enumerate().skip(1) {
-                    lrs = lrs.with_group(group.clone(), rates[g] * factor);
-                }
-                self.model = optim.step(lrs.step(), model, grads);
-                loss_sum += value;
-                self.history.batch_losses.push((offset + step, value));
-                self.history.learning_rates.push((offset + step, rates.last().copied().unwrap_or(0.0) * factor));
-                self.history.momentums.push((offset + step, momentum.get()));
-                bar.step(format!("loss {:.4}", loss_sum / (b + 1) as f64));
-                let done = b + 1;
-                let stop = stop_requested();
-                let due = cfg
-                    .checkpoint_every
-                    .is_some_and(|every| every.due(done, per_epoch, last_checkpoint.elapsed()));
-                if let Some(path) = self.checkpoint.clone().filter(|_| stop || due) {
-                    self.write_checkpoint_at(&path, epoch - 1, done, &optim)?;
-                    last_checkpoint = Instant::now();
-                }
-                if stop {
-                    bar.finish();
-                    return Err(self.interrupted(format!(
-                        "epoch {epoch}/{}, after batch {done} of {per_epoch}",
-                        cfg.epochs
-                    )));
-                }
-                Ok(())
-            })?;
-            bar.finish();
-            let (eval, unreadable_valid) = self.evaluate_counting(valid, 256, features);
-            let record = EpochRecord {
-                unreadable: unreadable + unreadable_valid,
-                epoch: self.history.epochs.len() + 1,
-                train_loss: loss_sum / per_epoch as f64,
-                valid_loss: eval.loss,
-                valid_accuracy: eval.scores.accuracy,
-                valid_f2: eval.scores.f2,
-                seconds: start.elapsed().as_secs_f64(),
-            };
-            if cfg.verbose {
-                let f2 = record
-                    .valid_f2
-                    .map(|f| format!(", F2 {f:.4} at threshold {}", self.meta.threshold))
-                    .unwrap_or_default();
-                let unreadable = match record.unreadable {
-                    0 => String::new(),
-                    n => format!(
-                        "; {n} photo(s) could not be read any more and were left out ({unreadable} in training, {unreadable_valid} in validation)"
-                    ),
-                };
-                eprintln!(
-                    "epoch {epoch}/{}: train loss {:.4}, valid loss {:.4}, valid accuracy {:.2}%{f2} ({:.1} s){unreadable}",
-                    cfg.epochs,
-                    record.train_loss,
-                    record.valid_loss,
-                    100.0 * record.valid_accuracy,
-                    record.seconds
-                );
-            }
-            self.history.epochs.push(record);
-            if let Some(path) = self.checkpoint.clone() {
-                self.write_checkpoint_at(&path, epoch, 0, &optim)?;
-                last_checkpoint = Instant::now();
-            }
-            // At the last epoch's end there is nothing left to stop: the run finishes.
-            if stop_requested() && epoch < cfg.epochs {
-                return Err(self.interrupted(format!("the end of epoch {epoch}/{}", cfg.epochs)));
-            }
+        }
+        self.history.epochs.push(record);
+        if let Some(path) = self.checkpoint.clone() {
+            self.write_checkpoint_at(&path, epoch, 0, &phase.stepper.optim)?;
+            phase.last_checkpoint = Instant::now();
+        }
+        // At the last epoch's end there is nothing left to stop: the run finishes.
+        if stop_requested() && epoch < cfg.epochs {
+            return Err(self.interrupted(format!("the end of epoch {epoch}/{}", cfg.epochs)));
         }
         Ok(())
     }
@@ -554,6 +444,22 @@ impl Learner {
     }
 }
 
+/// What every epoch of one call to [`Learner::fit`] shares.
+struct Phase {
+    /// The optimiser and the groups its rates apply to.
+    stepper: Stepper,
+    /// The schedule's peak rate per layer group.
+    rates: Vec<f64>,
+    /// Batches per epoch.
+    per_epoch: usize,
+    /// The global number of the phase's first step (steps count over the learner's history).
+    offset: usize,
+    /// The inputs are precomputed body activations.
+    features: bool,
+    /// When a checkpoint was last written.
+    last_checkpoint: Instant,
+}
+
 /// The seed of the device's generator at global step `step` of a run seeded with `seed`.
 fn step_seed(seed: u64, step: usize) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(
@@ -572,22 +478,4 @@ fn restore_optimizer(optim: ModuleOptimizer, bytes: Vec<u8>) -> Result<ModuleOpt
     };
     let record = OptimizerRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| bad(&e))?;
     Ok(optim.load_record(record))
-}
-
-/// What a pass over a set gives: the mean loss and the probabilities `[items, outputs]` of the
-/// items that could be read, which items those are, and how many could not be.
-#[derive(Default)]
-struct RunOver {
-    loss: f64,
-    probs: Vec<f32>,
-    items: Vec<usize>,
-    unreadable: usize,
-}
-
-/// Logits from images (or, with `features`, from precomputed pooled activations `[b, f, 1, 1]`).
-pub(crate) fn forward(model: &Network, x: Tensor<4>, features: bool) -> Tensor<2> {
-    match (model, features) {
-        (Network::Pretrained(p), true) => p.head.forward_pooled(x.flatten(1, 3)),
-        _ => model.forward(x),
-    }
 }

@@ -1,17 +1,16 @@
 //! The learning-rate finder (Smith 2015; fastai's `lr_find`): train for at most one epoch while the
-//! rate grows exponentially from 1e-7 to 10, record the smoothed loss, stop once it diverges, put the
-//! weights back, and suggest a rate.
+//! rate grows exponentially from 1e-7 to 10 — the training loop's own step ([`super::step`]) — record
+//! the smoothed loss, stop once it diverges, put the weights back, and suggest a rate.
 
 use std::path::Path;
 
 use burn::module::Module;
-use burn::optim::GradientsParams;
 use burn::store::ModuleRecord;
 use serde::Serialize;
 
-use super::fit::forward;
-use super::{FeatureSet, FitConfig, Learner, Progress, adamw_with_momentum, loss_for};
-use crate::data::{Batcher, ImageSource};
+use super::step::Stepper;
+use super::{FeatureSet, FitConfig, Learner, Progress};
+use crate::data::ImageSource;
 use crate::error::{Error, Result};
 use crate::models::Network;
 use crate::plot::{Series, plot_curves};
@@ -121,11 +120,8 @@ fn sweep(
     } else {
         cfg.batch_size.min(train.len() / 50).max(4)
     };
-    let batcher = Batcher {
-        normalization: learner.normalization_for(features),
-        batch_size,
-        device: learner.device.clone(),
-    };
+    let mut stepper = Stepper::new(learner, cfg.weight_decay, features);
+    let batcher = stepper.batcher(learner, batch_size, learner.normalization_for(features));
     let mut order = Vec::new();
     for pass in 0..if features { 100 } else { 1 } {
         if order.len() >= 100 {
@@ -136,10 +132,11 @@ fn sweep(
     order.truncate(100);
     let steps = order.len().max(2);
     let saved = snapshot(&learner.model);
-    let (mut optim, _) = adamw_with_momentum(cfg.weight_decay);
     let (mut lrs, mut losses) = (Vec::new(), Vec::new());
     let (mut avg, mut best) = (0.0, f64::INFINITY);
     let bar = Progress::new(steps as u64, "lr_find", cfg.verbose);
+    // The training loop's step at one rate for every group; the sweep stops at a loss that is not
+    // finite or has diverged (four times the best so far).
     let result = batcher.for_each(
         train,
         &order,
@@ -149,12 +146,8 @@ fn sweep(
                 return Ok(()); // every photo of the batch became unreadable
             }
             let lr = start * (end / start).powf(b as f64 / (steps - 1) as f64);
-            let model = learner.model.clone();
-            let loss = loss_for(forward(&model, batch.images, features), batch.targets);
-            let value = loss.clone().into_scalar::<f32>() as f64;
-            if !value.is_finite() {
-                return Err(());
-            }
+            let rates = vec![lr; stepper.num_groups()];
+            let value = stepper.step(learner, batch, &rates).map_err(|_| ())?;
             avg = 0.98 * avg + 0.02 * value;
             let smooth = avg / (1.0 - 0.98f64.powi(b as i32 + 1));
             lrs.push(lr);
@@ -164,8 +157,6 @@ fn sweep(
             if smooth > 4.0 * best && b > 10 {
                 return Err(());
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            learner.model = optim.step(lr, model, grads);
             Ok(())
         },
     );

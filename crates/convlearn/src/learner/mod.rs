@@ -1,6 +1,7 @@
 //! The learner: layer groups, losses, schedules, metrics, the training loop, the LR finder.
 
 mod checkpoint;
+mod evaluate;
 mod features;
 mod fit;
 mod groups;
@@ -13,6 +14,7 @@ mod optimizer;
 mod predict_set;
 mod rates;
 mod schedule;
+mod step;
 mod stop;
 
 pub use crate::progress::Progress;
@@ -20,8 +22,9 @@ pub use checkpoint::{
     Checkpoint, CheckpointEvery, RunSettings, STATE_KEY, TrainingState, read_checkpoint,
     resume_checkpoint, run_settings, write_checkpoint,
 };
+pub use evaluate::Evaluation;
 pub use features::FeatureSet;
-pub use fit::{Evaluation, FitConfig, Learner};
+pub use fit::{FitConfig, Learner};
 pub use groups::{group_params, set_trainable};
 pub use history::{EpochRecord, History};
 pub use loss::{bce_with_logits, cross_entropy, loss_for, probabilities};

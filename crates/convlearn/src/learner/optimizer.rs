@@ -7,7 +7,7 @@
 //! the per-step AdamW with the current β₁ — PyTorch's semantics: the new β₁ applies to this step's
 //! moment update and bias correction.
 //!
-//! On flex the step is convlearn's fused pass ([`crate::fused::adamw_step`]): the same arithmetic
+//! On flex the step is convlearn's fused pass ([`crate::engine::adamw_step`]): the same arithmetic
 //! in one parallel pass per parameter, in place.
 
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use burn::optim::{
 };
 use burn::tensor::{Device, Tensor};
 
-use crate::fused::{self, AdamWStep, adamw_step};
+use crate::engine::{self, AdamWStep, adamw_step};
 
 /// burn's (and PyTorch's) β₂.
 const BETA_2: f32 = 0.999;
@@ -59,7 +59,7 @@ impl Optimizer for CyclingAdamW {
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
         let amsgrad = matches!(&state, Some(s) if s.momentum.max_moment_2.is_some());
-        if fused::fused(&tensor) && !amsgrad {
+        if engine::fused(&tensor) && !amsgrad {
             // One parallel pass, in place, with burn's arithmetic (same moments, same bits).
             let (time, moment_1, moment_2) = match state {
                 Some(s) => (

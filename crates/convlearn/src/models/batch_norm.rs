@@ -9,7 +9,7 @@
 use burn::module::{Flag, Module, Param, RunningState};
 use burn::tensor::{Device, Tensor};
 
-use crate::fused::{self, Activation};
+use crate::engine::{self, Activation};
 
 /// Batch normalisation over dimension 1 (channels), PyTorch's `BatchNorm1d/2d`.
 #[derive(Module, Debug)]
@@ -67,7 +67,7 @@ impl BatchNorm {
     }
 
     /// [`BatchNorm::forward`] then `activation`; with batch statistics the two are one fused
-    /// kernel on flex ([`fused::batch_norm_train`]).
+    /// kernel on flex ([`engine::batch_norm_train`]).
     pub fn forward_activated<const D: usize>(
         &self,
         input: Tensor<D>,
@@ -84,7 +84,7 @@ impl BatchNorm {
         }
         let dims = input.dims();
         let n = (dims.iter().product::<usize>() / dims[1]) as f64;
-        let (output, batch_mean, batch_var) = fused::batch_norm_train(
+        let (output, batch_mean, batch_var) = engine::batch_norm_train(
             input,
             self.gamma.val(),
             self.beta.val(),

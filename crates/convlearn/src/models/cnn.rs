@@ -10,8 +10,8 @@ use burn::tensor::{Device, Tensor};
 
 use super::CnnSpec;
 use super::conv_bn::conv_activation;
+use crate::engine::{Activation, max_pool2d};
 use crate::error::{Error, Result};
-use crate::fused::{Activation, max_pool2d};
 
 /// Conv → ReLU → optional max-pool.
 #[derive(Module, Debug)]

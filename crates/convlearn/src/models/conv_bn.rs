@@ -8,7 +8,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
 use super::BatchNorm;
-use crate::fused::{self, Activation, affine_activation, bias_activation, on_flex};
+use crate::engine::{self, Activation, affine_activation, bias_activation, on_flex};
 
 /// How a pretrained network's convolutions pad.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -65,7 +65,7 @@ impl ConvBn {
     /// Convolution, BatchNorm, then `activation`. With running statistics (inference, or a frozen
     /// BatchNorm), the normalisation is one affine map per output channel: on flex without
     /// gradients it is applied to the output with the activation in one fused pass
-    /// ([`crate::fused`]); elsewhere it is folded into the convolution — weights scaled per output
+    /// ([`crate::engine`]); elsewhere it is folded into the convolution — weights scaled per output
     /// channel, the shift as its bias.
     pub fn forward_activated(&self, x: Tensor<4>, activation: Activation) -> Tensor<4> {
         let device = x.device();
@@ -78,7 +78,7 @@ impl ConvBn {
             Some(b) => b.val() * scale.clone() + shift,
             None => shift,
         };
-        if fused::fused(&x) {
+        if engine::fused(&x) {
             // On flex the scale goes onto the output, in the same pass as the shift and the
             // activation: folding it into the weights cost a pass over every weight per forward.
             let y = conv_bias_activation(
@@ -103,7 +103,7 @@ pub fn conv_activation(conv: &Conv2d, x: Tensor<4>, activation: Activation) -> T
 }
 
 /// `conv`'s geometry with `weight` and `bias`, then `activation`. On flex the convolution is
-/// convlearn's ([`fused::conv2d`], with gradients when training), and the bias and activation
+/// convlearn's ([`engine::conv2d`], with gradients when training), and the bias and activation
 /// follow as one fused pass (inference) or burn's ops (training); elsewhere all of it is burn's.
 fn conv_bias_activation(
     conv: &Conv2d,
@@ -120,7 +120,7 @@ fn conv_bias_activation(
         conv.groups,
     );
     if on_flex(&x) {
-        bias_activation(fused::conv2d(x, weight, options), bias, activation)
+        bias_activation(engine::conv2d(x, weight, options), bias, activation)
     } else {
         activation.apply(conv2d(x, weight, bias, options))
     }

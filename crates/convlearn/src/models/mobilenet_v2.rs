@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
 use super::{ConvBn, PaddingStyle};
-use crate::fused::Activation::Relu6;
+use crate::engine::Activation::Relu6;
 
 /// Expand (1×1, ReLU6) → depthwise 3×3 (ReLU6) → project (1×1, linear), with a residual when the
 /// shape is kept.

@@ -7,8 +7,8 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::tensor::{Device, Tensor};
 
 use super::{ConvBn, PaddingStyle};
-use crate::fused::Activation::Relu;
-use crate::fused::{max_pool2d, residual_activation};
+use crate::engine::Activation::Relu;
+use crate::engine::{max_pool2d, residual_activation};
 
 /// Two 3×3 convolutions with a shortcut (ResNet-18/34).
 #[derive(Module, Debug)]

@@ -13,9 +13,9 @@ use crate::data::{Augment, Dataset, ImageSource, PhotoSet, input_size, typical_c
 use crate::device::training_device;
 use crate::error::Result;
 use crate::learner::{
-    CheckpointEvery, FitConfig, History, LayerRates, Learner, LrFinder, RunSettings, Schedule,
-    SetPredictions, TrainingState, best_threshold, lr_find, lr_find_head, run_settings, score,
-    threshold_sweep,
+    CheckpointEvery, FeatureSet, FitConfig, History, LayerRates, Learner, LrFinder, RunSettings,
+    Schedule, SetPredictions, TrainingState, best_threshold, lr_find, lr_find_head, run_settings,
+    score, threshold_sweep,
 };
 use crate::model_file::{ModelMeta, SavedModel};
 use crate::models::{ArchSpec, BackboneKind, HeadKind, HeadSpec, PretrainedWeights};
@@ -304,170 +304,258 @@ fn resume(
     Ok(Some(state))
 }
 
-/// fastai's `fine_tune`: frozen phase on the head, then every group with discriminative rates.
+/// fastai's `fine_tune`: the head trained with the body frozen, then every group with
+/// discriminative rates — each step below is one function.
 pub fn fine_tune(data: &Dataset, cfg: &TransferConfig) -> Result<(SavedModel, TransferReport)> {
     let start = Instant::now();
-    let TransferRun {
-        mut learner,
-        mut train,
-        mut valid,
-        native_size,
-    } = prepare(data, cfg)?;
-    let fit = |epochs: usize, lr: LayerRates| FitConfig {
+    let mut run = prepare(data, cfg)?;
+    let run_settings = settings(cfg, &run.train, &run.valid);
+    let at = resume(&mut run.learner, cfg, run_settings)?.unwrap_or_default();
+    let frozen_phase = cfg.freeze_epochs > 0 && at.phase == 0 && at.epochs_done < cfg.freeze_epochs;
+    // With precompute, the body runs once over both sets; the LR finder then sweeps the head alone.
+    let features = if frozen_phase && cfg.precompute {
+        Some(precompute(&run, cfg)?)
+    } else {
+        None
+    };
+    let (lr, finder) = head_rate(&mut run, cfg, features.as_ref(), at.lr)?;
+    run.learner.state.lr = Some(lr);
+    let mut phases = Vec::new();
+    if frozen_phase {
+        phases.push(train_frozen(&mut run, cfg, lr, features.as_ref(), &at)?);
+    }
+    if cfg.epochs > 0 {
+        phases.push(train_unfrozen(&mut run, cfg, lr, &at)?);
+    }
+    let report = final_report(
+        &mut run,
+        cfg,
+        features.as_ref(),
+        phases,
+        (lr, finder),
+        start,
+    );
+    Ok((run.learner.saved_model(), report))
+}
+
+/// The body's activations on both sets, computed once for the frozen phase.
+struct Precomputed {
+    train: FeatureSet,
+    valid: FeatureSet,
+    seconds: f64,
+}
+
+fn precompute(run: &TransferRun, cfg: &TransferConfig) -> Result<Precomputed> {
+    let t = Instant::now();
+    let learner = &run.learner;
+    let train = learner.precompute(
+        &run.train,
+        16,
+        "precomputing training activations",
+        cfg.verbose,
+    )?;
+    let valid = learner.precompute(
+        &run.valid,
+        16,
+        "precomputing validation activations",
+        cfg.verbose,
+    )?;
+    Ok(Precomputed {
+        train,
+        valid,
+        seconds: t.elapsed().as_secs_f64(),
+    })
+}
+
+/// The phases' training options: `epochs` epochs at `lr`, from `start` (epochs, batches) done.
+fn phase_config(
+    cfg: &TransferConfig,
+    epochs: usize,
+    lr: LayerRates,
+    start: (usize, usize),
+) -> FitConfig {
+    FitConfig {
         epochs,
         batch_size: cfg.batch_size,
         lr,
         schedule: Schedule::OneCycle,
         weight_decay: 1e-2,
         seed: cfg.seed,
-        start_epoch: 0,
-        start_batch: 0,
+        start_epoch: start.0,
+        start_batch: start.1,
         checkpoint_every: cfg.checkpoint_every,
         verbose: cfg.verbose,
+    }
+}
+
+/// The head's rate: the one asked for, the resumed run's, or the LR finder's suggestion (capped at
+/// [`MAX_HEAD_LR`]), with the finder's sweep when it ran.
+fn head_rate(
+    run: &mut TransferRun,
+    cfg: &TransferConfig,
+    features: Option<&Precomputed>,
+    resumed: Option<f64>,
+) -> Result<(f64, Option<LrFinder>)> {
+    if let Some(lr) = &cfg.lr {
+        return Ok((lr.max(), None));
+    }
+    if let Some(lr) = resumed {
+        return Ok((lr, None));
+    }
+    let probe = phase_config(cfg, 1, LayerRates::Single(1e-3), (0, 0));
+    let mut finder = match features {
+        Some(f) => lr_find_head(&mut run.learner, &f.train, &probe)?,
+        None => lr_find(&mut run.learner, &run.train, &probe)?,
     };
-    let run_settings = settings(cfg, &train, &valid);
-    let resumed = resume(&mut learner, cfg, run_settings)?;
-    let (phase, done, batches_done) = resumed
-        .as_ref()
-        .map_or((0, 0, 0), |s| (s.phase, s.epochs_done, s.batches_done));
-    let frozen_phase = cfg.freeze_epochs > 0 && phase == 0 && done < cfg.freeze_epochs;
+    let lr = finder.suggestion.clamp(1e-4, MAX_HEAD_LR);
+    finder.used = Some(lr);
+    if cfg.verbose {
+        eprintln!(
+            "lr_find: lowest loss at {:.1e}, steepest descent at {:.1e}; using {lr:.1e} for the head",
+            finder.min_loss_lr, finder.steepest_lr
+        );
+    }
+    Ok((lr, Some(finder)))
+}
+
+/// The frozen phase: the head alone (on the precomputed activations when there are some).
+fn train_frozen(
+    run: &mut TransferRun,
+    cfg: &TransferConfig,
+    lr: f64,
+    features: Option<&Precomputed>,
+    at: &TrainingState,
+) -> Result<PhaseReport> {
     let t = Instant::now();
-    // With precompute, the body runs once over both sets; the LR finder then sweeps the head alone.
-    let features = if frozen_phase && cfg.precompute {
-        let tf =
-            learner.precompute(&train, 16, "precomputing training activations", cfg.verbose)?;
-        let vf = learner.precompute(
-            &valid,
-            16,
-            "precomputing validation activations",
-            cfg.verbose,
-        )?;
-        Some((tf, vf))
+    let rates = cfg.lr.clone().unwrap_or(LayerRates::Single(lr));
+    let fit = phase_config(
+        cfg,
+        cfg.freeze_epochs,
+        rates.clone(),
+        (at.epochs_done, at.batches_done),
+    );
+    let learner = &mut run.learner;
+    learner.state.phase = 0;
+    match features {
+        Some(f) => learner.fit_head(&f.train, &f.valid, &fit)?,
+        None => learner.fit(&run.train, &run.valid, &fit)?,
+    }
+    let name = if cfg.precompute {
+        "frozen (precomputed)"
     } else {
-        None
+        "frozen"
     };
-    let precompute_seconds = t.elapsed().as_secs_f64();
-    let (lr, finder) = match (&cfg.lr, resumed.as_ref().and_then(|s| s.lr)) {
-        (Some(lr), _) => (lr.max(), None),
-        (None, Some(lr)) => (lr, None),
-        (None, None) => {
-            let probe = fit(1, LayerRates::Single(1e-3));
-            let mut f = match &features {
-                Some((tf, _)) => lr_find_head(&mut learner, tf, &probe)?,
-                None => lr_find(&mut learner, &train, &probe)?,
-            };
-            let lr = f.suggestion.clamp(1e-4, MAX_HEAD_LR);
-            f.used = Some(lr);
-            if cfg.verbose {
-                eprintln!(
-                    "lr_find: lowest loss at {:.1e}, steepest descent at {:.1e}; using {lr:.1e} for the head",
-                    f.min_loss_lr, f.steepest_lr
-                );
-            }
-            (lr, Some(f))
+    let seconds = features.map_or(0.0, |f| f.seconds) + t.elapsed().as_secs_f64();
+    phase_report(learner, name, cfg.freeze_epochs, &rates, seconds)
+}
+
+/// The unfrozen phase: every group, the body at rates a hundred times lower than the head's top
+/// (fastai's `slice(lr/2/100, lr/2)`), at the unfrozen size when progressive resizing is asked for.
+fn train_unfrozen(
+    run: &mut TransferRun,
+    cfg: &TransferConfig,
+    lr: f64,
+    at: &TrainingState,
+) -> Result<PhaseReport> {
+    let t = Instant::now();
+    if let Some(size) = cfg.unfrozen_size.filter(|&s| s != run.train.size) {
+        resize(run, size, cfg.verbose);
+    }
+    let learner = &mut run.learner;
+    learner.unfreeze();
+    learner.state.phase = 1;
+    let rates = match &cfg.lr {
+        Some(LayerRates::Single(l)) => LayerRates::Range(l / 200.0, l / 2.0),
+        Some(r) => r.clone(),
+        None => {
+            let top = (lr / 2.0).min(MAX_UNFROZEN_LR);
+            LayerRates::Range(top / 100.0, top)
         }
     };
-    learner.state.lr = Some(lr);
-    let mut phases = Vec::new();
-    if frozen_phase {
-        let t = Instant::now();
-        let rates = cfg.lr.clone().unwrap_or(LayerRates::Single(lr));
-        let frozen = FitConfig {
-            start_epoch: done,
-            start_batch: batches_done,
-            ..fit(cfg.freeze_epochs, rates.clone())
-        };
-        learner.state.phase = 0;
-        match &features {
-            Some((tf, vf)) => learner.fit_head(tf, vf, &frozen)?,
-            None => learner.fit(&train, &valid, &frozen)?,
-        }
-        phases.push(PhaseReport {
-            phase: if cfg.precompute {
-                "frozen (precomputed)".into()
-            } else {
-                "frozen".into()
-            },
-            epochs: cfg.freeze_epochs,
-            lrs: rates.per_group(learner.num_groups())?,
-            valid_accuracy: learner
-                .history
-                .epochs
-                .last()
-                .map_or(0.0, |e| e.valid_accuracy),
-            valid_f2: learner.history.epochs.last().and_then(|e| e.valid_f2),
-            seconds: precompute_seconds + t.elapsed().as_secs_f64(),
-        });
+    let start = if at.phase == 1 {
+        (at.epochs_done, at.batches_done)
+    } else {
+        (0, 0)
+    };
+    let fit = phase_config(cfg, cfg.epochs, rates.clone(), start);
+    learner.fit(&run.train, &run.valid, &fit)?;
+    phase_report(
+        learner,
+        "unfrozen",
+        cfg.epochs,
+        &rates,
+        t.elapsed().as_secs_f64(),
+    )
+}
+
+/// Progressive resizing: both sets and the model's input size become `size`.
+fn resize(run: &mut TransferRun, size: usize, verbose: bool) {
+    if let Some(w) = size_warning(size, run.native_size) {
+        eprintln!("{w}");
     }
-    if cfg.epochs > 0 {
-        let t = Instant::now();
-        if let Some(size) = cfg.unfrozen_size.filter(|&s| s != train.size) {
-            if let Some(w) = size_warning(size, native_size) {
-                eprintln!("{w}");
-            }
-            if cfg.verbose {
-                eprintln!(
-                    "progressive resizing: {} px → {size} px for the unfrozen phase",
-                    train.size
-                );
-            }
-            train = train.resized(size);
-            valid = valid.resized(size);
-            learner.meta.preprocess.height = size;
-            learner.meta.preprocess.width = size;
-        }
-        learner.unfreeze();
-        learner.state.phase = 1;
-        let rates = match &cfg.lr {
-            Some(LayerRates::Single(l)) => LayerRates::Range(l / 200.0, l / 2.0),
-            Some(r) => r.clone(),
-            None => {
-                let top = (lr / 2.0).min(MAX_UNFROZEN_LR);
-                LayerRates::Range(top / 100.0, top)
-            }
-        };
-        let (start_epoch, start_batch) = if phase == 1 {
-            (done, batches_done)
-        } else {
-            (0, 0)
-        };
-        learner.fit(
-            &train,
-            &valid,
-            &FitConfig {
-                start_epoch,
-                start_batch,
-                ..fit(cfg.epochs, rates.clone())
-            },
-        )?;
-        phases.push(PhaseReport {
-            phase: "unfrozen".into(),
-            epochs: cfg.epochs,
-            lrs: rates.per_group(learner.num_groups())?,
-            valid_accuracy: learner
-                .history
-                .epochs
-                .last()
-                .map_or(0.0, |e| e.valid_accuracy),
-            valid_f2: learner.history.epochs.last().and_then(|e| e.valid_f2),
-            seconds: t.elapsed().as_secs_f64(),
-        });
+    if verbose {
+        eprintln!(
+            "progressive resizing: {} px → {size} px for the unfrozen phase",
+            run.train.size
+        );
     }
-    // The final scores: with the body unchanged since it was precomputed, the head on the cached
-    // validation activations gives the plain predictions; a pass over the images otherwise, and one
-    // more per test-time-augmented copy.
-    let preds = match &features {
-        Some((_, vf)) if cfg.epochs == 0 && cfg.tta == 0 => {
-            let plain = learner.predict_features(vf);
+    run.train.size = size;
+    run.valid.size = size;
+    let preprocess = &mut run.learner.meta.preprocess;
+    preprocess.height = size;
+    preprocess.width = size;
+}
+
+/// What a phase ended with.
+fn phase_report(
+    learner: &Learner,
+    name: &str,
+    epochs: usize,
+    rates: &LayerRates,
+    seconds: f64,
+) -> Result<PhaseReport> {
+    let last = learner.history.epochs.last();
+    Ok(PhaseReport {
+        phase: name.into(),
+        epochs,
+        lrs: rates.per_group(learner.num_groups())?,
+        valid_accuracy: last.map_or(0.0, |e| e.valid_accuracy),
+        valid_f2: last.and_then(|e| e.valid_f2),
+        seconds,
+    })
+}
+
+/// The final scores (with test-time augmentation when asked for), the multi-label threshold chosen
+/// on validation (saved with the model), and the run's report.
+fn final_report(
+    run: &mut TransferRun,
+    cfg: &TransferConfig,
+    features: Option<&Precomputed>,
+    phases: Vec<PhaseReport>,
+    (lr, lr_find): (f64, Option<LrFinder>),
+    start: Instant,
+) -> TransferReport {
+    let TransferRun {
+        learner,
+        train,
+        valid,
+        ..
+    } = run;
+    // With the body unchanged since it was precomputed, the head on the cached validation
+    // activations gives the plain predictions; a pass over the images otherwise, and one more per
+    // test-time-augmented copy.
+    let preds = match features {
+        Some(f) if cfg.epochs == 0 && cfg.tta == 0 => {
+            let plain = learner.predict_features(&f.valid);
             SetPredictions {
                 averaged: plain.clone(),
                 plain,
             }
         }
-        _ => learner.predict_tta(&valid, cfg.tta, 32, cfg.seed),
+        _ => learner.predict_tta(valid, cfg.tta, 32, cfg.seed),
     };
     let (labels, outputs) = (valid.labels(), valid.classes().len());
-    // Multi-label: choose the threshold with the best validation F2; it is saved with the model.
+    // Multi-label: choose the threshold with the best validation F2.
     let sweep = if learner.meta.multi_label {
         let sweep = threshold_sweep(&preds.plain, labels, outputs);
         let (threshold, f2) = best_threshold(&sweep);
@@ -479,23 +567,23 @@ pub fn fine_tune(data: &Dataset, cfg: &TransferConfig) -> Result<(SavedModel, Tr
     } else {
         Vec::new()
     };
-    let eval = score(&preds.plain, labels, outputs, learner.meta.threshold);
-    let tta =
-        (cfg.tta > 0).then(|| score(&preds.averaged, labels, outputs, learner.meta.threshold));
+    let threshold = learner.meta.threshold;
+    let eval = score(&preds.plain, labels, outputs, threshold);
+    let tta = (cfg.tta > 0).then(|| score(&preds.averaged, labels, outputs, threshold));
     let multi_label = learner.meta.multi_label;
-    let report = TransferReport {
+    TransferReport {
         valid_accuracy: eval.accuracy,
         valid_accuracy_tta: tta.map(|t| t.accuracy),
         multi_label,
         valid_f2: eval.f2,
         valid_f2_tta: tta.and_then(|t| t.f2),
-        threshold: multi_label.then_some(learner.meta.threshold),
+        threshold: multi_label.then_some(threshold),
         threshold_sweep: sweep,
         epochs: cfg.freeze_epochs + cfg.epochs,
         seconds: start.elapsed().as_secs_f64(),
         phases,
         lr,
-        lr_find: finder,
+        lr_find,
         train_images: train.len(),
         valid_images: valid.len(),
         skipped: train
@@ -507,6 +595,5 @@ pub fn fine_tune(data: &Dataset, cfg: &TransferConfig) -> Result<(SavedModel, Tr
         size: train.size,
         architecture: learner.meta.arch.name(),
         history: learner.history.clone(),
-    };
-    Ok((learner.saved_model(), report))
+    }
 }

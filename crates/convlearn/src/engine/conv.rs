@@ -394,7 +394,7 @@ fn column_gradient(dcol: &mut [f32], weight: &[f32], dy: &[f32], mnk: [usize; 3]
 
 #[cfg(test)]
 mod tests {
-    use super::super::conv_shape::ConvGeometry;
+    use super::super::conv_shape::{ConvGeometry, Pads};
     use super::*;
 
     const BATCHED: Grouping = Grouping::BATCHED;
@@ -412,7 +412,7 @@ mod tests {
             geometry: ConvGeometry {
                 kernel: [2, 2],
                 stride: [1, 1],
-                padding: [0; 4],
+                padding: Pads::NONE,
                 dilation: [1, 1],
             },
         };
@@ -442,7 +442,7 @@ mod tests {
             geometry: ConvGeometry {
                 kernel: [3, 3],
                 stride: [1, 1],
-                padding: [1; 4],
+                padding: Pads::uniform(1),
                 dilation: [1, 1],
             },
         };
@@ -479,20 +479,25 @@ mod tests {
             ConvGeometry {
                 kernel: [3, 3],
                 stride: [2, 1],
-                padding: [1, 1, 0, 2],
+                padding: Pads {
+                    top: 1,
+                    bottom: 1,
+                    left: 0,
+                    right: 2,
+                },
                 dilation: [1, 1],
             },
             // 'same': im2col copies and col2im adds whole blocks (of a band, for a tile)
             ConvGeometry {
                 kernel: [3, 3],
                 stride: [1, 1],
-                padding: [1; 4],
+                padding: Pads::uniform(1),
                 dilation: [1, 1],
             },
             ConvGeometry {
                 kernel: [1, 1],
                 stride: [1, 1],
-                padding: [0; 4],
+                padding: Pads::NONE,
                 dilation: [1, 1],
             },
         ];

@@ -26,7 +26,7 @@ use rayon::prelude::*;
 
 use super::buffers::{Scratch, TileOutput, scratch, with_scratch, zeroed};
 use super::conv::TILE_FLOATS;
-use super::conv_shape::ConvShape;
+use super::conv_shape::{ConvShape, Pads};
 use super::matmul::{Layout, matmul};
 
 /// Fewest input and output channels for which the transforms pay off: each product is
@@ -51,7 +51,7 @@ pub fn applies(shape: &ConvShape) -> bool {
     g.kernel == [3, 3]
         && g.stride == [1, 1]
         && g.dilation == [1, 1]
-        && g.padding == [1; 4]
+        && g.padding == Pads::uniform(1)
         && shape.cin >= MIN_CHANNELS
         && shape.cout >= MIN_CHANNELS
         && shape.input[0] >= 2
@@ -347,7 +347,7 @@ mod tests {
             geometry: ConvGeometry {
                 kernel: [3, 3],
                 stride: [stride; 2],
-                padding: [padding; 4],
+                padding: Pads::uniform(padding),
                 dilation: [1, 1],
             },
         }

@@ -1,4 +1,4 @@
-//! Gradients for convlearn's kernels on flex, so training uses them too.
+//! Gradients for convlearn's routines on flex, so training uses them too.
 //!
 //! - Convolution: the backward pass computes the weight gradient `dy · colᵀ` and the input
 //!   gradient `Wᵀ · dy` (folded back by col2im) with the same batched im2col layout as the forward
@@ -29,7 +29,7 @@ use burn_flex::FlexTensor;
 use super::batch_norm::{BatchNormSaved, ChannelLayout, batch_norm_backward};
 use super::clamp::{bias_clamp_backward, clamp_backward};
 use super::conv::{Grouping, conv_backward};
-use super::conv_shape::ConvShape;
+use super::conv_shape::{ConvShape, Pads};
 use super::flex::{
     batch_norm_planes, conv_operands, convolve, f32_tensor, max_pool_planes, max_unpool_planes,
     owned_f32,
@@ -346,7 +346,7 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         x: FloatTensor<Self>,
         kernel: [usize; 2],
         stride: [usize; 2],
-        padding: [usize; 4],
+        padding: Pads,
     ) -> FloatTensor<Self> {
         let window = PoolWindow {
             kernel,

@@ -1,4 +1,4 @@
-//! The fused kernels' buffers: per-thread scratch reused between calls, outputs zeroed in parallel,
+//! The engine's buffers: per-thread scratch reused between calls, outputs zeroed in parallel,
 //! and the shared output that parallel tiles write disjoint parts of.
 
 use std::mem::MaybeUninit;

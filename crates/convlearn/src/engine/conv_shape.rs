@@ -12,6 +12,37 @@ use super::buffers::{scratch, zero_fill};
 /// images go one at a time, without copying columns and outputs between layouts.
 const WIDE: usize = 1024;
 
+/// Zero padding on each side of a window's input, by name: burn's `PaddingConfig2d::Explicit`
+/// orders the sides (top, left, bottom, right), its `ConvOptions` pairs them (top, bottom),
+/// (left, right), and ONNX's `pads` list them (top, left, bottom, right); named fields leave
+/// nothing to confuse.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pads {
+    /// Rows above.
+    pub top: usize,
+    /// Rows below.
+    pub bottom: usize,
+    /// Columns on the left.
+    pub left: usize,
+    /// Columns on the right.
+    pub right: usize,
+}
+
+impl Pads {
+    /// No padding.
+    pub const NONE: Pads = Pads::uniform(0);
+
+    /// `p` on every side.
+    pub const fn uniform(p: usize) -> Pads {
+        Pads {
+            top: p,
+            bottom: p,
+            left: p,
+            right: p,
+        }
+    }
+}
+
 /// A convolution's window geometry, rows then columns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvGeometry {
@@ -19,8 +50,8 @@ pub struct ConvGeometry {
     pub kernel: [usize; 2],
     /// Step `[rows, columns]`.
     pub stride: [usize; 2],
-    /// Zero padding `[top, bottom, left, right]`.
-    pub padding: [usize; 4],
+    /// Zero padding on each side.
+    pub padding: Pads,
     /// Spacing of the kernel's taps `[rows, columns]`.
     pub dilation: [usize; 2],
 }
@@ -28,7 +59,12 @@ pub struct ConvGeometry {
 impl ConvGeometry {
     /// The output side `[rows, columns]` of an `[h, w]` input, or `None` when the kernel does not fit.
     pub fn output_size(&self, [h, w]: [usize; 2]) -> Option<[usize; 2]> {
-        let [top, bottom, left, right] = self.padding;
+        let Pads {
+            top,
+            bottom,
+            left,
+            right,
+        } = self.padding;
         let side = |len: usize, k: usize, s: usize, d: usize| {
             let span = d * (k.max(1) - 1) + 1;
             (k > 0 && s > 0 && d > 0 && len >= span).then(|| (len - span) / s + 1)
@@ -52,13 +88,13 @@ impl ConvGeometry {
     /// For kernel column `kx`, the output columns `[lo, hi)` whose tap lands inside a `w`-wide
     /// input, and the input column of output column 0 (which may be negative).
     pub(super) fn columns(&self, kx: usize, w: usize, ow: usize) -> (usize, usize, isize) {
-        let x0 = (kx * self.dilation[1]) as isize - self.padding[2] as isize;
+        let x0 = (kx * self.dilation[1]) as isize - self.padding.left as isize;
         valid_range(x0, self.stride[1], w, ow)
     }
 
     /// As [`Self::columns`], for kernel row `ky`, an `h`-high input and `oh` output rows.
     pub(super) fn rows(&self, ky: usize, h: usize, oh: usize) -> (usize, usize, isize) {
-        let y0 = (ky * self.dilation[0]) as isize - self.padding[0] as isize;
+        let y0 = (ky * self.dilation[0]) as isize - self.padding.top as isize;
         valid_range(y0, self.stride[0], h, oh)
     }
 }
@@ -138,7 +174,7 @@ impl ConvShape {
     /// Whether the im2col matrix of one image is the image itself (1×1 kernel, stride 1, no padding).
     pub(super) fn pointwise(&self) -> bool {
         let g = &self.geometry;
-        g.kernel == [1, 1] && g.stride == [1, 1] && g.padding == [0; 4]
+        g.kernel == [1, 1] && g.stride == [1, 1] && g.padding == Pads::NONE
     }
 
     /// The im2col matrix `[k, (b1 − b0)·(r1 − r0)·ow]` of output rows `r0..r1` of images `b0..b1`

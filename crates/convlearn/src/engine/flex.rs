@@ -1,4 +1,4 @@
-//! convlearn's kernels on burn's `flex` CPU backend, each splitting its work across rayon's
+//! convlearn's routines on burn's `flex` CPU backend, each splitting its work across rayon's
 //! threads: the passes after a convolution (written in place when its output is not shared), the
 //! batched convolution's forward pass (`conv.rs`), max-pooling (`max_pool.rs`), BatchNorm with
 //! batch statistics (`batch_norm.rs`) and the AdamW step (`adamw.rs`, in place).
@@ -14,7 +14,7 @@ use super::batch_norm::{ChannelLayout, affine, channel_statistics, normalize};
 use super::buffers::{zero_fill, zeroed};
 use super::clamp::affine_clamp_in_place;
 use super::conv::{Grouping, conv_forward};
-use super::conv_shape::{ConvGeometry, ConvShape};
+use super::conv_shape::{ConvGeometry, ConvShape, Pads};
 use super::max_pool::{PoolWindow, unpool_plane};
 use super::winograd;
 use super::{AdamWStep, FusedOps};
@@ -110,7 +110,7 @@ impl FusedOps for Flex {
         x: FlexTensor,
         kernel: [usize; 2],
         stride: [usize; 2],
-        padding: [usize; 4],
+        padding: Pads,
     ) -> FlexTensor {
         let window = PoolWindow {
             kernel,
@@ -252,10 +252,16 @@ pub(super) fn conv_operands(
         "conv2d: input {xs:?} and weight {ws:?} do not form a one-group convolution"
     );
     let [(top, bottom), (left, right)] = options.padding;
+    let padding = Pads {
+        top,
+        bottom,
+        left,
+        right,
+    };
     let geometry = ConvGeometry {
         kernel: [ws[2], ws[3]],
         stride: options.stride,
-        padding: [top, bottom, left, right],
+        padding,
         dilation: options.dilation,
     };
     assert!(

@@ -1,4 +1,4 @@
-//! Matrix products of the fused kernels, by the `gemm` crate (flex's own engine), with their
+//! Matrix products of the engine's routines, by the `gemm` crate (flex's own engine), with their
 //! operands' layouts and when to run them on several threads.
 
 /// Products below this many multiply-adds run on one thread.

@@ -1,4 +1,4 @@
-//! convlearn's own CPU kernels, registered with burn as a backend extension ([`FusedOps`]) on its
+//! The engine: convlearn's own CPU routines, registered with burn as a backend extension ([`FusedOps`]) on its
 //! `flex` backend (`flex.rs`), with backward passes of their own for training (`autodiff.rs`):
 //!
 //! - the passes after a convolution — a BatchNorm's scale and shift, or a bias, or a residual,
@@ -18,9 +18,12 @@
 //! This file is the extension's interface — the `FusedOps` trait, one function per fused
 //! operation with its burn-ops reference body, and the functions models call — kept together so
 //! every operation's contract sits beside its reference; over 40 % of it is the tests of those
-//! references. The kernels themselves are in the files named above.
+//! references. The routines themselves are in the files named above.
 //!
-//! On a GPU back-end the functions below use burn's ops. Tests check every kernel against burn's
+//! Here, as in the rest of the crate, a *kernel* is only ever a convolution's weights (the lesson's
+//! 3×3 matrices); the code that computes is called a routine or a fused operation.
+//!
+//! On a GPU back-end the functions below use burn's ops. Tests check every routine against burn's
 //! own (values and gradients) and small cases by hand.
 
 mod adamw;
@@ -36,7 +39,7 @@ mod max_pool;
 mod winograd;
 
 pub use adamw::{AdamWStep, adamw_step};
-pub use conv_shape::{ConvGeometry, ConvShape};
+pub use conv_shape::{ConvGeometry, ConvShape, Pads};
 pub use max_pool::PoolWindow;
 
 use burn::backend::{
@@ -79,7 +82,7 @@ impl Activation {
     }
 }
 
-/// convlearn's kernels, as a burn backend extension. NaN stays NaN, as in PyTorch.
+/// convlearn's routines, as a burn backend extension. NaN stays NaN, as in PyTorch.
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedOps: Backend {
     /// `clamp(x · scale[c] + shift[c], lower, upper)` for `x` laid out `[batch, channels, …]`,
@@ -168,11 +171,11 @@ pub trait FusedOps: Backend {
         x: FloatTensor<Self>,
         kernel: [usize; 2],
         stride: [usize; 2],
-        padding: [usize; 4],
+        padding: Pads,
     ) -> FloatTensor<Self>;
 }
 
-/// Whether the fused kernels run on `x`: on flex without autodiff, in 32-bit floats. Elsewhere the
+/// Whether the engine's routines run on `x`: on flex without autodiff, in 32-bit floats. Elsewhere the
 /// functions below compose burn's ops.
 pub fn fused<const D: usize>(x: &Tensor<D>) -> bool {
     flex_f32(x) == Some(false)
@@ -265,7 +268,7 @@ pub fn residual_activation(x: Tensor<4>, residual: Tensor<4>, activation: Activa
 
 /// `activation(BatchNorm(x))` with the batch's statistics (training), `x` `[batch, channels, …]`:
 /// the output, and the batch's mean and biased variance per channel (for the running statistics).
-/// On flex, with or without gradients, convlearn's kernels (`batch_norm.rs`); elsewhere burn's
+/// On flex, with or without gradients, convlearn's routines (`batch_norm.rs`); elsewhere burn's
 /// `batch_norm_train` and activation.
 pub fn batch_norm_train<const D: usize>(
     x: Tensor<D>,
@@ -295,8 +298,8 @@ pub fn batch_norm_train<const D: usize>(
 }
 
 /// The convolution of `x` with `weight` (no bias): on flex, with or without gradients, by
-/// convlearn's batched im2col kernel (one group only; grouped and depthwise convolutions keep
-/// flex's own kernels); elsewhere burn's.
+/// convlearn's batched im2col routine (one group only; grouped and depthwise convolutions keep
+/// flex's own); elsewhere burn's.
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, options: ConvOptions<2>) -> Tensor<4> {
     if !on_flex(&x) || options.groups != 1 {
         return burn::tensor::module::conv2d(x, weight, None, options);
@@ -309,14 +312,19 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, options: ConvOptions<2>) -> Tenso
     Tensor::from_dispatch(out)
 }
 
-/// `pool(x)` on flex by convlearn's kernel — a plain parallel pass, and when training, a `u32`
+/// `pool(x)` on flex by convlearn's routine — a plain parallel pass, and when training, a `u32`
 /// record of each maximum's cell and a parallel backward pass (flex's own tracks `i64` indices
 /// with a division per element and adds gradients back on one thread). Other back-ends, and
 /// dilated, ceil-mode or 'same' windows, use burn's.
 pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     let padding = match pool.padding {
-        PaddingConfig2d::Valid => Some([0; 4]),
-        PaddingConfig2d::Explicit(top, left, bottom, right) => Some([top, bottom, left, right]),
+        PaddingConfig2d::Valid => Some(Pads::NONE),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => Some(Pads {
+            top,
+            bottom,
+            left,
+            right,
+        }),
         PaddingConfig2d::Same => None,
     };
     let [_, _, h, w] = x.dims();

@@ -4,7 +4,7 @@
 
 use multiversion::multiversion;
 
-use super::conv_shape::ConvGeometry;
+use super::conv_shape::{ConvGeometry, Pads};
 
 /// The geometry of a 2-D max-pool: window, stride and padding, in rows then columns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,8 +13,8 @@ pub struct PoolWindow {
     pub kernel: [usize; 2],
     /// Step `[rows, columns]`.
     pub stride: [usize; 2],
-    /// Padding `[top, bottom, left, right]`.
-    pub padding: [usize; 4],
+    /// Padding on each side (it counts as −∞).
+    pub padding: Pads,
 }
 
 impl PoolWindow {
@@ -70,11 +70,13 @@ fn pool_window<const ARGMAX: bool>(
     out: &mut [f32],
     argmax: &mut [u32],
 ) {
-    let two_by_two = window.kernel == [2, 2] && window.stride == [2, 2] && window.padding == [0; 4];
+    let two_by_two =
+        window.kernel == [2, 2] && window.stride == [2, 2] && window.padding == Pads::NONE;
     if two_by_two && pool_2x2::<ARGMAX>(x, [h, w], out, argmax) {
         return;
     }
-    let stem = window.kernel == [3, 3] && window.stride == [2, 2] && window.padding == [1; 4];
+    let stem =
+        window.kernel == [3, 3] && window.stride == [2, 2] && window.padding == Pads::uniform(1);
     if stem && !ARGMAX && pool_3x3_stride_2(x, [h, w], out) {
         return;
     }
@@ -84,7 +86,7 @@ fn pool_window<const ARGMAX: bool>(
         .expect("pool_plane: the window does not fit");
     let [kh, kw] = window.kernel;
     let [sh, sw] = window.stride;
-    let [top, _, left, _] = window.padding;
+    let Pads { top, left, .. } = window.padding;
     // Each output is finished before the next and its comparisons are selects, not branches:
     // branching on `v > max` mispredicts about half the time on real activations.
     let cols: Vec<(usize, usize)> = (0..ow)
@@ -285,7 +287,7 @@ mod tests {
         let pool = PoolWindow {
             kernel: [2, 2],
             stride: [2, 2],
-            padding: [0; 4],
+            padding: Pads::NONE,
         };
         assert_eq!(pool.output_size([4, 4]), Some([2, 2]));
         let mut out = vec![0.0; 4];
@@ -309,7 +311,7 @@ mod tests {
         let pool = PoolWindow {
             kernel: [2, 2],
             stride: [2, 2],
-            padding: [0; 4],
+            padding: Pads::NONE,
         };
         let (mut out, mut at) = (vec![0.0; 2], vec![0; 2]);
         pool.pool_plane_argmax(&x, [2, 4], &mut out, &mut at);
@@ -327,7 +329,7 @@ mod tests {
         let pool = PoolWindow {
             kernel: [3, 3],
             stride: [2, 2],
-            padding: [1, 1, 1, 1],
+            padding: Pads::uniform(1),
         };
         assert_eq!(pool.output_size([3, 4]), Some([2, 2]));
         let mut out = vec![0.0; 4];
@@ -342,7 +344,7 @@ mod tests {
         let pool = PoolWindow {
             kernel: [3, 3],
             stride: [2, 2],
-            padding: [1, 1, 1, 1],
+            padding: Pads::uniform(1),
         };
         let sides = (2..=9).flat_map(|h| (2..=9).map(move |w| [h, w]));
         for [h, w] in sides.chain([[112, 112], [57, 30]]) {
@@ -369,7 +371,7 @@ mod tests {
         let pool = PoolWindow {
             kernel: [1, 2],
             stride: [1, 1],
-            padding: [0; 4],
+            padding: Pads::NONE,
         };
         let mut out = vec![0.0; 4];
         pool.pool_plane(&x, [2, 3], &mut out);

@@ -301,7 +301,7 @@ fn input_gradient_map(
 mod tests {
     use burn::tensor::{Device, Tensor, TensorData};
 
-    use crate::fused::{Activation, batch_norm_train};
+    use crate::engine::{Activation, batch_norm_train};
     use crate::host::values;
 
     /// `a` and `b` equal within `tol` of the larger magnitude in `b`.
