@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use convlearn::data::Dataset;
+use convlearn::data::{Dataset, ImageSet, Mnist, shapes_split, shared_data_dir};
+use convlearn::recipes::TransferConfig;
 
 /// Where the labelled images are.
 #[derive(clap::Args, Clone, Debug)]
@@ -28,10 +29,10 @@ pub struct DataArgs {
     #[arg(long, default_value = "")]
     pub suffix: String,
     /// Validation fraction when the data has no train/valid split (CSV, or one folder per class).
-    #[arg(long, default_value_t = 0.2, value_parser = super::flags::open_fraction)]
+    #[arg(long, default_value_t = TransferConfig::default().valid_pct, value_parser = super::flags::open_fraction)]
     pub valid_pct: f64,
     /// Seed for splits, shuffling and augmentation.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = TransferConfig::default().seed)]
     pub seed: u64,
 }
 
@@ -49,6 +50,26 @@ impl DataArgs {
                 "'{other}' is not a folder of photos (expected train/<class>/… or <class>/…, or give --csv LABELS.csv --images DIR)"
             ),
             _ => bail!("give a dataset (a folder of photos) or --csv LABELS.csv --images DIR"),
+        }
+    }
+
+    /// The built-in data sets' training and held-out images: `mnist` (its IDX files in `mnist_dir`,
+    /// by default `$CONVLEARN_DATA/data/mnist`) or `shapes` (generated).
+    pub fn built_in(&self, mnist_dir: Option<&Path>) -> Result<(ImageSet, ImageSet)> {
+        match self.name() {
+            "mnist" => {
+                let dir = mnist_dir
+                    .map_or_else(|| shared_data_dir().join("data/mnist"), Path::to_path_buf);
+                let m = Mnist::load(&dir)?;
+                Ok((m.train, m.test))
+            }
+            "shapes" => Ok(shapes_split()),
+            other if Path::new(other).is_dir() || self.csv.is_some() => bail!(
+                "'{other}' holds photos: fine-tune a pretrained network with --pretrained WEIGHTS"
+            ),
+            other => {
+                bail!("unknown dataset '{other}': expected mnist, shapes or a folder of photos")
+            }
         }
     }
 

@@ -2,11 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
-use convlearn::data::{Mnist, generate_shapes, shared_data_dir};
+use anyhow::Result;
 use convlearn::learner::{FitConfig, lr_find};
 use convlearn::models::ModelPreset;
-use convlearn::recipes::{prepare, scratch_learner};
+use convlearn::recipes::{head_lr_find, scratch_learner};
 use serde_json::json;
 
 /// Arguments of `lr-find`.
@@ -31,34 +30,21 @@ pub fn run(args: Args) -> Result<()> {
     .filter_map(|(flag, path)| Some((flag, path?)))
     .collect();
     super::check_outputs(&inputs, &[("--output", &args.output)])?;
-    let fit = FitConfig {
-        batch_size: a.batch_size.unwrap_or(32),
-        seed: a.source.seed,
-        ..FitConfig::default()
-    };
     let finder = match &a.pretrained {
-        Some(weights) => {
-            let mut cfg = a.transfer_config(weights)?;
-            cfg.verbose = true;
-            let mut run = prepare(&a.source.photos()?, &cfg)?;
-            lr_find(&mut run.learner, &run.train, &fit)?
-        }
+        // The sweep `train --pretrained` runs to choose the head's rate.
+        Some(weights) => head_lr_find(&a.source.photos()?, &a.transfer_config(weights)?)?,
         None => {
-            let preset = ModelPreset::parse(a.arch.as_deref().unwrap_or("simple_cnn"))?;
-            let train = match a.source.name() {
-                "mnist" => {
-                    Mnist::load(
-                        &a.data
-                            .clone()
-                            .unwrap_or_else(|| shared_data_dir().join("data/mnist")),
-                    )?
-                    .train
-                }
-                "shapes" => generate_shapes(6000, 28, 1),
-                other => bail!(
-                    "unknown dataset '{other}': expected mnist, shapes, or a folder with --pretrained"
-                ),
+            let defaults = FitConfig::default();
+            let fit = FitConfig {
+                batch_size: a.batch_size.unwrap_or(defaults.batch_size),
+                seed: a.source.seed,
+                ..defaults
             };
+            let preset = a
+                .arch
+                .as_deref()
+                .map_or(Ok(ModelPreset::default()), ModelPreset::parse)?;
+            let (train, _) = a.source.built_in(a.data.as_deref())?;
             let mut learner = scratch_learner(preset, &train)?;
             lr_find(&mut learner, &train, &fit)?
         }

@@ -4,11 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow, bail};
-use convlearn::data::{Augment, Mnist, generate_shapes, shared_data_dir};
+use convlearn::data::Augment;
 use convlearn::learner::{CheckpointEvery, FitConfig, LayerRates};
+use convlearn::model_file::MULTI_LABEL_TRAINING_THRESHOLD;
 use convlearn::models::{BackboneKind, ModelPreset};
-use convlearn::recipes::{TransferConfig, fine_tune, train_classifier_with};
-use serde_json::json;
+use convlearn::recipes::{
+    TransferConfig, fine_tune, save_replacing_checkpoint, train_classifier_with,
+};
+use serde_json::{Value, json};
 
 /// Arguments of `train` (shared with `lr-find`).
 #[derive(clap::Args)]
@@ -36,7 +39,7 @@ pub struct Args {
     #[arg(long, value_parser = super::flags::phase_epochs)]
     pub epochs: Option<usize>,
     /// Fine-tuning: epochs with the body frozen (only the new head trains).
-    #[arg(long, default_value_t = 5, value_parser = super::flags::phase_epochs)]
+    #[arg(long, default_value_t = TransferConfig::default().freeze_epochs, value_parser = super::flags::phase_epochs)]
     pub freeze_epochs: usize,
     /// Peak learning rate: `auto` (LR finder, fine-tuning only), a number, `LO..HI` (spread over the
     /// layer groups) or one per group `A,B,C`.
@@ -88,8 +91,10 @@ pub struct Args {
 }
 
 impl Args {
-    /// The transfer-learning options these arguments describe.
+    /// The transfer-learning options these arguments describe (the library's defaults where a flag
+    /// is not given).
     pub fn transfer_config(&self, weights: &Path) -> Result<TransferConfig> {
+        let defaults = TransferConfig::default();
         let arch = match &self.arch {
             Some(a) => Some(BackboneKind::parse(a).ok_or_else(|| {
                 anyhow!("unknown --arch '{a}' for --pretrained: expected resnet18, resnet34, resnet50, resnet101, resnet152 or mobilenet_v2")
@@ -102,7 +107,7 @@ impl Args {
             size: self.size.map(|s| s.0),
             unfrozen_size: self.size.and_then(|s| s.1),
             freeze_epochs: self.freeze_epochs,
-            epochs: self.epochs.unwrap_or(0),
+            epochs: self.epochs.unwrap_or(defaults.epochs),
             lr: if self.lr == "auto" {
                 None
             } else {
@@ -111,7 +116,7 @@ impl Args {
             bn_freeze: !self.train_bn,
             precompute: !self.no_precompute,
             augment: Augment::parse(&self.aug).expect("clap checked"),
-            batch_size: self.batch_size.unwrap_or(32),
+            batch_size: self.batch_size.unwrap_or(defaults.batch_size),
             valid_pct: self.source.valid_pct,
             seed: self.source.seed,
             verbose: true,
@@ -189,6 +194,15 @@ fn check_outputs(args: &Args, save: &Path, checkpoint: &Path, plot: &Path) -> Re
     super::check_outputs(&inputs, &outputs)
 }
 
+/// The library's report with the files this run wrote beside its figures (`null` for one not
+/// written).
+fn with_files(mut report: Value, files: &[(&str, Option<&Path>)]) -> Value {
+    for (key, path) in files {
+        report[*key] = path.map_or(Value::Null, super::json_path);
+    }
+    report
+}
+
 /// Runs `train`. Ctrl-C (or SIGTERM) stops it after the current step with a checkpoint and the
 /// command that continues it; a second Ctrl-C quits at once.
 pub fn run(args: Args) -> Result<()> {
@@ -211,7 +225,7 @@ fn run_transfer(args: &Args, weights: &Path) -> Result<()> {
     check_outputs(args, &save, &checkpoint, &plot)?;
     cfg.checkpoint = Some(checkpoint.clone());
     let (model, report) = fine_tune(&args.source.photos()?, &cfg)?;
-    model.save(&save)?;
+    save_replacing_checkpoint(&model, &save, &checkpoint)?;
     report.history.plot_loss(&plot)?;
     report.history.plot_schedule(&sibling(&plot, "schedule"))?;
     let metrics_png = sibling(&plot, "metrics");
@@ -220,40 +234,21 @@ fn run_transfer(args: &Args, weights: &Path) -> Result<()> {
     if let Some(finder) = &report.lr_find {
         finder.plot(&lr_png)?;
     }
-    // The finished model replaces the checkpoint.
-    let _ = std::fs::remove_file(&checkpoint);
     if args.json {
-        let mut out = json!({
-            "valid_accuracy": report.valid_accuracy,
-            "valid_accuracy_tta": report.valid_accuracy_tta,
-            "multi_label": report.multi_label,
-            "epochs": report.epochs,
-            "seconds": report.seconds,
-            "phases": report.phases,
-            "lr": report.lr,
-            "lr_suggested": report.lr_find.as_ref().map(|f| f.suggestion),
-            "lr_find_png": report.lr_find.as_ref().map(|_| super::json_path(&lr_png)),
-            "size": report.size,
-            "architecture": report.architecture,
-            "train_images": report.train_images,
-            "valid_images": report.valid_images,
-            "skipped": report.skipped,
-            "model": super::json_path(&save),
-            "loss_png": super::json_path(&plot),
-            "metrics_png": super::json_path(&metrics_png),
-        });
-        if report.multi_label {
-            out["f2"] = json!(report.valid_f2);
-            out["f2_tta"] = json!(report.valid_f2_tta);
-            out["threshold"] = json!(report.threshold);
-        }
-        super::print_json(&out);
+        let lr_find_png = report.lr_find.as_ref().map(|_| lr_png.as_path());
+        let files = [
+            ("model", Some(save.as_path())),
+            ("loss_png", Some(plot.as_path())),
+            ("metrics_png", Some(metrics_png.as_path())),
+            ("lr_find_png", lr_find_png),
+        ];
+        super::print_json(&with_files(json!(report), &files));
     } else {
         for p in &report.phases {
             let lrs: Vec<String> = p.lrs.iter().map(|l| format!("{l:.1e}")).collect();
             let f2 = p
                 .valid_f2
-                .map(|f| format!(", F2 {f:.4} at threshold 0.2"))
+                .map(|f| format!(", F2 {f:.4} at threshold {MULTI_LABEL_TRAINING_THRESHOLD}"))
                 .unwrap_or_default();
             println!(
                 "{} phase: {} epochs at lr [{}] → {:.2}% validation accuracy{f2} ({:.1} s)",
@@ -290,45 +285,33 @@ fn run_transfer(args: &Args, weights: &Path) -> Result<()> {
 }
 
 fn run_scratch(args: &Args) -> Result<()> {
-    let preset = ModelPreset::parse(args.arch.as_deref().unwrap_or("simple_cnn"))?;
+    let preset = args
+        .arch
+        .as_deref()
+        .map_or(Ok(ModelPreset::default()), ModelPreset::parse)?;
     if args.epochs == Some(0) {
         bail!("--epochs 0: training from scratch needs at least 1 epoch");
     }
     let (save, checkpoint, plot) = args.outputs(preset.name());
     check_outputs(args, &save, &checkpoint, &plot)?;
-    let (train, valid) = match args.source.name() {
-        "mnist" => {
-            let dir = args
-                .data
-                .clone()
-                .unwrap_or_else(|| shared_data_dir().join("data/mnist"));
-            let m = Mnist::load(&dir)?;
-            (m.train, m.test)
-        }
-        "shapes" => (generate_shapes(6000, 28, 1), generate_shapes(1200, 28, 2)),
-        other if Path::new(other).is_dir() || args.source.csv.is_some() => {
-            bail!(
-                "'{other}' holds photos: fine-tune a pretrained network with --pretrained WEIGHTS"
-            )
-        }
-        other => bail!("unknown dataset '{other}': expected mnist, shapes or a folder of photos"),
-    };
+    let (train, valid) = args.source.built_in(args.data.as_deref())?;
     let train = match args.limit {
         Some(n) => train.take(n),
         None => train,
     };
+    let defaults = FitConfig::default();
     let lr = if args.lr == "auto" {
-        LayerRates::Single(1e-2)
+        defaults.lr.clone()
     } else {
         LayerRates::parse(&args.lr)?
     };
     let fit = FitConfig {
-        epochs: args.epochs.unwrap_or(3),
-        batch_size: args.batch_size.unwrap_or(64),
+        epochs: args.epochs.unwrap_or(defaults.epochs),
+        batch_size: args.batch_size.unwrap_or(defaults.batch_size),
         lr,
         seed: args.source.seed,
         checkpoint_every: args.checkpoint_every,
-        ..FitConfig::default()
+        ..defaults
     };
     eprintln!(
         "training {} on {} {} images ({} held out), {} epochs, batch {}, one-cycle Adam peaking at {:?}",
@@ -342,25 +325,16 @@ fn run_scratch(args: &Args) -> Result<()> {
     );
     let (model, report) =
         train_classifier_with(preset, &train, &valid, &fit, Some(&checkpoint), args.resume)?;
-    model.save(&save)?;
-    let _ = std::fs::remove_file(&checkpoint);
+    save_replacing_checkpoint(&model, &save, &checkpoint)?;
     report.history.plot_loss(&plot)?;
     report.history.plot_schedule(&sibling(&plot, "schedule"))?;
     report.history.plot_metrics(&sibling(&plot, "metrics"))?;
     if args.json {
-        super::print_json(&json!({
-            "test_accuracy": report.valid_accuracy,
-            "valid_accuracy": report.valid_accuracy,
-            "valid_loss": report.valid_loss,
-            "epochs": report.epochs,
-            "seconds": report.seconds,
-            "images_per_second": report.images_per_second,
-            "train_images": report.train_images,
-            "test_images": report.valid_images,
-            "architecture": report.architecture,
-            "model": super::json_path(&save),
-            "loss_png": super::json_path(&plot),
-        }));
+        let files = [
+            ("model", Some(save.as_path())),
+            ("loss_png", Some(plot.as_path())),
+        ];
+        super::print_json(&with_files(json!(report), &files));
     } else {
         println!(
             "{}: {:.2}% accuracy on {} held-out images after {} epochs, {:.1} s ({:.0} training images/s)",

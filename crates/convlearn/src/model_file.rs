@@ -51,8 +51,13 @@ fn default_threshold() -> f32 {
     0.5
 }
 
+/// The threshold a multi-label model trains at before the sweep picks its own (fastai's Planet
+/// threshold).
+pub const MULTI_LABEL_TRAINING_THRESHOLD: f32 = 0.2;
+
 impl ModelMeta {
-    /// Metadata of a freshly built model; multi-label models start at fastai's Planet threshold, 0.2.
+    /// Metadata of a freshly built model; multi-label models start at
+    /// [`MULTI_LABEL_TRAINING_THRESHOLD`].
     pub fn new(
         arch: ArchSpec,
         classes: Vec<String>,
@@ -65,7 +70,11 @@ impl ModelMeta {
             classes,
             preprocess,
             multi_label,
-            threshold: if multi_label { 0.2 } else { 0.5 },
+            threshold: if multi_label {
+                MULTI_LABEL_TRAINING_THRESHOLD
+            } else {
+                default_threshold()
+            },
             augment: Augment::None,
         }
     }

@@ -31,7 +31,7 @@ pub use photo_set::{PhotoSet, memory_budget};
 pub use preprocess::{Crop, Preprocess};
 pub use source::ImageSource;
 pub use split::{DataSplit, ItemList};
-pub use synthetic::{SHAPE_CLASSES, generate_shapes};
+pub use synthetic::{SHAPE_CLASSES, generate_shapes, shapes_split};
 pub use targets::{Labels, Targets};
 
 /// The directory holding the project's shared data: `$CONVLEARN_DATA`, else `../shared`.

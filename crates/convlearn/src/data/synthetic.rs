@@ -40,6 +40,12 @@ fn inside(class: usize, x: f32, y: f32, cx: f32, cy: f32, r: f32, t: f32) -> boo
     }
 }
 
+/// The built-in `shapes` data (the demo's, and `train shapes`): 6 000 training and 1 200 held-out
+/// 28 × 28 pictures, drawn from different seeds.
+pub fn shapes_split() -> (ImageSet, ImageSet) {
+    (generate_shapes(6000, 28, 1), generate_shapes(1200, 28, 2))
+}
+
 /// `n` grayscale `size × size` images, classes balanced in turn, reproducible from `seed`.
 pub fn generate_shapes(n: usize, size: usize, seed: u64) -> ImageSet {
     let mut rng = StdRng::seed_from_u64(seed);

@@ -39,10 +39,11 @@ pub struct CnnSpec {
 pub type MapShape = (usize, usize, usize);
 
 /// The named architectures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ModelPreset {
     /// conv3×3(32, pad 1)-ReLU-pool2-conv3×3(64, pad 1)-ReLU-pool2-fc(128)-ReLU-fc(classes):
     /// the standard small MNIST CNN (PyTorch fixture `simple_cnn_sgd_steps`).
+    #[default]
     SimpleCnn,
     /// fast.ai's spreadsheet: conv 2 kernels 3×3 (valid)-ReLU-conv 2 kernels 2×3×3 (valid)-ReLU-
     /// pool2-dense(classes).

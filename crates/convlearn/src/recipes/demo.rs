@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::{TrainReport, train_classifier};
-use crate::data::generate_shapes;
+use crate::data::{generate_shapes, shapes_split};
 use crate::device::inference_device;
 use crate::error::Result;
 use crate::interpret::{explain, render_activations};
@@ -37,8 +37,7 @@ pub struct DemoReport {
 /// a kernel figure, an activations figure and the loss curve into `out`.
 pub fn run_demo(out: &Path, fit: &FitConfig) -> Result<DemoReport> {
     std::fs::create_dir_all(out).map_err(|e| crate::Error::io(out, e))?;
-    let train = generate_shapes(6000, 28, 1);
-    let valid = generate_shapes(1200, 28, 2);
+    let (train, valid) = shapes_split();
     let (model, training) = train_classifier(ModelPreset::SimpleCnn, &train, &valid, fit)?;
     let model_path = out.join("shapes-model.safetensors");
     model.save(&model_path)?;

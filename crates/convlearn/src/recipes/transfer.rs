@@ -7,18 +7,17 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::Serialize;
-
 use crate::data::{Augment, Dataset, ImageSource, PhotoSet, input_size, typical_crop_side};
 use crate::device::training_device;
 use crate::error::Result;
 use crate::learner::{
-    CheckpointEvery, FeatureSet, FitConfig, History, LayerRates, Learner, LrFinder, RunSettings,
-    Schedule, SetPredictions, TrainingState, best_threshold, lr_find, lr_find_head, run_settings,
-    score, threshold_sweep,
+    CheckpointEvery, FeatureSet, FitConfig, LayerRates, Learner, LrFinder, RunSettings, Schedule,
+    TrainingState, lr_find, lr_find_head, run_settings,
 };
 use crate::model_file::{ModelMeta, SavedModel};
 use crate::models::{ArchSpec, BackboneKind, HeadKind, HeadSpec, PretrainedWeights};
+
+use super::transfer_report::{PhaseReport, TransferReport, final_report, phase_report};
 
 /// With the rate picked by the LR finder, the head's rate is capped here (fastai's own `fine_tune`
 /// defaults to 2e-3). The finder suggests 3e-2…6e-2 for the head on both shared data sets, and the
@@ -100,66 +99,6 @@ impl Default for TransferConfig {
             tta: 0,
         }
     }
-}
-
-/// One phase of the run.
-#[derive(Clone, Debug, Serialize)]
-pub struct PhaseReport {
-    /// `frozen`, `frozen (precomputed)` or `unfrozen`.
-    pub phase: String,
-    /// Epochs.
-    pub epochs: usize,
-    /// Per-group peak rates.
-    pub lrs: Vec<f64>,
-    /// Validation accuracy at its end.
-    pub valid_accuracy: f64,
-    /// Multi-label: validation F2 at its end (at the training threshold, 0.2).
-    pub valid_f2: Option<f64>,
-    /// Wall time, seconds (precomputing included).
-    pub seconds: f64,
-}
-
-/// What [`fine_tune`] achieved.
-#[derive(Clone, Debug, Serialize)]
-pub struct TransferReport {
-    /// Final validation accuracy.
-    pub valid_accuracy: f64,
-    /// Final validation accuracy with test-time augmentation (the image and
-    /// [`TransferConfig::tta`] augmented copies), when asked for.
-    pub valid_accuracy_tta: Option<f64>,
-    /// Multi-label data: several tags per image, sigmoid outputs and binary cross-entropy.
-    pub multi_label: bool,
-    /// Multi-label: final validation F2 at the chosen threshold.
-    pub valid_f2: Option<f64>,
-    /// Multi-label: the same with test-time augmentation, when asked for.
-    pub valid_f2_tta: Option<f64>,
-    /// Multi-label: the threshold with the best validation F2 (saved with the model).
-    pub threshold: Option<f32>,
-    /// Multi-label: validation F2 at each threshold of the sweep.
-    pub threshold_sweep: Vec<(f32, f64)>,
-    /// Epochs over both phases.
-    pub epochs: usize,
-    /// Total wall time, seconds (decoding included).
-    pub seconds: f64,
-    /// Per phase.
-    pub phases: Vec<PhaseReport>,
-    /// The head's peak rate in the frozen phase (the unfrozen phase spreads lr/200 … lr/2).
-    pub lr: f64,
-    /// The LR finder's sweep, when it chose the rate.
-    pub lr_find: Option<LrFinder>,
-    /// Training images used.
-    pub train_images: usize,
-    /// Validation images used.
-    pub valid_images: usize,
-    /// Files skipped because they could not be decoded.
-    pub skipped: Vec<String>,
-    /// Input size.
-    pub size: usize,
-    /// Architecture.
-    pub architecture: String,
-    /// Per-batch and per-epoch record over both phases.
-    #[serde(skip)]
-    pub history: History,
 }
 
 /// A warning when `size` is far from the size the weights learned at.
@@ -339,10 +278,10 @@ pub fn fine_tune(data: &Dataset, cfg: &TransferConfig) -> Result<(SavedModel, Tr
 }
 
 /// The body's activations on both sets, computed once for the frozen phase.
-struct Precomputed {
-    train: FeatureSet,
-    valid: FeatureSet,
-    seconds: f64,
+pub(super) struct Precomputed {
+    pub train: FeatureSet,
+    pub valid: FeatureSet,
+    pub seconds: f64,
 }
 
 fn precompute(run: &TransferRun, cfg: &TransferConfig) -> Result<Precomputed> {
@@ -402,11 +341,7 @@ fn head_rate(
     if let Some(lr) = resumed {
         return Ok((lr, None));
     }
-    let probe = phase_config(cfg, 1, LayerRates::Single(1e-3), (0, 0));
-    let mut finder = match features {
-        Some(f) => lr_find_head(&mut run.learner, &f.train, &probe)?,
-        None => lr_find(&mut run.learner, &run.train, &probe)?,
-    };
+    let mut finder = sweep(run, cfg, features.map(|f| &f.train))?;
     let lr = finder.suggestion.clamp(1e-4, MAX_HEAD_LR);
     finder.used = Some(lr);
     if cfg.verbose {
@@ -416,6 +351,33 @@ fn head_rate(
         );
     }
     Ok((lr, Some(finder)))
+}
+
+/// The LR finder's sweep that chooses the head's rate: over the head alone on the precomputed
+/// training activations when there are some, through the frozen body otherwise.
+fn sweep(
+    run: &mut TransferRun,
+    cfg: &TransferConfig,
+    train: Option<&FeatureSet>,
+) -> Result<LrFinder> {
+    let probe = phase_config(cfg, 1, LayerRates::Single(1e-3), (0, 0));
+    match train {
+        Some(features) => lr_find_head(&mut run.learner, features, &probe),
+        None => lr_find(&mut run.learner, &run.train, &probe),
+    }
+}
+
+/// The sweep [`fine_tune`] runs to choose the head's rate (with `cfg.precompute`, on the training
+/// activations computed once), without training: what `convlearn lr-find --pretrained` shows.
+pub fn head_lr_find(data: &Dataset, cfg: &TransferConfig) -> Result<LrFinder> {
+    let mut run = prepare(data, cfg)?;
+    let features = if cfg.precompute {
+        let title = "precomputing training activations";
+        Some(run.learner.precompute(&run.train, 16, title, cfg.verbose)?)
+    } else {
+        None
+    };
+    sweep(&mut run, cfg, features.as_ref())
 }
 
 /// The frozen phase: the head alone (on the precomputed activations when there are some).
@@ -504,96 +466,4 @@ fn resize(run: &mut TransferRun, size: usize, verbose: bool) {
     let preprocess = &mut run.learner.meta.preprocess;
     preprocess.height = size;
     preprocess.width = size;
-}
-
-/// What a phase ended with.
-fn phase_report(
-    learner: &Learner,
-    name: &str,
-    epochs: usize,
-    rates: &LayerRates,
-    seconds: f64,
-) -> Result<PhaseReport> {
-    let last = learner.history.epochs.last();
-    Ok(PhaseReport {
-        phase: name.into(),
-        epochs,
-        lrs: rates.per_group(learner.num_groups())?,
-        valid_accuracy: last.map_or(0.0, |e| e.valid_accuracy),
-        valid_f2: last.and_then(|e| e.valid_f2),
-        seconds,
-    })
-}
-
-/// The final scores (with test-time augmentation when asked for), the multi-label threshold chosen
-/// on validation (saved with the model), and the run's report.
-fn final_report(
-    run: &mut TransferRun,
-    cfg: &TransferConfig,
-    features: Option<&Precomputed>,
-    phases: Vec<PhaseReport>,
-    (lr, lr_find): (f64, Option<LrFinder>),
-    start: Instant,
-) -> TransferReport {
-    let TransferRun {
-        learner,
-        train,
-        valid,
-        ..
-    } = run;
-    // With the body unchanged since it was precomputed, the head on the cached validation
-    // activations gives the plain predictions; a pass over the images otherwise, and one more per
-    // test-time-augmented copy.
-    let preds = match features {
-        Some(f) if cfg.epochs == 0 && cfg.tta == 0 => {
-            let plain = learner.predict_features(&f.valid);
-            SetPredictions {
-                averaged: plain.clone(),
-                plain,
-            }
-        }
-        _ => learner.predict_tta(valid, cfg.tta, 32, cfg.seed),
-    };
-    let (labels, outputs) = (valid.labels(), valid.classes().len());
-    // Multi-label: choose the threshold with the best validation F2.
-    let sweep = if learner.meta.multi_label {
-        let sweep = threshold_sweep(&preds.plain, labels, outputs);
-        let (threshold, f2) = best_threshold(&sweep);
-        learner.meta.threshold = threshold;
-        if cfg.verbose {
-            eprintln!("threshold sweep: best F2 {f2:.4} at {threshold:.2}");
-        }
-        sweep
-    } else {
-        Vec::new()
-    };
-    let threshold = learner.meta.threshold;
-    let eval = score(&preds.plain, labels, outputs, threshold);
-    let tta = (cfg.tta > 0).then(|| score(&preds.averaged, labels, outputs, threshold));
-    let multi_label = learner.meta.multi_label;
-    TransferReport {
-        valid_accuracy: eval.accuracy,
-        valid_accuracy_tta: tta.map(|t| t.accuracy),
-        multi_label,
-        valid_f2: eval.f2,
-        valid_f2_tta: tta.and_then(|t| t.f2),
-        threshold: multi_label.then_some(threshold),
-        threshold_sweep: sweep,
-        epochs: cfg.freeze_epochs + cfg.epochs,
-        seconds: start.elapsed().as_secs_f64(),
-        phases,
-        lr,
-        lr_find,
-        train_images: train.len(),
-        valid_images: valid.len(),
-        skipped: train
-            .skipped
-            .iter()
-            .chain(&valid.skipped)
-            .map(|(p, e)| format!("{}: {e}", p.display()))
-            .collect(),
-        size: train.size,
-        architecture: learner.meta.arch.name(),
-        history: learner.history.clone(),
-    }
 }
