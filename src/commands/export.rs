@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
+use convlearn::Classifier;
 use convlearn::device::inference_device;
-use convlearn::export::{OnnxOptions, samples, write_onnx};
-use convlearn::model_file::SavedModel;
+use convlearn::export::{OnnxOptions, samples};
 use serde_json::json;
 
 /// Arguments of `export`.
@@ -65,19 +65,23 @@ pub fn run(args: Args) -> Result<()> {
         outputs.extend([("--samples", i.as_path()), ("--samples", o.as_path())]);
     }
     super::check_outputs(&inputs, &outputs)?;
-    let device = inference_device();
-    let model = match &args.pretrained {
-        Some(weights) => super::pretrained_model(weights, args.arch.as_deref(), &device)?,
-        None => SavedModel::load(&source, &device)?,
+    let classifier = match &args.pretrained {
+        Some(weights) => {
+            let arch = args.arch.as_deref().map(super::backbone).transpose()?;
+            Classifier::pretrained(weights, arch)?
+        }
+        None => Classifier::load(&source)?,
     };
     let options = OnnxOptions {
         probabilities: args.probabilities,
         batch: args.batch,
     };
-    write_onnx(&model, &options, &args.output)?;
+    classifier.export_onnx(&args.output, &options)?;
+    let model = classifier.model();
     let written = match &args.samples {
         Some(dir) => {
-            let s = samples(&model, &args.sample_images, 8, 42, &options, &device)?;
+            let device = inference_device();
+            let s = samples(model, &args.sample_images, 8, 42, &options, &device)?;
             Some((s.write(dir)?, s.input_shape[0]))
         }
         None => None,

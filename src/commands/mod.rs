@@ -48,23 +48,11 @@ pub fn print_json(value: &serde_json::Value) {
     println!("{}", serde_json::to_string(value).expect("JSON serialises"));
 }
 
-/// An ImageNet model from raw pretrained weights (`--pretrained WEIGHTS [--arch NAME]`).
-pub fn pretrained_model(
-    weights: &std::path::Path,
-    arch: Option<&str>,
-    device: &convlearn::device::Device,
-) -> anyhow::Result<convlearn::model_file::SavedModel> {
-    use convlearn::model_file::SavedModel;
-    use convlearn::models::{BackboneKind, PretrainedWeights};
-    let arch = match arch {
-        Some(a) => Some(BackboneKind::parse(a).ok_or_else(|| {
-            let known: Vec<&str> = BackboneKind::ALL.iter().map(|(n, _)| *n).collect();
-            anyhow::anyhow!("unknown --arch '{a}' (known: {})", known.join(", "))
-        })?),
-        None => None,
-    };
-    Ok(SavedModel::imagenet(
-        &PretrainedWeights::open(weights, arch)?,
-        device,
-    )?)
+/// The backbone `--arch NAME` names, or an error listing the known ones.
+pub fn backbone(name: &str) -> anyhow::Result<convlearn::models::BackboneKind> {
+    use convlearn::models::BackboneKind;
+    BackboneKind::parse(name).ok_or_else(|| {
+        let known: Vec<&str> = BackboneKind::ALL.iter().map(|(n, _)| *n).collect();
+        anyhow::anyhow!("unknown --arch '{name}' (known: {})", known.join(", "))
+    })
 }

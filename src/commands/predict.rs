@@ -3,9 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use convlearn::device::inference_device;
-use convlearn::interpret::{PredictOptions, predict_image};
-use convlearn::model_file::SavedModel;
+use convlearn::Classifier;
 use serde_json::json;
 
 /// Arguments of `predict`.
@@ -38,11 +36,14 @@ pub struct Args {
 
 /// Runs `predict`.
 pub fn run(args: Args) -> Result<()> {
-    let device = inference_device();
-    let (model, images, source) = match &args.pretrained {
+    if let Some(t) = args.threshold.filter(|t| !(0.0..1.0).contains(t)) {
+        bail!("--threshold {t} is not a probability between 0 and 1");
+    }
+    let (classifier, images, source) = match &args.pretrained {
         Some(weights) => {
-            let model = super::pretrained_model(weights, args.arch.as_deref(), &device)?;
-            (model, args.paths.clone(), weights.clone())
+            let arch = args.arch.as_deref().map(super::backbone).transpose()?;
+            let classifier = Classifier::pretrained(weights, arch)?;
+            (classifier, args.paths.as_slice(), weights)
         }
         None => {
             if args.paths.len() < 2 {
@@ -50,26 +51,22 @@ pub fn run(args: Args) -> Result<()> {
                     "give a model file and at least one image (or --pretrained WEIGHTS and images)"
                 );
             }
-            let model = SavedModel::load(&args.paths[0], &device)?;
-            (model, args.paths[1..].to_vec(), args.paths[0].clone())
+            let classifier = Classifier::load(&args.paths[0])?;
+            (classifier, &args.paths[1..], &args.paths[0])
         }
     };
-    if let Some(t) = args.threshold.filter(|t| !(0.0..1.0).contains(t)) {
-        bail!("--threshold {t} is not a probability between 0 and 1");
-    }
-    let options = PredictOptions {
-        top: args.top,
-        threshold: args.threshold,
-        tta: args.tta,
-        seed: 42,
-    };
-    let threshold = model
-        .meta
+    let classifier = classifier.with_tta(args.tta, Classifier::TTA_SEED);
+    let meta = &classifier.model().meta;
+    let threshold = meta
         .multi_label
-        .then(|| args.threshold.unwrap_or(model.meta.threshold));
+        .then(|| args.threshold.unwrap_or(meta.threshold));
     let mut results = Vec::new();
-    for image in &images {
-        let ranked = predict_image(&model, image, &options, &device)?;
+    for image in images {
+        let scores = classifier.predict_file(image)?;
+        let ranked = match threshold {
+            Some(t) => scores.above(t),
+            None => scores.top(args.top),
+        };
         if !args.json {
             let line: Vec<String> = ranked
                 .iter()
@@ -85,8 +82,8 @@ pub fn run(args: Args) -> Result<()> {
     }
     if args.json {
         super::print_json(&json!({
-            "model": super::json_path(&source),
-            "multi_label": model.meta.multi_label,
+            "model": super::json_path(source),
+            "multi_label": meta.multi_label,
             "threshold": threshold,
             "tta": args.tta,
             "results": results,

@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use convlearn::data::Augment;
 use convlearn::learner::{CheckpointEvery, FitConfig, LayerRates};
 use convlearn::model_file::MULTI_LABEL_TRAINING_THRESHOLD;
-use convlearn::models::{BackboneKind, ModelPreset};
+use convlearn::models::ModelPreset;
 use convlearn::recipes::{
     TransferConfig, fine_tune, save_replacing_checkpoint, train_classifier_with,
 };
@@ -95,12 +95,7 @@ impl Args {
     /// is not given).
     pub fn transfer_config(&self, weights: &Path) -> Result<TransferConfig> {
         let defaults = TransferConfig::default();
-        let arch = match &self.arch {
-            Some(a) => Some(BackboneKind::parse(a).ok_or_else(|| {
-                anyhow!("unknown --arch '{a}' for --pretrained: expected resnet18, resnet34, resnet50, resnet101, resnet152 or mobilenet_v2")
-            })?),
-            None => None,
-        };
+        let arch = self.arch.as_deref().map(super::backbone).transpose()?;
         Ok(TransferConfig {
             weights: weights.to_path_buf(),
             arch,
