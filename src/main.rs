@@ -34,6 +34,8 @@ enum Command {
     Serve(commands::serve::Args),
     /// Print the arithmetic behind one activation of a conv layer (the spreadsheet view).
     Explain(commands::explain::Args),
+    /// Show where the network looked for a class (Grad-CAM), drawn over the picture.
+    Heatmap(commands::heatmap::Args),
     /// Export a model to ONNX, for onnxruntime, tract and other runtimes.
     Export(commands::export::Args),
     /// Draw every layer's feature maps for an image, plus the final probabilities.
@@ -59,6 +61,7 @@ fn main() {
         Command::Serve(a) => commands::serve::run(a),
         Command::Bench(a) => commands::bench::run(a),
         Command::Explain(a) => commands::explain::run(a),
+        Command::Heatmap(a) => commands::heatmap::run(a),
         Command::Activations(a) => commands::activations::run(a),
     };
     if let Err(e) = result {

@@ -215,6 +215,46 @@ fn train_predict_explain_activations_on_generated_shapes() {
     assert!((total - 1.0).abs() < 1e-4);
     assert!(image::open(tmp.path().join("acts.png")).unwrap().height() > 400);
 
+    // Grad-CAM: by default for the top class, on the last convolution's output (14 × 14 here).
+    let v = json_of(&convlearn(
+        &[
+            "heatmap",
+            "m.safetensors",
+            "square.png",
+            "-o",
+            "heat.png",
+            "--json",
+        ],
+        tmp.path(),
+    ));
+    assert_eq!(v["class"], preds[0]["class"], "{v}");
+    assert_eq!(v["layer"], "conv2 + ReLU", "{v}");
+    let map = v["heatmap"].as_array().unwrap();
+    assert_eq!((map.len(), map[0].as_array().unwrap().len()), (14, 14));
+    let cells: Vec<f64> = map.iter().flat_map(numbers).collect();
+    assert!(
+        cells.iter().all(|c| (0.0..=1.0).contains(c)) && cells.contains(&1.0),
+        "{v}"
+    );
+    assert!(image::open(tmp.path().join("heat.png")).unwrap().width() >= 640);
+    for (args, needle) in [
+        (
+            &["--layer", "conv9"][..],
+            "conv1 + ReLU, pool1, conv2 + ReLU, pool2",
+        ),
+        (&["--class", "hexagon"][..], "no class 'hexagon'"),
+        (&["-o", "m.safetensors"][..], "--output"),
+    ] {
+        let mut all = vec!["heatmap", "m.safetensors", "square.png"];
+        all.extend(args);
+        let out = convlearn(&all, tmp.path());
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            !out.status.success() && err.contains(needle),
+            "{args:?}: {err}"
+        );
+    }
+
     let out = convlearn(&["predict", "loss.png", "square.png"], tmp.path());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(!out.status.success() && err.contains("loss.png"), "{err}");

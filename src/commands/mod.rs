@@ -7,6 +7,7 @@ pub mod demo;
 pub mod explain;
 pub mod export;
 pub mod flags;
+pub mod heatmap;
 pub mod interpret;
 pub mod interrupt;
 pub mod kernel;

@@ -1,15 +1,17 @@
 //! Looking inside a trained model: predictions, every layer's activations, the arithmetic of one
-//! activation, and what it gets wrong (confusion matrix, top losses, uncertain predictions, per-tag
+//! activation, where it looked (Grad-CAM), and what it gets wrong (confusion matrix, top losses, uncertain predictions, per-tag
 //! scores).
 
 mod activations;
 pub mod explain;
+mod gradcam;
 mod interpretation;
 mod predict;
 mod report;
 
 pub use activations::render_activations;
 pub use explain::{Explanation, explain};
+pub use gradcam::{Heatmap, grad_cam, render_heatmap};
 pub use interpretation::{Confusion, Interpretation};
 pub use predict::{
     PredictOptions, Prediction, Scores, image_probabilities, model_input, predict_image,

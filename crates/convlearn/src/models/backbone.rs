@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 use super::{MobileNetV2Body, PaddingStyle, ResNetBody};
 use crate::error::{Error, Result};
 
+/// Where MobileNetV2's displayed stages end in `features` (torchvision's indices, exclusive): the
+/// stem, then the last block of each resolution and channel count, then the final 1×1 conv.
+const MOBILENET_V2_STAGE_ENDS: [usize; 7] = [1, 2, 4, 7, 14, 18, 19];
+
 /// Backbone architectures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -112,6 +116,20 @@ impl Body {
         }
     }
 
+    /// The body's output from `x`, the output of stage `stage` of [`Body::stages`]: the stages
+    /// after it; `None` past the last stage.
+    pub fn after_stage(&self, stage: usize, x: Tensor<4>) -> Option<Tensor<4>> {
+        match self {
+            Body::ResNet(b) => {
+                (stage <= 4).then(|| (stage + 1..=4).fold(x, |x, i| ResNetBody::run(b.stage(i), x)))
+            }
+            Body::MobileNetV2(b) => {
+                let end = *MOBILENET_V2_STAGE_ENDS.get(stage)?;
+                Some(b.run(end..MOBILENET_V2_STAGE_ENDS[6], x))
+            }
+        }
+    }
+
     /// The output of each stage, named, for display.
     pub fn stages(&self, x: Tensor<4>) -> Vec<(String, Tensor<4>)> {
         let mut out = Vec::new();
@@ -127,7 +145,7 @@ impl Body {
             Body::MobileNetV2(b) => {
                 let mut x = x;
                 let mut start = 0;
-                for end in [1, 2, 4, 7, 14, 18, 19] {
+                for end in MOBILENET_V2_STAGE_ENDS {
                     x = b.run(start..end, x);
                     out.push((format!("features.{}", end - 1), x.clone()));
                     start = end;

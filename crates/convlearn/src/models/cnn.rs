@@ -106,6 +106,20 @@ impl Cnn {
         (self.head(x), stages)
     }
 
+    /// Logits from `x`, the output of stage `stage` (0-based) of
+    /// [`Cnn::forward_with_activations`] — conv 1 + ReLU, pool 1 when there is one, conv 2 + ReLU,
+    /// … — through the rest of the network; `None` past the last stage.
+    pub fn forward_after_stage(&self, stage: usize, x: Tensor<4>) -> Option<Tensor<2>> {
+        let mut stages = self.convs.iter().enumerate().flat_map(|(i, b)| {
+            std::iter::once((i, false)).chain(b.pool.as_ref().map(|_| (i, true)))
+        });
+        let (block, pooled) = stages.nth(stage)?;
+        let pool = self.convs[block].pool.as_ref().filter(|_| !pooled);
+        let x = pool.map_or(x.clone(), |p| max_pool2d(p, x));
+        let x = (block + 1..self.convs.len()).fold(x, |x, i| self.block(i, x));
+        Some(self.head(x))
+    }
+
     /// The input that conv layer `layer` (1-based) sees: the image after the blocks before it.
     pub fn conv_input(&self, x: Tensor<4>, layer: usize) -> Result<Tensor<4>> {
         if layer == 0 || layer > self.convs.len() {

@@ -155,6 +155,18 @@ impl Network {
         }
     }
 
+    /// Logits from `x`, the output of stage `stage` of [`Network::forward_with_stages`]: the rest
+    /// of the network after it (Grad-CAM differentiates this); `None` past the last stage.
+    pub fn forward_after_stage(&self, stage: usize, x: Tensor<4>) -> Option<Tensor<2>> {
+        match self {
+            Network::Plain(cnn) => cnn.forward_after_stage(stage, x),
+            Network::Pretrained(p) => {
+                let maps = p.body.after_stage(stage, x)?;
+                Some(p.head.forward_pooled(p.head.pool(maps)))
+            }
+        }
+    }
+
     /// How the parameters split into layer groups.
     pub fn layout(&self) -> GroupLayout {
         match self {

@@ -30,7 +30,7 @@ pub struct PhaseReport {
     pub seconds: f64,
 }
 
-/// What [`fine_tune`] achieved.
+/// What [`super::fine_tune`] achieved.
 #[derive(Clone, Debug, Serialize)]
 pub struct TransferReport {
     /// Final validation accuracy.

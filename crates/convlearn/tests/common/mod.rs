@@ -1,6 +1,8 @@
 //! Test support: finding `../shared` and asserting closeness.
 #![allow(dead_code)]
 
+pub mod pil;
+
 use std::path::PathBuf;
 
 /// The shared data directory (`$CONVLEARN_DATA`, default `../shared` beside the workspace). The

@@ -1,0 +1,257 @@
+//! Grad-CAM against PyTorch's autograd on the shared TF-'SAME' MobileNetV2: the reference maps are
+//! `../shared/fixtures/gradcam_mobilenet_v2.json`, made by `fixtures/make_gradcam_fixture.py` (the
+//! gradient of the top-1 logit with respect to `features.18`, 1280 × 7 × 7 at 224 px, averaged per
+//! channel, the weighted sum ReLU'd and scaled to a maximum of 1).
+
+mod common;
+
+use burn::tensor::Device;
+use common::{max_abs_diff, pil, require_shared};
+use convlearn::FeatureMaps;
+use convlearn::interpret::{grad_cam, read_model_image};
+use convlearn::model_file::SavedModel;
+use convlearn::models::PretrainedWeights;
+use serde_json::Value;
+
+fn mobilenet(dir: &std::path::Path, device: &Device) -> SavedModel {
+    let weights = dir.join("weights/mobilenet_v2_imagenet_from_tflite.safetensors");
+    let weights = PretrainedWeights::open(&weights, None).unwrap();
+    SavedModel::imagenet(&weights, device).unwrap()
+}
+
+fn reference(dir: &std::path::Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("fixtures/gradcam_mobilenet_v2.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn cam_of(v: &Value) -> Vec<f32> {
+    v["cam"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().iter())
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+#[test]
+#[ignore = "needs ../shared (or $CONVLEARN_DATA): cargo test -- --ignored runs it"]
+fn grad_cam_matches_pytorch_on_the_fixtures_own_pixels() {
+    // The photos preprocessed as the fixture's script did (Pillow's crop and bilinear resize,
+    // reproduced to the bit by `common::pil`; checked against Pillow 12 on all six shared photos),
+    // so both sides differentiate the very same input.
+    let dir = require_shared();
+    let device = Device::flex();
+    let model = mobilenet(&dir, &device);
+    for (photo, want) in reference(&dir).as_object().unwrap() {
+        let image = image::open(dir.join("data/images").join(photo))
+            .unwrap()
+            .to_rgb8();
+        let pixels = pil::crop_resize(&image, 0.0625, 224);
+        let maps = FeatureMaps {
+            channels: 3,
+            height: 224,
+            width: 224,
+            data: (0..3)
+                .flat_map(|c| pixels.pixels().map(move |p| p[c] as f32 / 255.0))
+                .collect(),
+        };
+        let heat = grad_cam(&model, &maps, None, None, &device).unwrap();
+        assert_eq!(heat.layer, "features.18");
+        assert_eq!(heat.class, want["class"].as_str().unwrap(), "{photo}");
+        assert_eq!(heat.heatmap.len(), 7);
+        let d = max_abs_diff(&heat.heatmap.concat(), &cam_of(want), photo);
+        eprintln!(
+            "{photo}: {} {:.3}, max |Δcam| = {d:.2e}",
+            heat.class, heat.probability
+        );
+        assert!(d <= 1e-4, "{photo}: max |Δcam| = {d:e}");
+    }
+}
+
+#[test]
+#[ignore = "needs ../shared (or $CONVLEARN_DATA): cargo test -- --ignored runs it"]
+fn grad_cam_from_convlearns_preprocessing_finds_what_pytorch_found() {
+    // Every fixture photo through convlearn's own crop and resize (the image crate's triangle
+    // filter in floating point, the crop's side rounded rather than its corners: a mean of < 0.005
+    // per input value from Pillow's): the same class, a peak where PyTorch's map is above 0.9, and
+    // every cell within 0.15 (measured: 0.046 … 0.110 over the four photos).
+    let dir = require_shared();
+    let device = Device::flex();
+    let model = mobilenet(&dir, &device);
+    let reference = reference(&dir);
+    for (photo, want) in reference.as_object().unwrap() {
+        let maps = read_model_image(&model, &dir.join("data/images").join(photo)).unwrap();
+        let heat = grad_cam(&model, &maps, None, None, &device).unwrap();
+        let (ours, theirs) = (heat.heatmap.concat(), cam_of(want));
+        assert_eq!(heat.class, want["class"].as_str().unwrap(), "{photo}");
+        let peak = |m: &[f32]| (0..m.len()).max_by(|&a, &b| m[a].total_cmp(&m[b])).unwrap();
+        let d = max_abs_diff(&ours, &theirs, photo);
+        eprintln!(
+            "{photo}: peak {} vs {}, max |Δcam| = {d:.3}",
+            peak(&ours),
+            peak(&theirs)
+        );
+        assert!(d < 0.15, "{photo}: max |Δcam| = {d}");
+        assert!(
+            theirs[peak(&ours)] > 0.9,
+            "{photo}: our peak is not PyTorch's"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs ../shared (or $CONVLEARN_DATA): cargo test -- --ignored runs it"]
+fn grad_cam_names_unknown_classes_and_layers() {
+    let dir = require_shared();
+    let device = Device::flex();
+    let model = mobilenet(&dir, &device);
+    let maps = read_model_image(&model, &dir.join("data/images/cat.bmp")).unwrap();
+    let err = grad_cam(&model, &maps, Some("unicorn"), None, &device).unwrap_err();
+    assert!(err.to_string().contains("no class 'unicorn'"), "{err}");
+    let err = grad_cam(&model, &maps, None, Some("features.99"), &device).unwrap_err();
+    assert!(err.to_string().contains("features.18"), "{err}");
+    // Another class and an earlier layer work, and say which they are.
+    let heat = grad_cam(
+        &model,
+        &maps,
+        Some("tabby, tabby cat"),
+        Some("features.13"),
+        &device,
+    );
+    let heat = heat.unwrap();
+    assert_eq!(
+        (heat.class.as_str(), heat.layer.as_str()),
+        ("tabby, tabby cat", "features.13")
+    );
+    assert_eq!(heat.heatmap.len(), 14);
+}
+
+/// Grad-CAM's map computed without autodiff: each channel's mean gradient as a central
+/// difference of the class's logit when the whole channel moves by ±ε (a uniform shift keeps
+/// every max-pool's choice), through the same rest of the network in inference mode.
+fn finite_difference_cam(
+    model: &SavedModel,
+    maps: &FeatureMaps,
+    stage: usize,
+    class: usize,
+) -> Vec<f32> {
+    let device = Device::flex();
+    let x = convlearn::interpret::model_input(model, maps, &device);
+    let (_, stages) = model.network.forward_with_stages(x);
+    let a = stages[stage].1.clone();
+    let [_, channels, h, w] = a.dims();
+    let values = convlearn::host::values(a.clone());
+    let eps = 1e-3f32;
+    let logit = |shift: &[f32]| {
+        let t = burn::tensor::Tensor::<4>::from_data(
+            burn::tensor::TensorData::new(shift.to_vec(), [1, channels, h, w]),
+            &device,
+        );
+        let out = model.network.forward_after_stage(stage, t).unwrap();
+        convlearn::host::values(out)[class] as f64
+    };
+    let mut cam = vec![0.0f64; h * w];
+    for k in 0..channels {
+        let mut up = values.clone();
+        let mut down = values.clone();
+        for i in k * h * w..(k + 1) * h * w {
+            up[i] += eps;
+            down[i] -= eps;
+        }
+        let alpha = (logit(&up) - logit(&down)) / (2.0 * eps as f64) / (h * w) as f64;
+        for (c, &v) in cam.iter_mut().zip(&values[k * h * w..(k + 1) * h * w]) {
+            *c += alpha * v as f64;
+        }
+    }
+    let peak = cam.iter().copied().fold(0.0, f64::max);
+    let scale = if peak > 0.0 { 1.0 / peak } else { 0.0 };
+    cam.iter().map(|&c| (c.max(0.0) * scale) as f32).collect()
+}
+
+#[test]
+fn grad_cam_agrees_with_finite_differences_through_both_heads_and_a_plain_cnn() {
+    use convlearn::data::{Crop, Normalization, Preprocess};
+    use convlearn::model_file::ModelMeta;
+    use convlearn::models::{
+        ArchSpec, BackboneKind, HeadKind, HeadSpec, ModelPreset, Network, PaddingStyle,
+    };
+    let device = Device::flex();
+    let cases = [
+        (
+            ArchSpec::Plain {
+                preset: "simple_cnn".into(),
+                spec: ModelPreset::SimpleCnn.spec(1, 28, 28, 5),
+            },
+            1,
+            28,
+        ),
+        (
+            ArchSpec::Pretrained {
+                backbone: BackboneKind::Resnet18,
+                padding: PaddingStyle::Torch,
+                head: HeadSpec {
+                    kind: HeadKind::Fastai,
+                    hidden: 32,
+                    classes: 5,
+                },
+            },
+            3,
+            96,
+        ),
+        (
+            ArchSpec::Pretrained {
+                backbone: BackboneKind::MobilenetV2,
+                padding: PaddingStyle::TfSame,
+                head: HeadSpec {
+                    kind: HeadKind::ImageNet,
+                    hidden: 0,
+                    classes: 5,
+                },
+            },
+            3,
+            64,
+        ),
+    ];
+    for (arch, channels, side) in cases {
+        let name = arch.name();
+        let classes = (0..arch.classes()).map(|i| format!("c{i}")).collect();
+        let preprocess = Preprocess {
+            channels,
+            height: side,
+            width: side,
+            normalization: Normalization::identity(channels),
+            crop: Crop::None,
+        };
+        device.seed(7);
+        let model = SavedModel {
+            network: Network::new(&arch, &device).unwrap(),
+            meta: ModelMeta::new(arch, classes, preprocess, false),
+        };
+        let data = (0..channels * side * side)
+            .map(|i| ((i * 7919) % 255) as f32 / 255.0)
+            .collect();
+        let maps = FeatureMaps {
+            channels,
+            height: side,
+            width: side,
+            data,
+        };
+        let mut shown = 0;
+        for class in ["c0", "c1", "c2", "c3", "c4"] {
+            let heat = grad_cam(&model, &maps, Some(class), None, &device).unwrap();
+            let (_, stages) = model
+                .network
+                .forward_with_stages(convlearn::interpret::model_input(&model, &maps, &device));
+            let stage = stages.iter().position(|(n, _)| *n == heat.layer).unwrap();
+            let want = finite_difference_cam(&model, &maps, stage, heat.class_index);
+            let ours = heat.heatmap.concat();
+            // A class with no evidence anywhere (all 0) agrees trivially: count the others.
+            shown += ours.contains(&1.0) as usize;
+            let d = max_abs_diff(&ours, &want, &name);
+            eprintln!("{name} {class} on {}: max |Δcam| = {d:.1e}", heat.layer);
+            assert!(d < 2e-3, "{name} {class}: max |Δcam| = {d}");
+        }
+        assert!(shown >= 3, "{name}: only {shown} of 5 classes have a map");
+    }
+}
