@@ -8,13 +8,14 @@ use burn::tensor::Device;
 use image::imageops::FilterType;
 use serde::Serialize;
 
-use super::{Confusion, Interpretation};
+use super::{Confusion, Interpretation, grad_cam};
 use crate::data::{ImageSource, PhotoSet};
 use crate::error::{Error, Result};
 use crate::learner::{Scores, TagReport, best_threshold};
 use crate::model_file::SavedModel;
 use crate::plot::{
-    BarRow, GalleryItem, Series, plot_curves, render_bar_table, render_count_matrix, render_gallery,
+    BarRow, GalleryItem, Series, overlay, plot_curves, render_bar_table, render_count_matrix,
+    render_gallery,
 };
 
 /// Pictures in the top-losses and most-uncertain grids.
@@ -110,12 +111,12 @@ pub fn interpret(
                 score,
                 file_name(&set.paths[i]),
             ];
-            gallery_item(set, i, lines)
+            heatmap_item(model, set, i, lines, device)
         })
-        .collect::<Vec<_>>();
+        .collect::<Result<Vec<_>>>()?;
     render_gallery(
         &png,
-        "Top losses: the model's worst mistakes (loss, highest first)",
+        "Top losses, highest first (heat: where the model looked for its top class)",
         &items,
         4,
         TILE,
@@ -232,6 +233,24 @@ fn gallery_item(set: &PhotoSet, i: usize, lines: Vec<String>) -> GalleryItem {
     let cropped = set.crop.apply(&set.image(i));
     let image = cropped.resize(TILE, TILE, FilterType::Triangle).to_rgb8();
     GalleryItem { image, lines }
+}
+
+/// [`gallery_item`] with the Grad-CAM map of the model's most probable class laid over it: what
+/// the network looked at when it was wrong.
+fn heatmap_item(
+    model: &SavedModel,
+    set: &PhotoSet,
+    i: usize,
+    mut lines: Vec<String>,
+    device: &Device,
+) -> Result<GalleryItem> {
+    let mut item = gallery_item(set, i, Vec::new());
+    let input = model.meta.preprocess.prepare(&set.image(i))?;
+    let heat = grad_cam(model, &input, None, None, device)?;
+    item.image = overlay(&item.image, &heat.heatmap, 0.5);
+    lines.push(format!("heat: {}", heat.class));
+    item.lines = lines;
+    Ok(item)
 }
 
 fn write_text(path: &Path, text: &str) -> Result<()> {
