@@ -36,6 +36,8 @@ enum Command {
     Explain(commands::explain::Args),
     /// Show where the network looked for a class (Grad-CAM), drawn over the picture.
     Heatmap(commands::heatmap::Args),
+    /// Draw what the first layer's kernels learned, one tile per kernel.
+    Kernels(commands::kernels::Args),
     /// Export a model to ONNX, for onnxruntime, tract and other runtimes.
     Export(commands::export::Args),
     /// Draw every layer's feature maps for an image, plus the final probabilities.
@@ -62,6 +64,7 @@ fn main() {
         Command::Bench(a) => commands::bench::run(a),
         Command::Explain(a) => commands::explain::run(a),
         Command::Heatmap(a) => commands::heatmap::run(a),
+        Command::Kernels(a) => commands::kernels::run(a),
         Command::Activations(a) => commands::activations::run(a),
     };
     if let Err(e) = result {

@@ -255,6 +255,40 @@ fn train_predict_explain_activations_on_generated_shapes() {
         );
     }
 
+    // The first layer's kernels: 32 tiles, largest norm first, the norms those of the file's tensor.
+    let v = json_of(&convlearn(
+        &["kernels", "m.safetensors", "-o", "k.png", "--json"],
+        tmp.path(),
+    ));
+    assert_eq!(v["layer"], "convs.0.conv", "{v}");
+    assert_eq!(v["shape"], serde_json::json!([32, 1, 3, 3]));
+    let bytes = std::fs::read(tmp.path().join("m.safetensors")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let weight = file.tensor("convs.0.conv.weight").unwrap();
+    let w: Vec<f32> = weight
+        .data()
+        .chunks(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let norms = numbers(&v["norms"]);
+    for (k, kernel) in w.chunks(9).enumerate() {
+        let norm = kernel.iter().map(|x| (x * x) as f64).sum::<f64>().sqrt();
+        assert!(
+            (norm - norms[k]).abs() < 1e-5,
+            "kernel {k}: {norm} vs {}",
+            norms[k]
+        );
+    }
+    let order: Vec<usize> = numbers(&v["order"]).iter().map(|&i| i as usize).collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(sorted, (0..32).collect::<Vec<_>>());
+    assert!(
+        order.windows(2).all(|p| norms[p[0]] >= norms[p[1]]),
+        "{order:?}"
+    );
+    assert!(image::open(tmp.path().join("k.png")).unwrap().width() >= 600);
+
     let out = convlearn(&["predict", "loss.png", "square.png"], tmp.path());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(!out.status.success() && err.contains("loss.png"), "{err}");

@@ -11,6 +11,7 @@ pub mod heatmap;
 pub mod interpret;
 pub mod interrupt;
 pub mod kernel;
+pub mod kernels;
 pub mod lr_find;
 pub mod predict;
 pub mod serve;

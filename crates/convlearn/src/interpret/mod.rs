@@ -1,11 +1,12 @@
 //! Looking inside a trained model: predictions, every layer's activations, the arithmetic of one
-//! activation, where it looked (Grad-CAM), and what it gets wrong (confusion matrix, top losses, uncertain predictions, per-tag
+//! activation, where it looked (Grad-CAM), what its first kernels learned, and what it gets wrong (confusion matrix, top losses, uncertain predictions, per-tag
 //! scores).
 
 mod activations;
 pub mod explain;
 mod gradcam;
 mod interpretation;
+mod learned_kernels;
 mod predict;
 mod report;
 
@@ -13,6 +14,7 @@ pub use activations::render_activations;
 pub use explain::{Explanation, explain};
 pub use gradcam::{Heatmap, grad_cam, render_heatmap};
 pub use interpretation::{Confusion, Interpretation};
+pub use learned_kernels::{FirstKernels, render_first_kernels};
 pub use predict::{
     PredictOptions, Prediction, Scores, image_probabilities, model_input, predict_image,
     probabilities_of_image, read_model_image,

@@ -167,6 +167,21 @@ impl Network {
         }
     }
 
+    /// The first convolution, the one that sees the picture, with its PyTorch name (`conv1`,
+    /// `features.0.0`, `convs.0.conv`); `None` for a plain network without convolutions.
+    pub fn first_conv(&self) -> Option<(&'static str, &burn::nn::conv::Conv2d)> {
+        Some(match self {
+            Network::Plain(cnn) => ("convs.0.conv", &cnn.convs.first()?.conv),
+            Network::Pretrained(p) => match &p.body {
+                crate::models::Body::ResNet(b) => ("conv1", &b.stem.conv),
+                crate::models::Body::MobileNetV2(b) => match &b.features[0] {
+                    crate::models::MobileStage::ConvBnRelu6(c) => ("features.0.0", &c.conv),
+                    crate::models::MobileStage::Block(b) => ("features.0", first_of_block(b)),
+                },
+            },
+        })
+    }
+
     /// How the parameters split into layer groups.
     pub fn layout(&self) -> GroupLayout {
         match self {
@@ -220,4 +235,9 @@ impl Network {
             }),
         }
     }
+}
+
+/// The first convolution of an inverted-residual block (its expansion, else its depthwise one).
+fn first_of_block(b: &crate::models::InvertedResidual) -> &burn::nn::conv::Conv2d {
+    b.expand.as_ref().map_or(&b.depthwise.conv, |e| &e.conv)
 }
