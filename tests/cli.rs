@@ -295,6 +295,61 @@ fn train_predict_explain_activations_on_generated_shapes() {
 }
 
 #[test]
+fn the_lessons_networks_train_from_scratch_on_a_folder_of_small_gray_pictures() {
+    // 25 × 25 gray squares and circles of radius 3 … 10, 300 of each class to train on.
+    let tmp = tempfile::tempdir().unwrap();
+    let radius = |i: usize| 3 + (i / 2 % 8) as i32;
+    write_shapes(
+        &tmp.path().join("pics"),
+        &[("train", 600), ("valid", 200)],
+        25,
+        radius,
+        (230, 20),
+    );
+    // The spreadsheet's two kernels learn slower (80 % after 3 epochs here).
+    for (arch, epochs, bar) in [("simple_cnn", "3", 0.95), ("spreadsheet", "10", 0.9)] {
+        let save = format!("{arch}.safetensors");
+        let v = json_of(&convlearn(
+            &[
+                "train", "pics", "--arch", arch, "--epochs", epochs, "--save", &save, "--json",
+            ],
+            tmp.path(),
+        ));
+        assert_eq!(v["architecture"], arch, "{v}");
+        assert_eq!(
+            (v["train_images"].as_u64(), v["valid_images"].as_u64()),
+            (Some(600), Some(200))
+        );
+        assert!(v["valid_accuracy"].as_f64().unwrap() > bar, "{arch}: {v}");
+        // Gray pictures make a one-channel network: conv 1's window has one input channel, at the
+        // pictures' 28 × 28 (squashed from 25).
+        let v = json_of(&convlearn(
+            &[
+                "explain",
+                &save,
+                "pics/valid/circle/1.png",
+                "--at",
+                "5,5",
+                "--json",
+            ],
+            tmp.path(),
+        ));
+        assert_eq!(v["windows"].as_array().unwrap().len(), 1, "{v}");
+        let v = json_of(&convlearn(
+            &["predict", &save, "pics/valid/square/0.png", "--json"],
+            tmp.path(),
+        ));
+        assert_eq!(v["results"][0]["predictions"][0]["class"], "square", "{v}");
+    }
+    let out = convlearn(&["train", "pics", "--size", "16,32"], tmp.path());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        !out.status.success() && err.contains("progressive resizing"),
+        "{err}"
+    );
+}
+
+#[test]
 fn demo_runs_without_data_and_reaches_high_accuracy() {
     let tmp = tempfile::tempdir().unwrap();
     let v = json_of(&convlearn(&["demo", "-o", "out", "--json"], tmp.path()));

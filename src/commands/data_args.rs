@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use convlearn::data::{Dataset, ImageSet, Mnist, shapes_split, shared_data_dir};
-use convlearn::recipes::TransferConfig;
+use convlearn::recipes::{TransferConfig, scratch_photos};
 
 /// Where the labelled images are.
 #[derive(clap::Args, Clone, Debug)]
 pub struct DataArgs {
-    /// `mnist`, `shapes` (from scratch), or a folder of photos (`train/<class>/…` + `valid/<class>/…`,
+    /// `mnist`, `shapes` (generated), or a folder of photos (`train/<class>/…` + `valid/<class>/…`,
     /// or `<class>/…` split by --valid-pct). Omit it when giving --csv.
     pub dataset: Option<String>,
     /// A labels CSV in fastai's format (`image_name,tags`, tags separated by spaces; several tags per
@@ -53,9 +53,21 @@ impl DataArgs {
         }
     }
 
-    /// The built-in data sets' training and held-out images: `mnist` (its IDX files in `mnist_dir`,
-    /// by default `$CONVLEARN_DATA/data/mnist`) or `shapes` (generated).
-    pub fn built_in(&self, mnist_dir: Option<&Path>) -> Result<(ImageSet, ImageSet)> {
+    /// The training and held-out images of a network trained from scratch: `mnist` (its IDX files
+    /// in `mnist_dir`, by default `$CONVLEARN_DATA/data/mnist`), `shapes` (generated), or a folder
+    /// of photos or a CSV, squashed to `size` (default 28) pixels a side.
+    pub fn scratch_images(
+        &self,
+        mnist_dir: Option<&Path>,
+        size: Option<usize>,
+    ) -> Result<(ImageSet, ImageSet)> {
+        let builtin = matches!(self.name(), "mnist" | "shapes") && self.csv.is_none();
+        if let (true, Some(size)) = (builtin, size) {
+            bail!(
+                "--size {size}: {} images are 28×28; --size is for photos",
+                self.name()
+            );
+        }
         match self.name() {
             "mnist" => {
                 let dir = mnist_dir
@@ -63,10 +75,14 @@ impl DataArgs {
                 let m = Mnist::load(&dir)?;
                 Ok((m.train, m.test))
             }
-            "shapes" => Ok(shapes_split()),
-            other if Path::new(other).is_dir() || self.csv.is_some() => bail!(
-                "'{other}' holds photos: fine-tune a pretrained network with --pretrained WEIGHTS"
-            ),
+            "shapes" if self.csv.is_none() => Ok(shapes_split()),
+            other if Path::new(other).is_dir() || self.csv.is_some() => Ok(scratch_photos(
+                &self.photos()?,
+                size.unwrap_or(28),
+                None,
+                self.valid_pct,
+                self.seed,
+            )?),
             other => {
                 bail!("unknown dataset '{other}': expected mnist, shapes or a folder of photos")
             }

@@ -44,7 +44,9 @@ pub fn run(args: Args) -> Result<()> {
                 .arch
                 .as_deref()
                 .map_or(Ok(ModelPreset::default()), ModelPreset::parse)?;
-            let (train, _) = a.source.built_in(a.data.as_deref())?;
+            let (train, _) = a
+                .source
+                .scratch_images(a.data.as_deref(), a.size.map(|s| s.0))?;
             let mut learner = scratch_learner(preset, &train)?;
             lr_find(&mut learner, &train, &fit)?
         }

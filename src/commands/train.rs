@@ -1,4 +1,5 @@
-//! `convlearn train mnist|shapes …` (from scratch) and `convlearn train FOLDER --pretrained WEIGHTS …`
+//! `convlearn train mnist|shapes|FOLDER|--csv … [--arch simple_cnn|spreadsheet]` (the lesson's
+//! small networks from scratch) and `convlearn train FOLDER|--csv … --pretrained WEIGHTS …`
 //! (fine-tuning).
 
 use std::path::{Path, PathBuf};
@@ -29,8 +30,9 @@ pub struct Args {
     /// ImageNet-pretrained weights to fine-tune from (torchvision state dict, .safetensors or .pth).
     #[arg(long, value_name = "WEIGHTS")]
     pub pretrained: Option<PathBuf>,
-    /// Input size for photos (default: from the photos — their typical size after the crop, rounded
-    /// to a multiple of 32, between the weights' size and 1.5 × it); `A,B` trains the frozen phase
+    /// Input size for photos. From scratch: the side they are squashed to (default 28). Fine-tuning
+    /// (default: from the photos — their typical size after the crop, rounded to a multiple of 32,
+    /// between the weights' size and 1.5 × it); `A,B` trains the frozen phase
     /// at A and the unfrozen phase at B (progressive resizing, e.g. 128,224).
     #[arg(long, value_parser = super::flags::sizes)]
     pub size: Option<(usize, Option<usize>)>,
@@ -289,7 +291,11 @@ fn run_scratch(args: &Args) -> Result<()> {
     }
     let (save, checkpoint, plot) = args.outputs(preset.name());
     check_outputs(args, &save, &checkpoint, &plot)?;
-    let (train, valid) = args.source.built_in(args.data.as_deref())?;
+    if let Some((_, Some(_))) = args.size {
+        bail!("--size A,B (progressive resizing) is for fine-tuning: from scratch, give one size");
+    }
+    let size = args.size.map(|s| s.0);
+    let (train, valid) = args.source.scratch_images(args.data.as_deref(), size)?;
     let train = match args.limit {
         Some(n) => train.take(n),
         None => train,

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::data::{Crop, ImageSet, Preprocess};
+use crate::data::{Crop, Dataset, ImageSet, Preprocess, decode_small_photos};
 use crate::device::training_device;
 use crate::error::Result;
 use crate::learner::{FitConfig, History, Learner, run_settings};
@@ -135,4 +135,36 @@ pub fn scratch_learner(preset: ModelPreset, train: &ImageSet) -> Result<Learner>
     };
     let meta = ModelMeta::new(arch.clone(), train.classes.clone(), preprocess, false);
     Ok(Learner::new(Network::new(&arch, &device)?, meta, device))
+}
+
+/// The training and validation images of a folder of photos or a CSV for a network trained from
+/// scratch: split as [`Dataset::split`] does (`valid_pct`, `seed`), squashed to `size × size`, gray
+/// when every photo is (unless `channels` says). Files that cannot be decoded are skipped and
+/// listed on stderr.
+pub fn scratch_photos(
+    data: &Dataset,
+    size: usize,
+    channels: Option<usize>,
+    valid_pct: f64,
+    seed: u64,
+) -> Result<(ImageSet, ImageSet)> {
+    let split = data.split(valid_pct, seed)?;
+    let (train, valid, channels) = decode_small_photos(
+        &split.train,
+        &split.valid,
+        &split.classes,
+        size,
+        channels,
+        true,
+    )?;
+    for (path, why) in train.skipped.iter().chain(&valid.skipped) {
+        eprintln!("skipped {}: {why}", path.display());
+    }
+    eprintln!(
+        "{} training and {} validation images at {size}×{size}, {}",
+        train.images.len(),
+        valid.images.len(),
+        if channels == 1 { "gray" } else { "colour" }
+    );
+    Ok((train.images, valid.images))
 }
