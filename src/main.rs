@@ -38,6 +38,8 @@ enum Command {
     Heatmap(commands::heatmap::Args),
     /// Draw what the first layer's kernels learned, one tile per kernel.
     Kernels(commands::kernels::Args),
+    /// Write a plain CNN on one picture as a live spreadsheet (formulas and their values).
+    Spreadsheet(commands::spreadsheet::Args),
     /// Export a model to ONNX, for onnxruntime, tract and other runtimes.
     Export(commands::export::Args),
     /// Draw every layer's feature maps for an image, plus the final probabilities.
@@ -65,6 +67,7 @@ fn main() {
         Command::Explain(a) => commands::explain::run(a),
         Command::Heatmap(a) => commands::heatmap::run(a),
         Command::Kernels(a) => commands::kernels::run(a),
+        Command::Spreadsheet(a) => commands::spreadsheet::run(a),
         Command::Activations(a) => commands::activations::run(a),
     };
     if let Err(e) = result {

@@ -296,6 +296,13 @@ fn train_predict_explain_activations_on_generated_shapes() {
 
 #[test]
 fn the_lessons_networks_train_from_scratch_on_a_folder_of_small_gray_pictures() {
+    let numbers = |x: &serde_json::Value| -> Vec<f64> {
+        x.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_f64().unwrap())
+            .collect()
+    };
     // 25 × 25 gray squares and circles of radius 3 … 10, 300 of each class to train on.
     let tmp = tempfile::tempdir().unwrap();
     let radius = |i: usize| 3 + (i / 2 % 8) as i32;
@@ -340,6 +347,35 @@ fn the_lessons_networks_train_from_scratch_on_a_folder_of_small_gray_pictures() 
             tmp.path(),
         ));
         assert_eq!(v["results"][0]["predictions"][0]["class"], "square", "{v}");
+        // The workbook's own arithmetic (the values cached in its formulas) ends where the network
+        // does; LibreOffice's recalculation of every cell is tests/spreadsheet's check.
+        let picture = "pics/valid/circle/1.png";
+        let out = convlearn(
+            &["spreadsheet", &save, picture, "-o", "net.xlsx", "--json"],
+            tmp.path(),
+        );
+        if arch == "simple_cnn" {
+            let err = String::from_utf8(out.stderr).unwrap();
+            assert!(
+                !out.status.success() && err.contains("formula cells"),
+                "{err}"
+            );
+            continue;
+        }
+        let sheet = json_of(&out);
+        let acts = json_of(&convlearn(
+            &["activations", &save, picture, "--json"],
+            tmp.path(),
+        ));
+        let probs = acts["probabilities"].as_object().unwrap();
+        for (class, p) in ["circle", "square"]
+            .iter()
+            .zip(numbers(&sheet["probabilities"]))
+        {
+            let q = probs[*class].as_f64().unwrap();
+            assert!((p - q).abs() < 1e-5, "{class}: workbook {p}, network {q}");
+        }
+        assert!(sheet["formulas"].as_u64().unwrap() > 2000, "{sheet}");
     }
     let out = convlearn(&["train", "pics", "--size", "16,32"], tmp.path());
     let err = String::from_utf8(out.stderr).unwrap();

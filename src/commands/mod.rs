@@ -15,6 +15,7 @@ pub mod kernels;
 pub mod lr_find;
 pub mod predict;
 pub mod serve;
+pub mod spreadsheet;
 pub mod train;
 
 /// Parses "A,B" into two numbers (for `--at`).

@@ -9,6 +9,7 @@ mod interpretation;
 mod learned_kernels;
 mod predict;
 mod report;
+mod workbook;
 
 pub use activations::render_activations;
 pub use explain::{Explanation, explain};
@@ -20,3 +21,4 @@ pub use predict::{
     probabilities_of_image, read_model_image,
 };
 pub use report::{InterpretReport, interpret, matrix_table, tag_table};
+pub use workbook::{MAX_FORMULA_CELLS, WorkbookReport, write_workbook};
