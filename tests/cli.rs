@@ -214,6 +214,17 @@ fn train_predict_explain_activations_on_generated_shapes() {
         .sum();
     assert!((total - 1.0).abs() < 1e-4);
     assert!(image::open(tmp.path().join("acts.png")).unwrap().height() > 400);
+    // Each prediction carries its logit: softmax of the logits gives the probabilities.
+    let preds = v["predictions"].as_array().unwrap();
+    let logits: Vec<f64> = preds.iter().map(|p| p["logit"].as_f64().unwrap()).collect();
+    let sum: f64 = logits.iter().map(|z| z.exp()).sum();
+    for (p, z) in preds.iter().zip(&logits) {
+        let want = z.exp() / sum;
+        assert!(
+            (p["probability"].as_f64().unwrap() - want).abs() < 1e-5,
+            "{p}"
+        );
+    }
 
     // Grad-CAM: by default for the top class, on the last convolution's output (14 × 14 here).
     let v = json_of(&convlearn(

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use convlearn::device::inference_device;
-use convlearn::interpret::{read_model_image, render_activations};
+use convlearn::interpret::{Scores, read_model_image, render_activations};
 use convlearn::model_file::SavedModel;
 use serde_json::json;
 
@@ -32,7 +32,8 @@ pub fn run(args: Args) -> Result<()> {
     let device = inference_device();
     let model = SavedModel::load(&args.model, &device)?;
     let image = read_model_image(&model, &args.image)?;
-    let probs = render_activations(&model, &image, &args.output, &device)?;
+    let outputs = render_activations(&model, &image, &args.output, &device)?;
+    let probs = outputs.probabilities.clone();
     let best = probs
         .iter()
         .enumerate()
@@ -45,9 +46,14 @@ pub fn run(args: Args) -> Result<()> {
             .zip(&probs)
             .map(|(c, p)| (c.clone(), json!(p)))
             .collect();
-        super::print_json(
-            &json!({ "output": args.output, "probabilities": classes, "predicted": model.meta.classes[best] }),
-        );
+        let source = args.image.display().to_string();
+        let predictions = Scores::new(&model.meta, outputs, &source)?.all();
+        super::print_json(&json!({
+            "output": args.output,
+            "probabilities": classes,
+            "predictions": predictions,
+            "predicted": model.meta.classes[best],
+        }));
     } else {
         println!(
             "activations written to {}; predicted '{}' ({:.1}%)",

@@ -8,7 +8,7 @@ use image::DynamicImage;
 use crate::device::inference_device;
 use crate::error::{Error, Result};
 use crate::export::{OnnxOptions, write_onnx};
-use crate::interpret::{Scores, probabilities_of_image};
+use crate::interpret::{Scores, outputs_of_image};
 use crate::model_file::SavedModel;
 use crate::models::{BackboneKind, PretrainedWeights};
 
@@ -101,8 +101,8 @@ impl Classifier {
 
     fn scores(&self, image: &DynamicImage, source: &str) -> Result<Scores> {
         let (model, device) = (&self.model, &self.device);
-        let probabilities = probabilities_of_image(model, image, self.tta, self.seed, device)?;
-        Scores::new(&model.meta, probabilities, source)
+        let outputs = outputs_of_image(model, image, self.tta, self.seed, device)?;
+        Scores::new(&model.meta, outputs, source)
     }
 
     /// Decodes an encoded image (PNG, JPEG, GIF, BMP; an upload's bytes) under convlearn's

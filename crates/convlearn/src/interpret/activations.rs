@@ -4,12 +4,12 @@
 use std::path::Path;
 
 use burn::tensor::Device;
-use burn::tensor::activation::softmax;
 
-use super::model_input;
+use super::{ImageOutputs, model_input};
 use crate::error::Result;
 use crate::host::{first_maps, values};
 use crate::kernels::FeatureMaps;
+use crate::learner::probabilities;
 use crate::model_file::SavedModel;
 use crate::plot::{Canvas, ColorMode, map_to_image, picture};
 
@@ -21,17 +21,19 @@ const MARGIN: u32 = 16;
 const LABEL: u32 = 24;
 
 /// Draws `image` (0..1 values at the model's input size) through `model` to `path`; returns the
-/// class probabilities in class order.
+/// outputs in class order (softmax probabilities, or a sigmoid per tag for a multi-label model).
 pub fn render_activations(
     model: &SavedModel,
     image: &FeatureMaps,
     path: &Path,
     device: &Device,
-) -> Result<Vec<f32>> {
+) -> Result<ImageOutputs> {
     let (logits, stages) = model
         .network
         .forward_with_stages(model_input(model, image, device));
-    let probs = values(softmax(logits, 1));
+    let multi_label = model.meta.multi_label;
+    let probs = values(probabilities(logits.clone(), multi_label));
+    let logits = values(logits);
     let mut rows: Vec<(String, FeatureMaps)> = vec![(
         format!("input {}×{}", image.width, image.height),
         image.clone(),
@@ -101,7 +103,11 @@ pub fn render_activations(
         MARGIN as i32,
         y as i32 + 2,
         16.0,
-        "softmax probabilities",
+        if multi_label {
+            "sigmoid probabilities (one per tag)"
+        } else {
+            "softmax probabilities"
+        },
         [0, 0, 0],
     );
     y += LABEL;
@@ -125,5 +131,8 @@ pub fn render_activations(
         y += 20;
     }
     canvas.save(path)?;
-    Ok(probs)
+    Ok(ImageOutputs {
+        probabilities: probs,
+        logits,
+    })
 }

@@ -17,8 +17,8 @@ pub use gradcam::{Heatmap, grad_cam, render_heatmap};
 pub use interpretation::{Confusion, Interpretation};
 pub use learned_kernels::{FirstKernels, render_first_kernels};
 pub use predict::{
-    PredictOptions, Prediction, Scores, image_probabilities, model_input, predict_image,
-    probabilities_of_image, read_model_image,
+    ImageOutputs, PredictOptions, Prediction, Scores, image_outputs, model_input, outputs_of_image,
+    predict_image, read_model_image,
 };
 pub use report::{InterpretReport, interpret, matrix_table, tag_table};
 pub use workbook::{MAX_FORMULA_CELLS, WorkbookReport, write_workbook};

@@ -17,13 +17,15 @@ use crate::kernels::FeatureMaps;
 use crate::learner::probabilities;
 use crate::model_file::{ModelMeta, SavedModel};
 
-/// One class (or tag) and its probability.
+/// One class (or tag), its probability and its logit.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Prediction {
     /// Class name.
     pub class: String,
     /// Softmax probability, or the tag's sigmoid probability.
     pub probability: f32,
+    /// The network's output for the class before softmax or sigmoid.
+    pub logit: f32,
 }
 
 /// How to predict.
@@ -70,26 +72,37 @@ pub fn model_input(model: &SavedModel, maps: &FeatureMaps, device: &Device) -> T
     )
 }
 
-/// Output probabilities of the image at `path`, in class order, averaged over the image and `tta`
-/// augmented copies (the model's training augmentation; side-on when it had none).
-pub fn image_probabilities(
+/// What the network outputs for one image, in class order: each class's probability and its logit
+/// (the number before softmax or sigmoid), both averaged over the image and any test-time
+/// augmented copies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageOutputs {
+    /// Probabilities.
+    pub probabilities: Vec<f32>,
+    /// Logits.
+    pub logits: Vec<f32>,
+}
+
+/// The outputs for the image at `path`, averaged over the image and `tta` augmented copies (the
+/// model's training augmentation; side-on when it had none).
+pub fn image_outputs(
     model: &SavedModel,
     path: &Path,
     tta: usize,
     seed: u64,
     device: &Device,
-) -> Result<Vec<f32>> {
-    probabilities_of_image(model, &load_image(path)?, tta, seed, device)
+) -> Result<ImageOutputs> {
+    outputs_of_image(model, &load_image(path)?, tta, seed, device)
 }
 
-/// [`image_probabilities`] of an image already decoded.
-pub fn probabilities_of_image(
+/// [`image_outputs`] of an image already decoded.
+pub fn outputs_of_image(
     model: &SavedModel,
     image: &DynamicImage,
     tta: usize,
     seed: u64,
     device: &Device,
-) -> Result<Vec<f32>> {
+) -> Result<ImageOutputs> {
     let meta = &model.meta;
     let mut views = vec![meta.preprocess.prepare(image)?];
     let augment = match meta.augment {
@@ -101,17 +114,23 @@ pub fn probabilities_of_image(
         let p = &meta.preprocess;
         views.push(augment.apply(image, p.crop, p.channels, p.height, &mut rng)?);
     }
-    let mut sum = vec![0.0; meta.classes.len()];
+    let n = meta.classes.len();
+    let mut out = ImageOutputs {
+        probabilities: vec![0.0; n],
+        logits: vec![0.0; n],
+    };
+    let share = 1.0 / views.len() as f32;
     for v in &views {
         let logits = model.network.forward(model_input(model, v, device));
-        for (s, p) in sum
-            .iter_mut()
-            .zip(values(probabilities(logits, meta.multi_label)))
-        {
-            *s += p / views.len() as f32;
+        let probs = values(probabilities(logits.clone(), meta.multi_label));
+        for (s, p) in out.probabilities.iter_mut().zip(probs) {
+            *s += p * share;
+        }
+        for (s, z) in out.logits.iter_mut().zip(values(logits)) {
+            *s += z * share;
         }
     }
-    Ok(sum)
+    Ok(out)
 }
 
 /// What the model predicts for the image at `path`, most probable first: the `top` classes of a
@@ -122,8 +141,8 @@ pub fn predict_image(
     options: &PredictOptions,
     device: &Device,
 ) -> Result<Vec<Prediction>> {
-    let probs = image_probabilities(model, path, options.tta, options.seed, device)?;
-    let scores = Scores::new(&model.meta, probs, &path.display().to_string())?;
+    let outputs = image_outputs(model, path, options.tta, options.seed, device)?;
+    let scores = Scores::new(&model.meta, outputs, &path.display().to_string())?;
     Ok(if model.meta.multi_label {
         scores.above(options.threshold.unwrap_or(model.meta.threshold))
     } else {
@@ -136,14 +155,19 @@ pub fn predict_image(
 pub struct Scores {
     classes: Vec<String>,
     probabilities: Vec<f32>,
+    logits: Vec<f32>,
     multi_label: bool,
     threshold: f32,
 }
 
 impl Scores {
-    /// The model's `probabilities` for one image (`source` names it in errors). A probability
+    /// The model's outputs for one image (`source` names it in errors). A probability
     /// that is not a number is an error naming its class: the weights are damaged.
-    pub fn new(meta: &ModelMeta, probabilities: Vec<f32>, source: &str) -> Result<Self> {
+    pub fn new(meta: &ModelMeta, outputs: ImageOutputs, source: &str) -> Result<Self> {
+        let ImageOutputs {
+            probabilities,
+            logits,
+        } = outputs;
         if let Some(bad) = probabilities.iter().position(|p| !p.is_finite()) {
             return Err(Error::Invalid(format!(
                 "{source}: the model's output for class '{}' is {} (not a number): its weights \
@@ -155,6 +179,7 @@ impl Scores {
         Ok(Self {
             classes: meta.classes.clone(),
             probabilities,
+            logits,
             multi_label: meta.multi_label,
             threshold: meta.threshold,
         })
@@ -178,10 +203,11 @@ impl Scores {
         let mut ranked: Vec<Prediction> = self
             .classes
             .iter()
-            .zip(&self.probabilities)
-            .map(|(class, &probability)| Prediction {
+            .zip(self.probabilities.iter().zip(&self.logits))
+            .map(|(class, (&probability, &logit))| Prediction {
                 class: class.clone(),
                 probability,
+                logit,
             })
             .collect();
         ranked.sort_by(|a, b| b.probability.total_cmp(&a.probability));
@@ -214,5 +240,10 @@ impl Scores {
     /// The probabilities in the model's class order.
     pub fn probabilities(&self) -> &[f32] {
         &self.probabilities
+    }
+
+    /// The logits in the model's class order.
+    pub fn logits(&self) -> &[f32] {
+        &self.logits
     }
 }
