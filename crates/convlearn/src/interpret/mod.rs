@@ -7,6 +7,7 @@ pub mod explain;
 mod gradcam;
 mod interpretation;
 mod learned_kernels;
+mod lesson_workbook;
 mod predict;
 mod report;
 mod workbook;
@@ -16,6 +17,7 @@ pub use explain::{Explanation, explain};
 pub use gradcam::{Heatmap, grad_cam, render_heatmap};
 pub use interpretation::{Confusion, Interpretation};
 pub use learned_kernels::{FirstKernels, render_first_kernels};
+pub use lesson_workbook::{LessonWorkbook, import_lesson_workbook};
 pub use predict::{
     ImageOutputs, PredictOptions, Prediction, Scores, image_outputs, model_input, outputs_of_image,
     predict_image, read_model_image,
