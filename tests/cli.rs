@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{convlearn, json_of, require_shared, write_shapes};
+use common::{convlearn, json_of, numbers, require_shared, write_shapes};
 
 /// A 20×20 picture: black, with a white square at rows 8..14, columns 6..14.
 fn square_png(dir: &Path) -> std::path::PathBuf {
@@ -170,13 +170,6 @@ fn train_predict_explain_activations_on_generated_shapes() {
     );
     // Each channel's sum recomputed here from the window and kernel slice the JSON shows, then the
     // total with the bias and the ReLU, checked against the value burn's convolution computed.
-    let numbers = |x: &serde_json::Value| -> Vec<f64> {
-        x.as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s.as_f64().unwrap())
-            .collect()
-    };
     let (windows, kernels) = (
         v["windows"].as_array().unwrap(),
         v["kernels"].as_array().unwrap(),
@@ -307,13 +300,6 @@ fn train_predict_explain_activations_on_generated_shapes() {
 
 #[test]
 fn the_lessons_networks_train_from_scratch_on_a_folder_of_small_gray_pictures() {
-    let numbers = |x: &serde_json::Value| -> Vec<f64> {
-        x.as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s.as_f64().unwrap())
-            .collect()
-    };
     // 25 × 25 gray squares and circles of radius 3 … 10, 300 of each class to train on.
     let tmp = tempfile::tempdir().unwrap();
     let radius = |i: usize| 3 + (i / 2 % 8) as i32;

@@ -16,6 +16,15 @@ pub fn convlearn(args: &[&str], dir: &Path) -> Output {
         .expect("convlearn runs")
 }
 
+/// The numbers of a JSON array.
+pub fn numbers(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
 /// The JSON object on the last line of a successful run's stdout.
 pub fn json_of(out: &Output) -> Value {
     assert!(

@@ -20,7 +20,7 @@ use crate::model_file::SavedModel;
 use crate::models::{ArchSpec, Cnn, Network};
 
 /// Formula cells a workbook may hold: the spreadsheet preset needs about 2 800; `simple_cnn`'s
-/// 32 + 64 kernels would need 44 000 cells holding 420 000 SUMPRODUCTs, more than a spreadsheet
+/// 32 + 64 kernels would need about 47 000 cells holding 435 000 SUMPRODUCTs, more than a spreadsheet
 /// program recalculates comfortably.
 pub const MAX_FORMULA_CELLS: usize = 20_000;
 
