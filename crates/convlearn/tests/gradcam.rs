@@ -255,3 +255,43 @@ fn grad_cam_agrees_with_finite_differences_through_both_heads_and_a_plain_cnn() 
         assert!(shown >= 3, "{name}: only {shown} of 5 classes have a map");
     }
 }
+
+#[test]
+fn a_network_without_feature_maps_is_refused_not_a_panic() {
+    use convlearn::data::{Crop, Normalization, Preprocess};
+    use convlearn::model_file::ModelMeta;
+    use convlearn::models::{ArchSpec, CnnSpec, Network};
+    // A plain CNN of dense layers only, as a crafted model file may declare.
+    let spec = CnnSpec {
+        channels: 1,
+        height: 4,
+        width: 4,
+        convs: Vec::new(),
+        hidden: Vec::new(),
+        classes: 2,
+    };
+    let arch = ArchSpec::Plain {
+        preset: "custom".into(),
+        spec,
+    };
+    let preprocess = Preprocess {
+        channels: 1,
+        height: 4,
+        width: 4,
+        normalization: Normalization::identity(1),
+        crop: Crop::None,
+    };
+    let device = Device::flex();
+    let model = SavedModel {
+        network: Network::new(&arch, &device).unwrap(),
+        meta: ModelMeta::new(arch, vec!["a".into(), "b".into()], preprocess, false),
+    };
+    let maps = FeatureMaps {
+        channels: 1,
+        height: 4,
+        width: 4,
+        data: vec![0.5; 16],
+    };
+    let err = grad_cam(&model, &maps, None, None, &device).unwrap_err();
+    assert!(err.to_string().contains("no feature map"), "{err}");
+}

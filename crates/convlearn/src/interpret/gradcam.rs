@@ -78,6 +78,11 @@ pub fn grad_cam(
     let meta = &model.meta;
     let (logits, stages) = network.forward_with_stages(model_input(model, input, device));
     let names: Vec<String> = stages.iter().map(|(n, _)| n.clone()).collect();
+    if names.is_empty() {
+        return Err(Error::Invalid(
+            "this model has no feature map to explain".into(),
+        ));
+    }
     let stage = match layer {
         None => default_layer(&network, &names),
         Some(l) => names.iter().position(|n| n == l).ok_or_else(|| {

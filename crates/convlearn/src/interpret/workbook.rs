@@ -369,6 +369,11 @@ fn dense_layers(
     maps: &Maps,
     layers: &mut Vec<(String, String)>,
 ) -> Result<(Vec<String>, Vec<f64>)> {
+    if cnn.dense.is_empty() {
+        return Err(Error::Invalid(
+            "this network has no dense layer to end the workbook with".into(),
+        ));
+    }
     let mut row_input: Option<(Vec<String>, Vec<f64>)> = None;
     let last = cnn.dense.len() - 1;
     for (d, layer) in cnn.dense.iter().enumerate() {

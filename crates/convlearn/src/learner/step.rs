@@ -62,16 +62,7 @@ impl Stepper {
 
     /// The batcher of the phase: images on the autodiff device unless only the head sees them.
     pub fn batcher(&self, learner: &Learner, batch_size: usize, norm: Normalization) -> Batcher {
-        let device = if self.frozen_body.is_none() {
-            learner.device.clone()
-        } else {
-            learner.device.clone().without_autodiff()
-        };
-        Batcher {
-            normalization: norm,
-            batch_size,
-            device,
-        }
+        learner.batcher(batch_size, norm, self.frozen_body.is_none())
     }
 
     /// Trains `learner.model` one step on `batch`, group `g` at `rates[g]`, and returns the loss
