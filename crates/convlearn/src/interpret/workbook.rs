@@ -2,8 +2,9 @@
 //! picture: the input as numbers under a colour scale, every kernel and bias, every convolution
 //! output as `=MAX(0, SUMPRODUCT(window, kernel) + … + bias)` (one SUMPRODUCT per input channel),
 //! each max-pool as `=MAX(…)`, the dense layers as SUMPRODUCTs and the output as softmax (or
-//! sigmoid). Every formula carries its value as convlearn computed it, so the file opens with the
-//! numbers shown; change a pixel or a weight and the spreadsheet recomputes everything after it.
+//! sigmoid). Every formula carries its value as convlearn computed it (the network's own activations
+//! for the conv and pool cells), so the file opens with the numbers shown; change a pixel or a
+//! weight and the spreadsheet recomputes everything after it.
 
 use std::path::Path;
 
@@ -159,13 +160,15 @@ impl Sheet<'_> {
         })
     }
 
-    /// Conv layer `l` of `cnn` on `x`: its kernels and biases, then its ReLU'd outputs.
+    /// Conv layer `l` of `cnn` on `x`: its kernels and biases, then its ReLU'd outputs, whose
+    /// values `planes` the network computed.
     fn conv(
         &mut self,
         cnn: &Cnn,
         l: usize,
         pad: usize,
         x: &Maps,
+        planes: Vec<Vec<f64>>,
     ) -> Result<(Maps, Vec<Vec<String>>)> {
         let conv = &cnn.convs[l].conv;
         let weight = conv.weight.val();
@@ -213,9 +216,7 @@ impl Sheet<'_> {
             }
         );
         let blocks = self.blocks(&title, out, h, w)?;
-        let mut planes = Vec::new();
         for o in 0..out {
-            let mut plane = vec![0.0; h * w];
             for i in 0..h {
                 for j in 0..w {
                     // Input rows i − pad … i − pad + k − 1, clipped to the map (zero padding).
@@ -226,29 +227,19 @@ impl Sheet<'_> {
                     };
                     let (r0, r1, kr) = span(i, k, x.h);
                     let (c0, c1, kc) = span(j, kw, x.w);
-                    let mut terms = Vec::new();
-                    let mut sum = bias[o];
-                    for c in 0..cin {
-                        let kb = kernels[o][c];
-                        terms.push(format!(
-                            "SUMPRODUCT({},{})",
-                            x.blocks[c].range((r0, r1), (c0, c1)),
-                            kb.range((kr, kr + r1 - r0), (kc, kc + c1 - c0))
-                        ));
-                        for (di, ii) in (r0..=r1).enumerate() {
-                            for (dj, jj) in (c0..=c1).enumerate() {
-                                sum += x.planes[c][ii * x.w + jj]
-                                    * wv[((o * cin + c) * k + kr + di) * kw + kc + dj];
-                            }
-                        }
-                    }
-                    let v = sum.max(0.0);
-                    plane[i * w + j] = v;
+                    let terms: Vec<String> = (0..cin)
+                        .map(|c| {
+                            format!(
+                                "SUMPRODUCT({},{})",
+                                x.blocks[c].range((r0, r1), (c0, c1)),
+                                kernels[o][c].range((kr, kr + r1 - r0), (kc, kc + c1 - c0))
+                            )
+                        })
+                        .collect();
                     let text = format!("=MAX(0,{}+{})", terms.join("+"), bias_cells[o]);
-                    self.formula(blocks[o].cell(i, j), text, v)?;
+                    self.formula(blocks[o].cell(i, j), text, planes[o][i * w + j])?;
                 }
             }
-            planes.push(plane);
         }
         let cells = kernels
             .iter()
@@ -263,28 +254,19 @@ impl Sheet<'_> {
         Ok((maps, cells))
     }
 
-    /// A `p × p` max-pool (stride `p`, the remainder dropped) of `x`.
-    fn pool(&mut self, l: usize, p: usize, x: &Maps) -> Result<Maps> {
+    /// A `p × p` max-pool (stride `p`, the remainder dropped) of `x`, whose values `planes` the
+    /// network computed.
+    fn pool(&mut self, l: usize, p: usize, x: &Maps, planes: Vec<Vec<f64>>) -> Result<Maps> {
         let (h, w) = (x.h / p, x.w / p);
         let title = format!("pool{}: =MAX over each {p}×{p} square", l + 1);
         let blocks = self.blocks(&title, x.blocks.len(), h, w)?;
-        let mut planes = Vec::new();
         for (c, b) in blocks.iter().enumerate() {
-            let mut plane = vec![0.0; h * w];
             for i in 0..h {
                 for j in 0..w {
-                    let mut v = f64::NEG_INFINITY;
-                    for ii in i * p..(i + 1) * p {
-                        for jj in j * p..(j + 1) * p {
-                            v = v.max(x.planes[c][ii * x.w + jj]);
-                        }
-                    }
-                    plane[i * w + j] = v;
                     let range = x.blocks[c].range((i * p, i * p + p - 1), (j * p, j * p + p - 1));
-                    self.formula(b.cell(i, j), format!("=MAX({range})"), v)?;
+                    self.formula(b.cell(i, j), format!("=MAX({range})"), planes[c][i * w + j])?;
                 }
             }
-            planes.push(plane);
         }
         Ok(Maps {
             blocks,
@@ -310,7 +292,20 @@ pub fn write_workbook(
         )));
     };
     let device = inference_device();
-    let normalized = values(model_input(model, input, &device));
+    let x = model_input(model, input, &device);
+    let normalized = values(x.clone());
+    // The cached values of the conv and pool cells are the network's own activations, in the
+    // order its blocks produce them.
+    let (_, stages) = cnn.forward_with_activations(x);
+    let mut activations = stages.into_iter().map(|(_, t)| {
+        let [_, c, h, w] = t.dims();
+        let v: Vec<f64> = values(t).into_iter().map(f64::from).collect();
+        v.chunks(h * w)
+            .take(c)
+            .map(<[f64]>::to_vec)
+            .collect::<Vec<_>>()
+    });
+    let mut next_stage = || activations.next().expect("one stage per conv and per pool");
     let mut workbook = Workbook::new();
     let ws = workbook.add_worksheet();
     ws.set_name("network").map_err(xlsx)?;
@@ -330,12 +325,12 @@ pub fn write_workbook(
     let mut maps = sheet.input(input, &normalized)?;
     layers.push(("input".to_string(), maps.blocks[0].name(0, 0)));
     for (l, conv) in spec.convs.iter().enumerate() {
-        let (next, cells) = sheet.conv(cnn, l, conv.padding, &maps)?;
+        let (next, cells) = sheet.conv(cnn, l, conv.padding, &maps, next_stage())?;
         maps = next;
         kernel_cells.push(cells);
         layers.push((format!("conv{}", l + 1), maps.blocks[0].name(0, 0)));
         if conv.pool >= 2 {
-            maps = sheet.pool(l, conv.pool, &maps)?;
+            maps = sheet.pool(l, conv.pool, &maps, next_stage())?;
             layers.push((format!("pool{}", l + 1), maps.blocks[0].name(0, 0)));
         }
     }
