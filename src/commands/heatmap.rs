@@ -3,8 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
-use convlearn::Classifier;
+use anyhow::Result;
 use convlearn::device::inference_device;
 use convlearn::interpret::{grad_cam, read_model_image, render_heatmap};
 use serde_json::json;
@@ -40,17 +39,13 @@ pub struct Args {
 
 /// Runs `heatmap`.
 pub fn run(args: Args) -> Result<()> {
-    let (classifier, image, model_path) = match (&args.pretrained, args.paths.as_slice()) {
-        (Some(weights), [image]) => {
-            let arch = args.arch.as_deref().map(super::backbone).transpose()?;
-            (Classifier::pretrained(weights, arch)?, image, weights)
-        }
-        (None, [model, image]) => (Classifier::load(model)?, image, model),
-        (Some(_), _) => bail!("with --pretrained WEIGHTS, give one image"),
-        (None, _) => bail!("give a model file and an image (or --pretrained WEIGHTS and an image)"),
-    };
+    let (classifier, image, model_path) = super::model_and_image(
+        &args.paths,
+        args.pretrained.as_deref(),
+        args.arch.as_deref(),
+    )?;
     super::check_outputs(
-        &[("MODEL", model_path.as_path()), ("IMAGE", image.as_path())],
+        &[("MODEL", model_path), ("IMAGE", image)],
         &[("--output", &args.output)],
     )?;
     let model = classifier.model();

@@ -59,3 +59,28 @@ pub fn backbone(name: &str) -> anyhow::Result<convlearn::models::BackboneKind> {
         anyhow::anyhow!("unknown --arch '{name}' (known: {})", known.join(", "))
     })
 }
+
+/// The classifier and the image of a command taking `MODEL IMAGE`, or `--pretrained WEIGHTS IMAGE`
+/// (with `--arch`): the classifier, the image's path and the model's (or weights') path.
+pub fn model_and_image<'a>(
+    paths: &'a [std::path::PathBuf],
+    pretrained: Option<&'a std::path::Path>,
+    arch: Option<&str>,
+) -> anyhow::Result<(
+    convlearn::Classifier,
+    &'a std::path::Path,
+    &'a std::path::Path,
+)> {
+    use convlearn::Classifier;
+    Ok(match (pretrained, paths) {
+        (Some(weights), [image]) => {
+            let arch = arch.map(backbone).transpose()?;
+            (Classifier::pretrained(weights, arch)?, image, weights)
+        }
+        (None, [model, image]) => (Classifier::load(model)?, image, model),
+        (Some(_), _) => anyhow::bail!("with --pretrained WEIGHTS, give one image"),
+        (None, _) => {
+            anyhow::bail!("give a model file and an image (or --pretrained WEIGHTS and an image)")
+        }
+    })
+}

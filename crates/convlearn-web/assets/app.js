@@ -2,7 +2,8 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { presets: [], kernel: [], image: null, dims: null, cursor: null, seq: 0, arithSeq: 0, model: null, explored: null };
+const state = { presets: [], kernel: [], image: null, dims: null, cursor: null, seq: 0, arithSeq: 0, model: null, explored: null,
+  heatSeq: 0, chosenClass: null, training: { run: 0, steps: [], epochs: [], total: 0, polling: false, follow: true } };
 
 async function api(path, body) {
   const opts = body === undefined ? {} : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
@@ -183,7 +184,9 @@ async function pollModel() {
   } else {
     const acc = m.accuracy != null ? `, ${(100 * m.accuracy).toFixed(1)}% right on held-out shapes` : "";
     el.textContent = `Model: ${m.architecture} (${m.source}${acc}); classes: ${m.classes.join(", ")}.`
-      + (m.explainable ? " Click any pixel of a conv layer's map to see its arithmetic." : "");
+      + (m.explainable ? " Click any pixel of a conv layer's map to see its arithmetic." : "")
+      + " Click an output bar to see where the network found that class's evidence.";
+    updateSpreadsheetLink();
     explore();
   }
 }
@@ -219,8 +222,33 @@ async function explore() {
       stages.appendChild(div);
     });
     drawOutputs();
+    const known = r.outputs.some((o) => o.class === state.chosenClass);
+    showHeatmap(known ? state.chosenClass : null);
   } catch (e) {
     showError("explore-error", e.message);
+  }
+}
+
+function updateSpreadsheetLink() {
+  const a = $("spreadsheet-link");
+  const m = state.model;
+  a.hidden = !(m && m.status === "ready" && m.spreadsheet);
+  a.href = `/api/spreadsheet?image=${encodeURIComponent($("explore-select").value)}`;
+}
+
+// Grad-CAM for `cls` (the most probable class when null) on the explorer's picture.
+async function showHeatmap(cls) {
+  const seq = ++state.heatSeq;
+  try {
+    const h = await api("/api/heatmap", { image: $("explore-select").value, class: cls });
+    if (seq !== state.heatSeq) return;
+    state.chosenClass = h.class;
+    $("heatmap-img").src = h.overlay;
+    $("heatmap-caption").textContent = `${h.class}: ${(100 * h.probability).toFixed(1)}% — where the evidence is (Grad-CAM on ${h.layer}, ${h.heatmap[0].length}×${h.heatmap.length})`;
+    $("heatmap").hidden = false;
+    document.querySelectorAll("#outputs .bar").forEach((b) => b.classList.toggle("chosen", b.dataset.class === h.class));
+  } catch (e) {
+    if (seq === state.heatSeq) showError("explore-error", e.message);
   }
 }
 
@@ -236,8 +264,13 @@ function drawOutputs() {
   out.innerHTML = `<h3>${title}</h3>${slider}` + r.outputs.map((o) => {
     const above = r.multi_label ? o.probability > t : false;
     const marker = r.multi_label ? `<div class="threshold" style="left:${(t * 100).toFixed(1)}%"></div>` : "";
-    return `<div class="bar${above ? " above" : ""}"><span class="name">${escapeHtml(o.class)}</span><span class="track"><div class="fill" style="width:${(o.probability * 100).toFixed(1)}%"></div>${marker}</span><span>${(o.probability * 100).toFixed(1)}% (logit ${o.logit.toFixed(2)})</span></div>`;
+    const chosen = o.class === state.chosenClass ? " chosen" : "";
+    return `<div class="bar${above ? " above" : ""}${chosen}" tabindex="0" role="button" data-class="${escapeHtml(o.class)}" title="show where the evidence for ${escapeHtml(o.class)} is"><span class="name">${escapeHtml(o.class)}</span><span class="track"><div class="fill" style="width:${(o.probability * 100).toFixed(1)}%"></div>${marker}</span><span>${(o.probability * 100).toFixed(1)}% (logit ${o.logit.toFixed(2)})</span></div>`;
   }).join("");
+  out.querySelectorAll(".bar").forEach((b) => {
+    b.addEventListener("click", () => showHeatmap(b.dataset.class));
+    b.addEventListener("keydown", (ev) => { if (ev.key === "Enter") showHeatmap(b.dataset.class); });
+  });
   const s = $("threshold");
   if (s) s.addEventListener("input", () => { state.threshold = parseFloat(s.value); drawOutputs(); $("threshold").focus(); });
 }
@@ -249,6 +282,96 @@ async function explain(stage, channel, at) {
   } catch (e) {
     $("explanation").textContent = e.message;
   }
+}
+
+// ---- training view -------------------------------------------------------------------------
+async function startTraining() {
+  hideError("train-error");
+  const body = { epochs: parseInt($("train-epochs").value, 10), learning_rate: parseFloat($("train-lr").value) };
+  try {
+    await api("/api/training", body);
+    state.training.follow = true;
+    pollTraining();
+    pollModel();
+  } catch (e) {
+    showError("train-error", e.message);
+  }
+}
+
+async function pollTraining() {
+  const t = state.training;
+  if (t.polling) return;
+  t.polling = true;
+  try {
+    for (;;) {
+      const r = await api(`/api/training?since=${t.steps.length}`);
+      if (r.run !== t.run) {
+        // A new run: start its record afresh.
+        Object.assign(t, { run: r.run, steps: [], epochs: [], total: r.total_steps });
+        if (r.steps.length && r.steps[0].step !== 0) continue;
+      }
+      t.steps.push(...r.steps);
+      t.epochs = r.epochs;
+      t.total = r.total_steps;
+      drawTraining(r);
+      if (r.status !== "training") break;
+      await new Promise((ok) => setTimeout(ok, 250));
+    }
+  } catch (e) {
+    showError("train-error", e.message);
+  } finally {
+    t.polling = false;
+  }
+}
+
+function drawTraining(r) {
+  const t = state.training;
+  const slider = $("step-slider");
+  slider.max = String(Math.max(t.steps.length - 1, 0));
+  if (t.follow) slider.value = slider.max;
+  const done = r.status !== "training";
+  $("train-button").disabled = !done;
+  $("train-status").textContent = r.status === "training"
+    ? `training: step ${t.steps.length} of ${t.total}…`
+    : r.status === "failed" ? "the run failed" : `done: ${t.steps.length} steps`;
+  if (r.status === "failed" && r.error) showError("train-error", r.error);
+  $("train-epochs-list").innerHTML = t.epochs.map((e) => `epoch ${e.epoch}: train loss ${e.train_loss.toFixed(3)}, valid loss ${e.valid_loss.toFixed(3)}, valid accuracy ${(100 * e.valid_accuracy).toFixed(1)}%`).join("<br>");
+  drawLoss();
+  drawStep(parseInt(slider.value, 10));
+}
+
+function drawLoss() {
+  const t = state.training, svg = $("loss-chart");
+  const W = 420, H = 180, pad = 28;
+  const n = Math.max(t.total, t.steps.length, 2);
+  const finite = t.steps.map((s) => s.loss).filter(Number.isFinite);
+  const top = Math.max(...finite, 1e-6);
+  const px = (i) => pad + (i / (n - 1)) * (W - pad - 6);
+  const py = (v) => H - pad + 4 - (Math.min(v, top) / top) * (H - pad - 10);
+  const points = t.steps.filter((s) => Number.isFinite(s.loss)).map((s) => `${px(s.step).toFixed(1)},${py(s.loss).toFixed(1)}`).join(" ");
+  const at = parseInt($("step-slider").value, 10);
+  const marker = t.steps[at] ? `<line x1="${px(at)}" x2="${px(at)}" y1="6" y2="${H - pad + 4}" stroke="#a00" stroke-width="1"/>` : "";
+  svg.innerHTML = `<line x1="${pad}" y1="${H - pad + 4}" x2="${W - 6}" y2="${H - pad + 4}" stroke="#888"/>`
+    + `<line x1="${pad}" y1="6" x2="${pad}" y2="${H - pad + 4}" stroke="#888"/>`
+    + `<text x="2" y="14" font-size="10">${top.toFixed(2)}</text><text x="14" y="${H - pad + 8}" font-size="10">0</text>`
+    + `<text x="${W - 60}" y="${H - 8}" font-size="10">step ${n}</text>`
+    + `<polyline fill="none" stroke="#2b7bb9" stroke-width="1.5" points="${points}"/>` + marker;
+  $("loss-caption").textContent = `training loss per step (${t.steps.length} of ${t.total} steps)`;
+}
+
+function drawStep(i) {
+  const s = state.training.steps[i];
+  if (!s) { $("step-label").textContent = ""; $("train-kernels").innerHTML = ""; return; }
+  $("step-label").textContent = `step ${s.step + 1}, epoch ${s.epoch}: loss ${s.loss.toFixed(4)}, learning rate ${s.learning_rate.toExponential(2)}`;
+  const peak = Math.max(...s.kernels.flat(3).map(Math.abs), 1e-6);
+  const color = (v) => {
+    const a = Math.min(Math.abs(v) / peak, 1);
+    return v >= 0 ? `rgb(0, ${Math.round(40 + 180 * a)}, 0)` : `rgb(${Math.round(40 + 180 * a)}, 0, 0)`;
+  };
+  $("train-kernels").innerHTML = s.kernels.map((k, n) => k.map((plane) => `<table class="kernel"><caption>conv1 kernel ${n}</caption>`
+    + plane.map((row) => "<tr>" + row.map((v) => `<td style="background:${color(v)}">${v.toFixed(2)}</td>`).join("") + "</tr>").join("")
+    + "</table>").join("")).join("");
+  drawLoss();
 }
 
 // ---- start ---------------------------------------------------------------------------------
@@ -281,9 +404,16 @@ async function start() {
   });
   resp.addEventListener("focus", () => { if (!state.cursor) moveCursor(0, 0); });
   $("explore-button").addEventListener("click", explore);
-  $("explore-select").addEventListener("change", explore);
+  $("explore-select").addEventListener("change", () => { updateSpreadsheetLink(); explore(); });
+  $("train-button").addEventListener("click", startTraining);
+  $("step-slider").addEventListener("input", (ev) => {
+    const v = parseInt(ev.target.value, 10);
+    state.training.follow = v >= state.training.steps.length - 1;
+    drawStep(v);
+  });
   convolve();
   pollModel();
+  pollTraining();
 }
 
 start().catch((e) => showError("upload-error", `The page could not start: ${e.message}`));

@@ -9,7 +9,10 @@
 //!   `GET /api/model` — the loaded model (or its training status).
 //! - `POST /api/upload` — multipart field `image`; at most [`MAX_UPLOAD_BYTES`]; returns its id.
 //! - `POST /api/convolve`, `POST /api/arithmetic` — the playground.
-//! - `POST /api/explore`, `POST /api/explain` — the explorer.
+//! - `POST /api/explore`, `POST /api/explain` — the explorer; `POST /api/heatmap` — Grad-CAM for
+//!   one class; `GET /api/spreadsheet?image=ID` — the network on that picture as an `.xlsx` workbook.
+//! - `POST /api/training` — train the spreadsheet network on generated shapes (it becomes the
+//!   explorer's model); `GET /api/training?since=N` — its loss and first-layer kernels, step by step.
 //!
 //! Errors are `{"error": "…"}` with a 4xx status; the server keeps serving.
 
@@ -19,6 +22,7 @@ mod error;
 mod images;
 mod model_slot;
 mod page;
+mod training_log;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,10 +32,12 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
+pub use api::spreadsheet::XLSX;
 pub use connections::{HEADER_TIMEOUT, MAX_CONNECTIONS, REQUEST_TIMEOUT, serve_connections};
 pub use error::ApiError;
 pub use images::{ImageStore, MAX_SIDE, MAX_UPLOAD_BYTES};
-pub use model_slot::ModelSlot;
+pub use model_slot::{MAX_EPOCHS, ModelSlot, TrainingRequest};
+pub use training_log::{EpochView, StepView, TrainingLog};
 
 /// What the server needs.
 #[derive(Clone, Debug, Default)]
@@ -69,6 +75,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/model", get(api::network::model))
         .route("/api/explore", post(api::network::explore))
         .route("/api/explain", post(api::network::explain))
+        .route("/api/heatmap", post(api::heatmap::heatmap))
+        .route("/api/spreadsheet", get(api::spreadsheet::spreadsheet))
+        .route(
+            "/api/training",
+            get(api::training::log).post(api::training::start),
+        )
         // Room for the multipart framing around the largest accepted image.
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES + 64 * 1024))
         .layer(axum::middleware::from_fn(connections::request_deadline))

@@ -1,42 +1,14 @@
 //! The HTTP API, request by request (no network: the router is called directly).
 
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use common::{app, get, post, send, wait_until_trained};
 use convlearn::data::generate_shapes;
-use convlearn_web::{AppState, ServeConfig, app_state, router};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-
-fn app() -> (Router, Arc<AppState>) {
-    let state = app_state(&ServeConfig::default()).unwrap();
-    (router(state.clone()), state)
-}
-
-async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Vec<u8>) {
-    let res = app.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
-    (status, body)
-}
-
-async fn get(app: &Router, uri: &str) -> (StatusCode, Value) {
-    let (s, b) = send(app, Request::get(uri).body(Body::empty()).unwrap()).await;
-    (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
-}
-
-async fn post(app: &Router, uri: &str, body: Value) -> (StatusCode, Value) {
-    let req = Request::post(uri)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let (s, b) = send(app, req).await;
-    (s, serde_json::from_slice(&b).unwrap())
-}
 
 fn multipart(field: &str, filename: &str, bytes: &[u8]) -> Request<Body> {
     let mut body = format!(
@@ -261,14 +233,7 @@ async fn nothing_outside_the_samples_can_be_read() {
 #[tokio::test]
 async fn the_explorer_runs_the_built_in_network_and_explains_an_activation() {
     let (app, _) = app();
-    let mut status = Value::Null;
-    for _ in 0..600 {
-        status = get(&app, "/api/model").await.1;
-        if status["status"] != "training" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let status = wait_until_trained(&app).await;
     assert_eq!(status["status"], "ready", "{status}");
     assert_eq!(status["explainable"], true);
     let (s, r) = post(&app, "/api/explore", json!({"image": "sample-2"})).await;

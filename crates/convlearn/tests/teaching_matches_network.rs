@@ -237,3 +237,135 @@ fn model_files_round_trip_and_report_misfits() {
         .to_string();
     assert!(err.contains("bare.safetensors"), "{err}");
 }
+
+/// A pretrained architecture with fresh weights on `side`² colour pictures.
+fn fresh_pretrained(backbone: convlearn::models::BackboneKind, side: usize) -> SavedModel {
+    use convlearn::models::{HeadKind, HeadSpec, PaddingStyle};
+    let padding = match backbone {
+        convlearn::models::BackboneKind::MobilenetV2 => PaddingStyle::TfSame,
+        _ => PaddingStyle::Torch,
+    };
+    let arch = ArchSpec::Pretrained {
+        backbone,
+        padding,
+        head: HeadSpec {
+            kind: HeadKind::ImageNet,
+            hidden: 0,
+            classes: 3,
+        },
+    };
+    let device = Device::flex();
+    device.seed(11);
+    let preprocess = Preprocess {
+        channels: 3,
+        height: side,
+        width: side,
+        normalization: Normalization::identity(3),
+        crop: Crop::None,
+    };
+    SavedModel {
+        network: Network::new(&arch, &device).unwrap(),
+        meta: ModelMeta::new(
+            arch,
+            vec!["a".into(), "b".into(), "c".into()],
+            preprocess,
+            false,
+        ),
+    }
+}
+
+#[test]
+fn a_pretrained_first_layer_is_explained_as_a_strided_convolution_then_batchnorm() {
+    use convlearn::models::BackboneKind;
+    let device = Device::flex();
+    // ResNet-18: 7×7 stride 2, 3 zeros on every side. MobileNetV2 (TF 'SAME'): 3×3 stride 2; a
+    // 32-pixel side pads 0 before and 1 after (total (16 − 1)·2 + 3 − 32 = 1), so the last row and
+    // column read a zero the first do not.
+    for (backbone, side, k, pad_before) in [
+        (BackboneKind::Resnet18, 30, 7, 3),
+        (BackboneKind::MobilenetV2, 32, 3, 0),
+    ] {
+        let model = fresh_pretrained(backbone, side);
+        let image = FeatureMaps::new(3, side, side, random(3 * side * side, 5));
+        let (_, unit, _) = model.network.first_conv_bn().unwrap();
+        let w = values(unit.conv.weight.val());
+        let out = side.div_ceil(2);
+        for (c, y, x) in [(0, 0, 0), (5, out - 1, out - 1), (17, 3, out / 2)] {
+            // By hand from the weights: the window at (2y − pad, 2x − pad), zeros outside.
+            let mut total = 0f32;
+            for ch in 0..3 {
+                for i in 0..k {
+                    for j in 0..k {
+                        let (yy, xx) = (
+                            (2 * y + i) as isize - pad_before,
+                            (2 * x + j) as isize - pad_before,
+                        );
+                        if yy < 0 || xx < 0 || yy >= side as isize || xx >= side as isize {
+                            continue;
+                        }
+                        let v = image.data[(ch * side + yy as usize) * side + xx as usize];
+                        total += v * w[((c * 3 + ch) * k + i) * k + j];
+                    }
+                }
+            }
+            let e = explain(&model, &image, 1, c, y, x, &device).unwrap();
+            assert!(
+                (e.arithmetic.total - total).abs() < 1e-4,
+                "{backbone:?} ({c}, {y}, {x}): {} vs {total}",
+                e.arithmetic.total
+            );
+            // Fresh BatchNorm: γ = 1, β = 0, μ = 0, σ² = 1, ε = 1e-5.
+            let n = e.normalized.as_ref().expect("a BatchNorm step");
+            assert!((n.normalized - total / (1.0f32 + 1e-5).sqrt()).abs() < 1e-4);
+            assert!(
+                (e.value() - e.network_value).abs() < 1e-4,
+                "{backbone:?}: by hand {} vs network {}",
+                e.value(),
+                e.network_value
+            );
+            let text = e.to_string();
+            assert!(text.contains("BatchNorm (running statistics)"), "{text}");
+        }
+        let deeper = explain(&model, &image, 2, 0, 0, 0, &device)
+            .unwrap_err()
+            .to_string();
+        assert!(deeper.contains("first layer"), "{deeper}");
+        let outside = explain(&model, &image, 1, 0, out, 0, &device)
+            .unwrap_err()
+            .to_string();
+        assert!(outside.contains("outside"), "{outside}");
+    }
+}
+
+#[test]
+#[ignore = "needs ../shared (or $CONVLEARN_DATA): cargo test -- --ignored runs it"]
+fn the_imagenet_mobilenet_v2_first_layer_is_explained_with_its_real_batchnorm() {
+    let dir = common::require_shared();
+    let device = Device::flex();
+    let weights = convlearn::models::PretrainedWeights::open(
+        &dir.join("weights/mobilenet_v2_imagenet_from_tflite.safetensors"),
+        None,
+    )
+    .unwrap();
+    let model = SavedModel::imagenet(&weights, &device).unwrap();
+    let image =
+        convlearn::interpret::read_model_image(&model, &dir.join("data/images/cat.bmp")).unwrap();
+    let mut shifts = Vec::new();
+    for c in 0..32 {
+        for (y, x) in [(0, 0), (111, 111), (56, 40)] {
+            let e = explain(&model, &image, 1, c, y, x, &device).unwrap();
+            let n = e.normalized.as_ref().unwrap();
+            assert_eq!(n.activation, "ReLU6");
+            assert!(
+                (e.value() - e.network_value).abs() <= 1e-4 * (1.0 + e.network_value.abs()),
+                "kernel {c} at ({y}, {x}): by hand {} vs network {}",
+                e.value(),
+                e.network_value
+            );
+            shifts.push(n.shift);
+        }
+    }
+    // The converted file folds each BatchNorm into scale 1 and a shift (the TFLite bias): real
+    // shifts, not a fresh layer's zeros.
+    assert!(shifts.iter().any(|s| s.abs() > 0.05), "{shifts:?}");
+}

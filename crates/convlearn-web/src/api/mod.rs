@@ -1,11 +1,20 @@
 //! The JSON API, one file per part of the page.
 
+pub mod heatmap;
 pub mod images;
 pub mod kernel;
 pub mod network;
+pub mod spreadsheet;
+pub mod training;
 
+use std::sync::Arc;
+
+use axum::http::StatusCode;
 use base64::Engine;
+use convlearn::model_file::SavedModel;
 use image::RgbImage;
+
+use crate::{ApiError, AppState};
 
 /// An image encoded as PNG.
 pub fn png_bytes(image: &RgbImage) -> Vec<u8> {
@@ -39,4 +48,18 @@ pub async fn blocking<T: Send + 'static>(
             "the server failed to compute this (the failure is in its log)",
         )
     })?
+}
+
+/// The explorer's model, or 409 Conflict saying why it is not ready (training, or failed).
+pub fn ready(state: &AppState) -> Result<Arc<SavedModel>, ApiError> {
+    state.model.ready().ok_or_else(|| {
+        let s = state.model.status();
+        let why = s
+            .error
+            .unwrap_or_else(|| "it is still training — try again in a few seconds".into());
+        ApiError::new(
+            StatusCode::CONFLICT,
+            format!("the model is not ready: {why}"),
+        )
+    })
 }

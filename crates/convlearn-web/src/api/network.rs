@@ -5,17 +5,15 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use convlearn::device::inference_device;
 use convlearn::host::{first_maps, values};
 use convlearn::interpret::{explain as explain_activation, model_input};
 use convlearn::kernels::percentile_abs;
 use convlearn::learner::probabilities;
-use convlearn::model_file::SavedModel;
 use convlearn::plot::{ColorMode, map_to_image, picture};
 use serde::{Deserialize, Serialize};
 
-use super::{blocking, png_data_url};
+use super::{blocking, png_data_url, ready};
 use crate::model_slot::ModelStatus;
 use crate::{ApiError, AppState};
 
@@ -39,7 +37,8 @@ pub struct ExploreRequest {
 pub struct StageView {
     /// Layer name (`conv1 + ReLU`, `pool1`, …).
     pub name: String,
-    /// For conv layers of a plain CNN, the 1-based layer number `explain` takes.
+    /// For conv layers of a plain CNN (and a pretrained network's first layer), the 1-based layer
+    /// number `explain` takes.
     pub conv_layer: Option<usize>,
     /// Channels.
     pub channels: usize,
@@ -83,19 +82,6 @@ pub struct ExploreResponse {
     pub threshold: f32,
 }
 
-fn ready(state: &AppState) -> Result<Arc<SavedModel>, ApiError> {
-    state.model.ready().ok_or_else(|| {
-        let s = state.model.status();
-        let why = s
-            .error
-            .unwrap_or_else(|| "it is still training — try again in a few seconds".into());
-        ApiError::new(
-            StatusCode::CONFLICT,
-            format!("the model is not ready: {why}"),
-        )
-    })
-}
-
 /// `POST /api/explore`.
 pub async fn explore(
     State(state): State<Arc<AppState>>,
@@ -112,15 +98,31 @@ pub async fn explore(
         let probs = values(probabilities(logits.clone(), model.meta.multi_label));
         let mut conv = 0;
         let explainable = matches!(model.network, convlearn::models::Network::Plain(_));
-        let stages = stages
+        // A pretrained body's first layer, a plain convolution (then BatchNorm and the
+        // activation), is shown first and explained like a plain CNN's layers.
+        let first_layer = model
+            .network
+            .first_conv_bn()
+            .map(|(caption, unit, activation)| {
+                let x = model_input(&model, &maps, &device);
+                (caption, unit.forward_activated(x, activation))
+            });
+        let pretrained_first = first_layer.is_some();
+        let stages = first_layer
             .into_iter()
-            .map(|(name, t)| {
+            .chain(stages)
+            .enumerate()
+            .map(|(i, (name, t))| {
                 let m = first_maps(t);
                 let scale = percentile_abs(&m.data, 0.995).max(1e-6);
-                let conv_layer = (explainable && name.starts_with("conv")).then(|| {
-                    conv += 1;
-                    conv
-                });
+                let conv_layer = if pretrained_first {
+                    (i == 0).then_some(1)
+                } else {
+                    (explainable && name.starts_with("conv")).then(|| {
+                        conv += 1;
+                        conv
+                    })
+                };
                 StageView {
                     tiles: (0..m.channels.min(MAX_TILES))
                         .map(|c| png_data_url(&map_to_image(&m, c, ColorMode::Signed { scale })))
@@ -197,7 +199,7 @@ pub async fn explain(
         let e = explain_activation(&model, &maps, req.layer, req.channel, req.y, req.x, &device)?;
         Ok(Json(ExplainResponse {
             text: e.to_string(),
-            relu: e.arithmetic.relu,
+            relu: e.value(),
             network_value: e.network_value,
         }))
     })

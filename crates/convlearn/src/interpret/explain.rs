@@ -1,7 +1,9 @@
 //! The spreadsheet view of one activation: `=MAX(0, SUM(window·kernel) + … + bias)`, with every number.
 //!
 //! The arithmetic is done in plain Rust ([`crate::kernels::arithmetic_at`]) on the layer's real input,
-//! and the value burn's convolution produced at the same place is reported beside it.
+//! and the value the network produced at the same place is reported beside it. A plain CNN's every
+//! conv layer is explained; a pretrained network's first layer (a strided convolution, then
+//! BatchNorm and ReLU or ReLU6), the one that sees the picture.
 
 use std::fmt;
 
@@ -10,11 +12,14 @@ use burn::tensor::activation::relu;
 use serde::Serialize;
 
 use super::model_input;
+use crate::engine::Activation;
 use crate::error::{Error, Result};
 use crate::host::{first_maps, values};
-use crate::kernels::{Arithmetic, FeatureMaps, Kernel, Padding, arithmetic_at};
+use crate::kernels::{
+    Arithmetic, FeatureMaps, Kernel, Padding, arithmetic_at, strided_arithmetic_at,
+};
 use crate::model_file::SavedModel;
-use crate::models::{ArchSpec, Network};
+use crate::models::{ArchSpec, Network, padding_pairs};
 
 /// One activation explained.
 #[derive(Clone, Debug)]
@@ -25,8 +30,35 @@ pub struct Explanation {
     pub channel: usize,
     /// The hand computation.
     pub arithmetic: Arithmetic,
-    /// The value burn's conv + ReLU computed at the same place.
+    /// For a convolution followed by BatchNorm (a pretrained network's first layer): how its sum
+    /// is normalised and activated.
+    pub normalized: Option<Normalized>,
+    /// The value the network computed at the same place.
     pub network_value: f32,
+}
+
+/// BatchNorm with running statistics, then the activation, on one convolution output.
+#[derive(Clone, Debug)]
+pub struct Normalized {
+    /// The channel's `γ / √(σ² + ε)`.
+    pub scale: f32,
+    /// The channel's `β − μ · scale`.
+    pub shift: f32,
+    /// `total · scale + shift`.
+    pub normalized: f32,
+    /// `ReLU` or `ReLU6`.
+    pub activation: &'static str,
+    /// The activation of `normalized`: the layer's output.
+    pub value: f32,
+}
+
+impl Explanation {
+    /// The activation as computed by hand: after ReLU, or after BatchNorm and the activation.
+    pub fn value(&self) -> f32 {
+        self.normalized
+            .as_ref()
+            .map_or(self.arithmetic.relu, |n| n.value)
+    }
 }
 
 /// Explains activation (`y`, `x`) of kernel `channel` in conv layer `layer` (1-based) for `image`
@@ -42,10 +74,7 @@ pub fn explain(
 ) -> Result<Explanation> {
     let (Network::Plain(net), ArchSpec::Plain { spec, .. }) = (&model.network, &model.meta.arch)
     else {
-        return Err(Error::Invalid(format!(
-            "explain shows the arithmetic of a plain CNN's conv layers; this model is {}",
-            model.meta.arch.name()
-        )));
+        return explain_first_layer(model, image, layer, channel, (y, x), device);
     };
     let input = net.conv_input(model_input(model, image, device), layer)?;
     let conv = &net.convs[layer - 1].conv;
@@ -84,7 +113,87 @@ pub fn explain(
         layer,
         channel,
         arithmetic,
+        normalized: None,
         network_value,
+    })
+}
+
+/// A pretrained network's first layer: its strided convolution by hand, then BatchNorm (running
+/// statistics) and the activation; the network's own output of the layer beside it.
+fn explain_first_layer(
+    model: &SavedModel,
+    image: &FeatureMaps,
+    layer: usize,
+    channel: usize,
+    (y, x): (usize, usize),
+    device: &Device,
+) -> Result<Explanation> {
+    let Some((_, unit, activation)) = model.network.first_conv_bn() else {
+        return Err(Error::Invalid(format!(
+            "explain shows the arithmetic of a plain CNN's conv layers or of a pretrained \
+             network's first convolution; this model ({}) has neither",
+            model.meta.arch.name()
+        )));
+    };
+    if layer != 1 {
+        return Err(Error::Invalid(format!(
+            "a pretrained network is explained at its first layer (1), the plain convolution that \
+             sees the picture, not layer {layer}: its deeper layers are depthwise and residual \
+             blocks (`convlearn heatmap` shows where they look)"
+        )));
+    }
+    let input = model_input(model, image, device);
+    let [_, _, h, w] = input.dims();
+    let output = first_maps(unit.forward_activated(input.clone(), activation));
+    let conv = &unit.conv;
+    let [out, cin, kh, kw] = conv.weight.dims();
+    if channel >= out {
+        return Err(Error::Invalid(format!(
+            "layer 1 has {out} kernels: channel must be 0..{}",
+            out - 1
+        )));
+    }
+    if y >= output.height || x >= output.width {
+        return Err(Error::Invalid(format!(
+            "position x={x}, y={y} is outside the layer's {}×{} output",
+            output.width, output.height
+        )));
+    }
+    if conv.dilation != [1, 1] {
+        return Err(Error::Invalid(
+            "the first convolution is dilated: explain shows undilated convolutions only".into(),
+        ));
+    }
+    let weights = values(conv.weight.val());
+    let kernel = Kernel {
+        channels: cin,
+        height: kh,
+        width: kw,
+        weights: weights[channel * cin * kh * kw..(channel + 1) * cin * kh * kw].to_vec(),
+    };
+    let bias = conv.bias.as_ref().map_or(0.0, |b| values(b.val())[channel]);
+    let [(top, _), (left, _)] = padding_pairs(conv, h, w);
+    let maps = first_maps(input);
+    let arithmetic = strided_arithmetic_at(&maps, &kernel, bias, conv.stride, (top, left), y, x)?;
+    let (scale, shift) = unit.bn.scale_shift(device);
+    let (scale, shift) = (values(scale)[channel], values(shift)[channel]);
+    let normalized = arithmetic.total * scale + shift;
+    let (name, value) = match activation {
+        Activation::Relu6 => ("ReLU6", normalized.clamp(0.0, 6.0)),
+        _ => ("ReLU", normalized.max(0.0)),
+    };
+    Ok(Explanation {
+        layer,
+        channel,
+        arithmetic,
+        normalized: Some(Normalized {
+            scale,
+            shift,
+            normalized,
+            activation: name,
+            value,
+        }),
+        network_value: output.get(channel, y, x),
     })
 }
 
@@ -109,7 +218,7 @@ pub struct ExplanationJson {
     pub bias: f32,
     /// Total before ReLU.
     pub total: f32,
-    /// After ReLU.
+    /// After ReLU (plain CNNs), or after BatchNorm and the activation (a pretrained first layer).
     pub relu: f32,
     /// burn's value at the same place.
     pub network_value: f32,
@@ -129,7 +238,7 @@ impl Explanation {
             sums: a.channels.iter().map(|c| c.sum).collect(),
             bias: a.bias,
             total: a.total,
-            relu: a.relu,
+            relu: self.value(),
             network_value: self.network_value,
         }
     }
@@ -149,11 +258,33 @@ impl fmt::Display for Explanation {
             a.y,
             a.x
         )?;
-        writeln!(f, "{a}")?;
-        write!(
-            f,
-            "the network computed {:.4} here (conv + ReLU in burn)",
-            self.network_value
-        )
+        match &self.normalized {
+            None => {
+                writeln!(f, "{a}")?;
+                write!(
+                    f,
+                    "the network computed {:.4} here (conv + ReLU in burn)",
+                    self.network_value
+                )
+            }
+            Some(n) => {
+                a.write_sums(f)?;
+                writeln!(
+                    f,
+                    "BatchNorm (running statistics) = {:.4} × {:.4} + {:.4} = {:.4}",
+                    a.total, n.scale, n.shift, n.normalized
+                )?;
+                let formula = match n.activation {
+                    "ReLU6" => "min(max(0, x), 6)",
+                    _ => "max(0, x)",
+                };
+                writeln!(f, "after {} = {formula} = {:.4}", n.activation, n.value)?;
+                write!(
+                    f,
+                    "the network computed {:.4} here (conv, BatchNorm and {} in burn)",
+                    self.network_value, n.activation
+                )
+            }
+        }
     }
 }

@@ -137,15 +137,25 @@ pub fn grad_cam(
     })
 }
 
-/// The figure of `heat` for `input` (the picture the model saw): the picture and the map over it,
-/// side by side, at least 320 pixels a side, titled with the class, its probability and the layer.
-pub fn render_heatmap(heat: &Heatmap, input: &FeatureMaps, path: &Path) -> Result<()> {
+/// The picture the model saw (`input`), enlarged to at least 320 pixels a side, with `heat` over it.
+pub fn heatmap_overlay(heat: &Heatmap, input: &FeatureMaps) -> RgbImage {
+    overlay(&enlarged_picture(input), &heat.heatmap, 0.6)
+}
+
+/// `input` as a picture, each pixel repeated so that its longer side is at least 320 pixels.
+fn enlarged_picture(input: &FeatureMaps) -> RgbImage {
     let side = input.width.max(input.height).max(1) as u32;
     let scale = 320u32.div_ceil(side).max(1);
     let small = picture(input);
-    let big = RgbImage::from_fn(small.width() * scale, small.height() * scale, |x, y| {
+    RgbImage::from_fn(small.width() * scale, small.height() * scale, |x, y| {
         *small.get_pixel(x / scale, y / scale)
-    });
+    })
+}
+
+/// The figure of `heat` for `input` (the picture the model saw): the picture and the map over it,
+/// side by side, at least 320 pixels a side, titled with the class, its probability and the layer.
+pub fn render_heatmap(heat: &Heatmap, input: &FeatureMaps, path: &Path) -> Result<()> {
+    let big = enlarged_picture(input);
     let over = overlay(&big, &heat.heatmap, 0.6);
     let (w, h) = big.dimensions();
     let (margin, title) = (16, 46);

@@ -13,8 +13,8 @@ mod report;
 mod workbook;
 
 pub use activations::render_activations;
-pub use explain::{Explanation, explain};
-pub use gradcam::{Heatmap, grad_cam, render_heatmap};
+pub use explain::{Explanation, Normalized, explain};
+pub use gradcam::{Heatmap, grad_cam, heatmap_overlay, render_heatmap};
 pub use interpretation::{Confusion, Interpretation};
 pub use learned_kernels::{FirstKernels, render_first_kernels};
 pub use lesson_workbook::{LessonWorkbook, import_lesson_workbook};
@@ -23,4 +23,4 @@ pub use predict::{
     predict_image, read_model_image,
 };
 pub use report::{InterpretReport, interpret, matrix_table, tag_table};
-pub use workbook::{MAX_FORMULA_CELLS, WorkbookReport, write_workbook};
+pub use workbook::{MAX_FORMULA_CELLS, WorkbookReport, workbook_bytes, write_workbook};

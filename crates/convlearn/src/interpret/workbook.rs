@@ -278,12 +278,28 @@ impl Sheet<'_> {
 }
 
 /// Writes the workbook of `model` (a plain CNN) on `input` (as [`super::read_model_image`] gives
-/// it) to `path`.
+/// it) to `path`, atomically.
 pub fn write_workbook(
     model: &SavedModel,
     input: &FeatureMaps,
     path: &Path,
 ) -> Result<WorkbookReport> {
+    let (mut workbook, report) = build_workbook(model, input)?;
+    crate::output_file::write_atomically(path, |tmp| workbook.save(tmp).map_err(xlsx))?;
+    Ok(report)
+}
+
+/// The workbook of [`write_workbook`] as the bytes of an `.xlsx` file (for a download).
+pub fn workbook_bytes(
+    model: &SavedModel,
+    input: &FeatureMaps,
+) -> Result<(Vec<u8>, WorkbookReport)> {
+    let (mut workbook, report) = build_workbook(model, input)?;
+    Ok((workbook.save_to_buffer().map_err(xlsx)?, report))
+}
+
+/// The workbook of `model` on `input`, and what it holds.
+fn build_workbook(model: &SavedModel, input: &FeatureMaps) -> Result<(Workbook, WorkbookReport)> {
     let (Network::Plain(cnn), ArchSpec::Plain { spec, .. }) = (&model.network, &model.meta.arch)
     else {
         return Err(Error::Invalid(format!(
@@ -342,17 +358,16 @@ pub fn write_workbook(
         model.meta.multi_label,
         &model.meta.classes,
     )?;
-    let formulas = sheet.formulas;
-    crate::output_file::write_atomically(path, |tmp| workbook.save(tmp).map_err(xlsx))?;
-    Ok(WorkbookReport {
-        formulas,
+    let report = WorkbookReport {
+        formulas: sheet.formulas,
         layers,
         kernel_cells,
         logit_cells,
         probability_cells,
         logits,
         probabilities,
-    })
+    };
+    Ok((workbook, report))
 }
 
 /// The dense layers: the first over the last maps (its weights laid out as those maps, one band

@@ -146,6 +146,57 @@ pub fn arithmetic_at(
     }
     let oy = y as isize - padding.offset(kernel.height);
     let ox = x as isize - padding.offset(kernel.width);
+    Ok(window_arithmetic(
+        input,
+        kernel,
+        bias,
+        padding,
+        (oy, ox),
+        (y, x),
+    ))
+}
+
+/// The arithmetic of output pixel (`y`, `x`) of a convolution with any stride and zero padding:
+/// its window's top-left cell is at input row `y·stride − top`, column `x·stride − left` (`pads` =
+/// (top, left)), cells outside the input read 0. The caller checks that (`y`, `x`) is in the
+/// output.
+pub fn strided_arithmetic_at(
+    input: &FeatureMaps,
+    kernel: &Kernel,
+    bias: f32,
+    stride: [usize; 2],
+    pads: (usize, usize),
+    y: usize,
+    x: usize,
+) -> Result<Arithmetic> {
+    if kernel.channels != input.channels {
+        return Err(Error::Kernel(format!(
+            "the kernel spans {} channels but the input has {}",
+            kernel.channels, input.channels
+        )));
+    }
+    let oy = (y * stride[0]) as isize - pads.0 as isize;
+    let ox = (x * stride[1]) as isize - pads.1 as isize;
+    Ok(window_arithmetic(
+        input,
+        kernel,
+        bias,
+        Padding::Zero,
+        (oy, ox),
+        (y, x),
+    ))
+}
+
+/// The window at `origin` (input row, column of its top-left cell, read as `padding` says
+/// outside) times `kernel`, plus `bias`: output pixel `at`.
+fn window_arithmetic(
+    input: &FeatureMaps,
+    kernel: &Kernel,
+    bias: f32,
+    padding: Padding,
+    (oy, ox): (isize, isize),
+    (y, x): (usize, usize),
+) -> Arithmetic {
     let mut channels = Vec::with_capacity(input.channels);
     for c in 0..input.channels {
         let mut window = Vec::with_capacity(kernel.height * kernel.width);
@@ -172,7 +223,7 @@ pub fn arithmetic_at(
         });
     }
     let total = channels.iter().map(|c| c.sum).sum::<f32>() + bias;
-    Ok(Arithmetic {
+    Arithmetic {
         y,
         x,
         origin: (oy, ox),
@@ -182,7 +233,7 @@ pub fn arithmetic_at(
         bias,
         total,
         relu: total.max(0.0),
-    })
+    }
 }
 
 impl Kernel {
@@ -261,6 +312,18 @@ fn write_grid(
 
 impl fmt::Display for Arithmetic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_sums(f)?;
+        write!(
+            f,
+            "after ReLU = max(0, {:.4}) = {:.4}",
+            self.total, self.relu
+        )
+    }
+}
+
+impl Arithmetic {
+    /// Everything [`fmt::Display`] prints up to the total (one line per step), without the ReLU.
+    pub fn write_sums(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let w = self.kernel_width;
         writeln!(
             f,
@@ -291,11 +354,6 @@ impl fmt::Display for Arithmetic {
             sums.join(" + "),
             self.bias,
             self.total
-        )?;
-        write!(
-            f,
-            "after ReLU = max(0, {:.4}) = {:.4}",
-            self.total, self.relu
         )
     }
 }

@@ -12,6 +12,7 @@ use super::groups::set_trainable;
 use super::step::{NotFinite, Stepper};
 use super::{CheckpointEvery, TrainingState, write_checkpoint};
 use super::{EpochRecord, FeatureSet, History, LayerRates, Progress, Schedule, stop_requested};
+use super::{StepEvent, Watcher};
 use crate::data::{Batch, Batcher, ImageSource, Normalization};
 use crate::error::{Error, Result};
 use crate::model_file::{ModelMeta, SavedModel};
@@ -83,6 +84,8 @@ pub struct Learner {
     /// What the checkpoint records besides the weights (phase, rate); `epochs_done` and `history`
     /// are filled in as training goes.
     pub state: TrainingState,
+    /// Told after every step and epoch ([`Watcher`]).
+    pub watcher: Option<Box<dyn Watcher>>,
 }
 
 impl Learner {
@@ -98,6 +101,7 @@ impl Learner {
             checkpoint: None,
             optimizer_state: None,
             state: TrainingState::default(),
+            watcher: None,
         }
     }
 
@@ -271,8 +275,27 @@ impl Learner {
         let mut unreadable = 0;
         let result = batcher.for_each_from(train, &order, first, augment, |b, batch| {
             unreadable += batch.unreadable.len();
-            loss_sum += self.train_batch(phase, cfg, epoch, b, batch)?;
+            let loss = self.train_batch(phase, cfg, epoch, b, batch)?;
+            loss_sum += loss;
             bar.step(format!("loss {:.4}", loss_sum / (b + 1) as f64));
+            if let Some(watcher) = self.watcher.as_mut() {
+                let (step, learning_rate) = self
+                    .history
+                    .learning_rates
+                    .last()
+                    .copied()
+                    .unwrap_or_default();
+                watcher.after_step(&StepEvent {
+                    epoch,
+                    epochs: cfg.epochs,
+                    batch: b + 1,
+                    batches_per_epoch: per_epoch,
+                    step,
+                    loss,
+                    learning_rate,
+                    network: &self.model,
+                });
+            }
             self.after_batch(phase, cfg, epoch, b + 1)
         });
         bar.finish();
@@ -397,6 +420,9 @@ impl Learner {
                 100.0 * record.valid_accuracy,
                 record.seconds
             );
+        }
+        if let Some(watcher) = self.watcher.as_mut() {
+            watcher.after_epoch(&record, &self.model);
         }
         self.history.epochs.push(record);
         if let Some(path) = self.checkpoint.clone() {

@@ -16,6 +16,7 @@ mod rates;
 mod schedule;
 mod step;
 mod stop;
+mod watch;
 
 pub use crate::progress::Progress;
 pub use checkpoint::{
@@ -38,3 +39,4 @@ pub use predict_set::{SetPredictions, predict_set};
 pub use rates::LayerRates;
 pub use schedule::{OneCycle, Schedule};
 pub use stop::{stop_flag, stop_requested};
+pub use watch::{StepEvent, Watcher};

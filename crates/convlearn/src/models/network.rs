@@ -5,9 +5,10 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BackboneKind, Body, Cnn, CnnSpec, Head, HeadKind, HeadSpec, PaddingStyle,
+    BackboneKind, Body, Cnn, CnnSpec, ConvBn, Head, HeadKind, HeadSpec, PaddingStyle,
     mobilenet_v2_torch_name, resnet_torch_name,
 };
+use crate::engine::Activation;
 use crate::error::Result;
 
 /// What network a model file holds (stored as JSON in the file).
@@ -180,6 +181,36 @@ impl Network {
                 },
             },
         })
+    }
+
+    /// A pretrained body's first layer — the plain convolution that sees the picture, its
+    /// BatchNorm and activation — with a caption (`features.0: conv 3×3 stride 2, BatchNorm,
+    /// ReLU6`); `None` for a plain CNN (whose layers [`Cnn`] explains) or a body that starts
+    /// with a residual block.
+    pub fn first_conv_bn(&self) -> Option<(String, &ConvBn, Activation)> {
+        let Network::Pretrained(p) = self else {
+            return None;
+        };
+        let (name, unit, activation, after) = match &p.body {
+            Body::ResNet(b) => ("conv1", &b.stem, Activation::Relu, ", before the max-pool"),
+            Body::MobileNetV2(b) => match b.features.first()? {
+                crate::models::MobileStage::ConvBnRelu6(c) => {
+                    ("features.0", c, Activation::Relu6, "")
+                }
+                crate::models::MobileStage::Block(_) => return None,
+            },
+        };
+        let [k, _] = unit.conv.kernel_size;
+        let [stride, _] = unit.conv.stride;
+        let act = match activation {
+            Activation::Relu6 => "ReLU6",
+            _ => "ReLU",
+        };
+        Some((
+            format!("{name}: conv {k}×{k} stride {stride}, BatchNorm, {act}{after}"),
+            unit,
+            activation,
+        ))
     }
 
     /// How the parameters split into layer groups.

@@ -15,7 +15,8 @@ use crate::model_file::SavedModel;
 pub use builder::FineTune;
 pub use demo::{DemoReport, run_demo};
 pub use scratch::{
-    TrainReport, scratch_learner, scratch_photos, train_classifier, train_classifier_with,
+    TrainReport, scratch_learner, scratch_photos, train_classifier, train_classifier_watched,
+    train_classifier_with,
 };
 pub use transfer::{
     MAX_HEAD_LR, MAX_UNFROZEN_LR, TransferConfig, TransferRun, fine_tune, head_lr_find, prepare,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::data::{Crop, Dataset, ImageSet, Preprocess, decode_small_photos};
 use crate::device::training_device;
 use crate::error::Result;
-use crate::learner::{FitConfig, History, Learner, run_settings};
+use crate::learner::{FitConfig, History, Learner, Watcher, run_settings};
 use crate::model_file::{ModelMeta, SavedModel};
 use crate::models::{ArchSpec, ModelPreset, Network};
 
@@ -57,10 +57,35 @@ pub fn train_classifier_with(
     checkpoint: Option<&Path>,
     resume: bool,
 ) -> Result<(SavedModel, TrainReport)> {
+    run(preset, train, valid, fit, checkpoint, resume, None)
+}
+
+/// [`train_classifier`] telling `watcher` about every step and epoch as it trains (the page's
+/// live training view).
+pub fn train_classifier_watched(
+    preset: ModelPreset,
+    train: &ImageSet,
+    valid: &ImageSet,
+    fit: &FitConfig,
+    watcher: Box<dyn Watcher>,
+) -> Result<(SavedModel, TrainReport)> {
+    run(preset, train, valid, fit, None, false, Some(watcher))
+}
+
+fn run(
+    preset: ModelPreset,
+    train: &ImageSet,
+    valid: &ImageSet,
+    fit: &FitConfig,
+    checkpoint: Option<&Path>,
+    resume: bool,
+    watcher: Option<Box<dyn Watcher>>,
+) -> Result<(SavedModel, TrainReport)> {
     // The initial weights come from the device's generator: seeded, a run repeats bit for bit.
     training_device().seed(fit.seed);
     let mut learner = scratch_learner(preset, train)?;
     learner.checkpoint = checkpoint.map(Path::to_path_buf);
+    learner.watcher = watcher;
     let mut fit = fit.clone();
     learner.state.settings = run_settings([
         ("architecture", preset.name().to_string()),
