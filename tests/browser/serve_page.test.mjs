@@ -120,3 +120,43 @@ test("the explorer shows every layer and explains a clicked activation", async (
   await page.waitForFunction(() => document.getElementById("explanation").textContent.includes("the network computed"));
   assert.match(await page.textContent("#explanation"), /conv layer 1, kernel 0/);
 });
+
+test("clicking an output bar shows that class's Grad-CAM", async () => {
+  await page.waitForSelector("#heatmap:not([hidden])", { timeout: 60000 });
+  const bars = await page.$$eval("#outputs .bar", (b) => b.map((e) => e.dataset.class));
+  const shown = (await page.textContent("#heatmap-caption")).split(":")[0];
+  const other = bars.find((c) => c !== shown);
+  await page.click(`#outputs .bar[data-class="${other}"]`);
+  await page.waitForFunction((c) => document.getElementById("heatmap-caption").textContent.startsWith(`${c}:`), other);
+  assert.match(await page.textContent("#heatmap-caption"), /Grad-CAM on conv2/);
+  assert.equal(await page.$eval(`#outputs .bar[data-class="${other}"]`, (b) => b.classList.contains("chosen")), true);
+  assert.ok((await page.$eval("#heatmap-img", (i) => i.src)).startsWith("data:image/png"));
+});
+
+test("the spreadsheet button downloads a workbook", async () => {
+  await page.waitForSelector("#spreadsheet-link:not([hidden])");
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#spreadsheet-link")]);
+  assert.equal(download.suggestedFilename(), "convlearn-spreadsheet.xlsx");
+  const path = await download.path();
+  const { readFileSync } = await import("node:fs");
+  const bytes = readFileSync(path);
+  assert.equal(bytes.subarray(0, 2).toString(), "PK", "an .xlsx is a zip");
+});
+
+test("the training view shows the loss and the kernels step by step, then the explorer uses the result", async () => {
+  await page.fill("#train-epochs", "2");
+  await page.click("#train-button");
+  await page.waitForFunction(() => document.getElementById("train-status").textContent.startsWith("done: 188 steps"), null, { timeout: 120000 });
+  const kernels = await page.$$eval("#train-kernels table", (t) => t.length);
+  assert.equal(kernels, 2, "two first-layer kernels");
+  const points = await page.$eval("#loss-chart polyline", (p) => p.getAttribute("points").split(" ").length);
+  assert.equal(points, 188);
+  assert.match(await page.textContent("#train-epochs-list"), /epoch 2: .*valid accuracy/);
+  // Replaying step 1 shows different kernels from the last step's.
+  const last = await page.textContent("#train-kernels");
+  await page.$eval("#step-slider", (s) => { s.value = "0"; s.dispatchEvent(new Event("input")); });
+  assert.match(await page.textContent("#step-label"), /^step 1, epoch 1/);
+  assert.notEqual(await page.textContent("#train-kernels"), last);
+  await page.waitForFunction(() => { const t = document.getElementById("model-status").textContent; return t.startsWith("Model:") && t.includes("2 epochs"); }, null, { timeout: 60000 });
+  await page.waitForSelector("#heatmap:not([hidden])");
+});
