@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+use burn::nn::conv::Conv2d;
 use burn::tensor::Device;
 use burn::tensor::activation::relu;
 use serde::Serialize;
@@ -78,24 +79,8 @@ pub fn explain(
     };
     let input = net.conv_input(model_input(model, image, device), layer)?;
     let conv = &net.convs[layer - 1].conv;
-    let [out, cin, kh, kw] = conv.weight.dims();
-    if channel >= out {
-        return Err(Error::Invalid(format!(
-            "layer {layer} has {out} kernels: channel must be 0..{}",
-            out - 1
-        )));
-    }
-    let weights = values(conv.weight.val());
-    let kernel = Kernel {
-        channels: cin,
-        height: kh,
-        width: kw,
-        weights: weights[channel * cin * kh * kw..(channel + 1) * cin * kh * kw].to_vec(),
-    };
-    let bias = match &conv.bias {
-        Some(b) => values(b.val())[channel],
-        None => 0.0,
-    };
+    let (kernel, bias) = kernel_of(conv, layer, channel)?;
+    let [kh, kw] = conv.kernel_size;
     let padding = match spec.convs[layer - 1].padding {
         0 => Padding::Valid,
         p if p == kh / 2 && p == kw / 2 => Padding::Zero,
@@ -116,6 +101,26 @@ pub fn explain(
         normalized: None,
         network_value,
     })
+}
+
+/// Kernel `channel` of `conv` (conv layer `layer`) and its bias (0 without one).
+fn kernel_of(conv: &Conv2d, layer: usize, channel: usize) -> Result<(Kernel, f32)> {
+    let [out, cin, kh, kw] = conv.weight.dims();
+    if channel >= out {
+        return Err(Error::Invalid(format!(
+            "layer {layer} has {out} kernels: channel must be 0..{}",
+            out - 1
+        )));
+    }
+    let weights = values(conv.weight.val());
+    let kernel = Kernel {
+        channels: cin,
+        height: kh,
+        width: kw,
+        weights: weights[channel * cin * kh * kw..(channel + 1) * cin * kh * kw].to_vec(),
+    };
+    let bias = conv.bias.as_ref().map_or(0.0, |b| values(b.val())[channel]);
+    Ok((kernel, bias))
 }
 
 /// A pretrained network's first layer: its strided convolution by hand, then BatchNorm (running
@@ -146,13 +151,7 @@ fn explain_first_layer(
     let [_, _, h, w] = input.dims();
     let output = first_maps(unit.forward_activated(input.clone(), activation));
     let conv = &unit.conv;
-    let [out, cin, kh, kw] = conv.weight.dims();
-    if channel >= out {
-        return Err(Error::Invalid(format!(
-            "layer 1 has {out} kernels: channel must be 0..{}",
-            out - 1
-        )));
-    }
+    let (kernel, bias) = kernel_of(conv, 1, channel)?;
     if y >= output.height || x >= output.width {
         return Err(Error::Invalid(format!(
             "position x={x}, y={y} is outside the layer's {}×{} output",
@@ -164,14 +163,6 @@ fn explain_first_layer(
             "the first convolution is dilated: explain shows undilated convolutions only".into(),
         ));
     }
-    let weights = values(conv.weight.val());
-    let kernel = Kernel {
-        channels: cin,
-        height: kh,
-        width: kw,
-        weights: weights[channel * cin * kh * kw..(channel + 1) * cin * kh * kw].to_vec(),
-    };
-    let bias = conv.bias.as_ref().map_or(0.0, |b| values(b.val())[channel]);
     let [(top, _), (left, _)] = padding_pairs(conv, h, w);
     let maps = first_maps(input);
     let arithmetic = strided_arithmetic_at(&maps, &kernel, bias, conv.stride, (top, left), y, x)?;

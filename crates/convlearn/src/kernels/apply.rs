@@ -131,12 +131,7 @@ pub fn arithmetic_at(
     y: usize,
     x: usize,
 ) -> Result<Arithmetic> {
-    if kernel.channels != input.channels {
-        return Err(Error::Kernel(format!(
-            "the kernel spans {} channels but the input has {}",
-            kernel.channels, input.channels
-        )));
-    }
+    same_channels(input, kernel)?;
     let out_h = padding.output_size(input.height, kernel.height);
     let out_w = padding.output_size(input.width, kernel.width);
     if y >= out_h || x >= out_w {
@@ -169,12 +164,7 @@ pub fn strided_arithmetic_at(
     y: usize,
     x: usize,
 ) -> Result<Arithmetic> {
-    if kernel.channels != input.channels {
-        return Err(Error::Kernel(format!(
-            "the kernel spans {} channels but the input has {}",
-            kernel.channels, input.channels
-        )));
-    }
+    same_channels(input, kernel)?;
     let oy = (y * stride[0]) as isize - pads.0 as isize;
     let ox = (x * stride[1]) as isize - pads.1 as isize;
     Ok(window_arithmetic(
@@ -185,6 +175,17 @@ pub fn strided_arithmetic_at(
         (oy, ox),
         (y, x),
     ))
+}
+
+/// A kernel must span exactly the input's channels.
+fn same_channels(input: &FeatureMaps, kernel: &Kernel) -> Result<()> {
+    if kernel.channels != input.channels {
+        return Err(Error::Kernel(format!(
+            "the kernel spans {} channels but the input has {}",
+            kernel.channels, input.channels
+        )));
+    }
+    Ok(())
 }
 
 /// The window at `origin` (input row, column of its top-left cell, read as `padding` says
