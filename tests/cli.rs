@@ -293,6 +293,126 @@ fn train_predict_explain_activations_on_generated_shapes() {
     );
     assert!(image::open(tmp.path().join("k.png")).unwrap().width() >= 600);
 
+    // A deeper channel's strongest pictures in a folder: squares at four places, a file that only
+    // looks like a PNG (left out, named) and a note (not a picture, not looked at).
+    let pics = tmp.path().join("pics");
+    std::fs::create_dir_all(pics.join("more")).unwrap();
+    for (i, (x0, y0)) in [(2u32, 3u32), (9, 1), (4, 10), (11, 11)]
+        .into_iter()
+        .enumerate()
+    {
+        let img = image::GrayImage::from_fn(20, 20, |x, y| {
+            image::Luma([if (x0..x0 + 6).contains(&x) && (y0..y0 + 5).contains(&y) {
+                255
+            } else {
+                0
+            }])
+        });
+        let dir = if i % 2 == 0 {
+            pics.clone()
+        } else {
+            pics.join("more")
+        };
+        img.save(dir.join(format!("sq{i}.png"))).unwrap();
+    }
+    std::fs::write(pics.join("broken.png"), b"not a png").unwrap();
+    std::fs::write(pics.join("notes.txt"), b"hello").unwrap();
+    let v = json_of(&convlearn(
+        &[
+            "kernels",
+            "m.safetensors",
+            "--layer",
+            "conv2 + ReLU",
+            "--channel",
+            "5",
+            "--images",
+            "pics",
+            "--top",
+            "3",
+            "-o",
+            "top.png",
+            "--json",
+        ],
+        tmp.path(),
+    ));
+    assert_eq!(
+        (v["images"].as_u64(), v["channels"].as_u64()),
+        (Some(4), Some(64)),
+        "{v}"
+    );
+    assert_eq!(v["map_size"], serde_json::json!([14, 14]));
+    let skipped = v["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{v}");
+    assert!(
+        skipped[0][0].as_str().unwrap().ends_with("broken.png"),
+        "{v}"
+    );
+    let patches = v["patches"].as_array().unwrap();
+    assert_eq!(patches.len(), 3, "{v}");
+    let values: Vec<f64> = patches
+        .iter()
+        .map(|p| p["activation"].as_f64().unwrap())
+        .collect();
+    assert!(values.windows(2).all(|w| w[0] >= w[1]), "{values:?}");
+    for p in patches {
+        // Each value is what `explain` computes by hand at that place (layer 2, channel 5)…
+        let [row, col] = [0, 1].map(|i| p["position"][i].as_u64().unwrap());
+        let image = p["image"].as_str().unwrap();
+        let e = json_of(&convlearn(
+            &[
+                "explain",
+                "m.safetensors",
+                image,
+                "--layer",
+                "2",
+                "--channel",
+                "5",
+                "--at",
+                &format!("{col},{row}"),
+                "--json",
+            ],
+            tmp.path(),
+        ));
+        let relu = e["relu"].as_f64().unwrap();
+        assert!(
+            (relu - p["activation"].as_f64().unwrap()).abs() < 1e-4,
+            "{p} {e}"
+        );
+        // …and its region lies inside the 28 × 28 picture the model saw, no larger than conv 2's
+        // receptive field there (conv 3×3, pool 2, conv 3×3: 8 × 8).
+        let r: Vec<u64> = p["region"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        // (A value the ReLU holds at zero depends on nothing: the whole picture is shown.)
+        if relu > 0.0 {
+            assert!(
+                r[0] + r[2] <= 28 && r[1] + r[3] <= 28 && r[2] <= 8 && r[3] <= 8,
+                "{p}"
+            );
+            assert!(r[2] >= 1 && r[3] >= 1, "{p}");
+        } else {
+            assert_eq!(r, [0, 0, 28, 28], "{p}");
+        }
+    }
+    assert!(image::open(tmp.path().join("top.png")).unwrap().width() >= 400);
+    for (args, needle) in [
+        (&["--channel", "64", "--images", "pics"][..], "64 channels"),
+        (&["--channel", "0", "--images", "nowhere"][..], "nowhere"),
+        (&["--channel", "0"][..], "--images"),
+    ] {
+        let mut all = vec!["kernels", "m.safetensors", "--layer", "conv2 + ReLU"];
+        all.extend(args);
+        let out = convlearn(&all, tmp.path());
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            !out.status.success() && err.contains(needle),
+            "{args:?}: {err}"
+        );
+    }
+
     let out = convlearn(&["predict", "loss.png", "square.png"], tmp.path());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(!out.status.success() && err.contains("loss.png"), "{err}");

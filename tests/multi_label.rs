@@ -1,6 +1,6 @@
 //! Multi-label and CSV data through the command line: training picks sigmoid + binary cross-entropy
 //! by itself, chooses and saves a threshold, `predict` lists the tags above it, and `interpret`
-//! writes its figures. Needs the shared pretrained weights.
+//! writes its figures — fine-tuned (needs the shared pretrained weights) and from scratch.
 
 mod common;
 
@@ -42,6 +42,83 @@ fn write_tagged_pictures(dir: &Path, n: usize) {
     }
     std::fs::write(dir.join("labels.csv"), tags_csv).unwrap();
     std::fs::write(dir.join("classes.csv"), class_csv).unwrap();
+}
+
+#[test]
+fn the_small_cnn_learns_several_tags_from_scratch() {
+    // No pretrained weights: the lesson's simple_cnn on the same tagged pictures, squashed to 28 px.
+    let tmp = tempfile::tempdir().unwrap();
+    write_tagged_pictures(tmp.path(), 400);
+    let v = json_of(&convlearn(
+        &[
+            "train",
+            "--csv",
+            "labels.csv",
+            "--images",
+            "img",
+            "--suffix",
+            ".png",
+            "--arch",
+            "simple_cnn",
+            "--epochs",
+            "4",
+            "--save",
+            "tags.safetensors",
+            "--json",
+        ],
+        tmp.path(),
+    ));
+    assert_eq!(
+        (v["multi_label"].as_bool(), v["architecture"].as_str()),
+        (Some(true), Some("simple_cnn")),
+        "{v}"
+    );
+    assert_eq!(
+        (v["train_images"].as_u64(), v["valid_images"].as_u64()),
+        (Some(320), Some(80)),
+        "{v}"
+    );
+    let f2 = v["valid_f2"].as_f64().unwrap();
+    let threshold = v["threshold"].as_f64().unwrap();
+    assert!(f2 > 0.9, "two easy tags: F2 {f2} ({v})");
+    assert!((0.0..1.0).contains(&threshold), "{v}");
+    // p0 has both tags, p3 neither; sigmoid outputs, so the probabilities need not sum to 1.
+    let v = json_of(&convlearn(
+        &[
+            "predict",
+            "tags.safetensors",
+            "img/p0.png",
+            "img/p3.png",
+            "--json",
+        ],
+        tmp.path(),
+    ));
+    assert_eq!(v["multi_label"], true, "{v}");
+    let tags = |k: usize| -> Vec<&str> {
+        let mut n: Vec<&str> = v["results"][k]["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["class"].as_str().unwrap())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!((tags(0), tags(1)), (vec!["bar", "dot"], vec![]), "{v}");
+    // Grad-CAM for a tag that is not the top one.
+    let v = json_of(&convlearn(
+        &[
+            "heatmap",
+            "tags.safetensors",
+            "img/p0.png",
+            "--class",
+            "bar",
+            "--json",
+        ],
+        tmp.path(),
+    ));
+    assert_eq!(v["class"], "bar", "{v}");
+    assert!(v["probability"].as_f64().unwrap() > threshold, "{v}");
 }
 
 #[test]

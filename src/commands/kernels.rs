@@ -1,11 +1,13 @@
 //! `convlearn kernels MODEL -o kernels.png`, or `convlearn kernels --pretrained WEIGHTS …`: what the
-//! first layer's kernels learned, as pictures.
+//! first layer's kernels learned, as pictures; with `--layer L --channel C --images DIR`, the
+//! pictures of a folder that excite one deeper channel most.
 
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use convlearn::Classifier;
-use convlearn::interpret::render_first_kernels;
+use convlearn::device::inference_device;
+use convlearn::interpret::{image_files, render_first_kernels, render_top_patches, top_patches};
 use serde_json::json;
 
 /// Arguments of `kernels`.
@@ -19,10 +21,27 @@ pub struct Args {
     /// The architecture of --pretrained (recognised from the tensor names when omitted).
     #[arg(long)]
     arch: Option<String>,
+    /// Instead of the first kernels: the pictures that excite this layer's --channel most, by the
+    /// name `activations` shows (e.g. "conv2 + ReLU", "features.7").
+    #[arg(long, requires_all = ["channel", "images"])]
+    layer: Option<String>,
+    /// The channel of --layer (0-based).
+    #[arg(long, requires = "layer")]
+    channel: Option<usize>,
+    /// The folder of pictures to search for --layer (sub-folders included).
+    #[arg(long, value_name = "DIR", requires = "layer")]
+    images: Option<PathBuf>,
+    /// How many pictures to show for --layer.
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u64).range(1..=100))]
+    top: u64,
+    /// The most pictures of --images to read.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    limit: u64,
     /// Where to write the picture.
     #[arg(short, long, default_value = "kernels.png")]
     output: PathBuf,
-    /// Print one JSON object: the layer, its shape, the kernels' order and norms.
+    /// Print one JSON object: the layer, its shape, the kernels' order and norms (with --layer:
+    /// the pictures, their values, positions and regions).
     #[arg(long)]
     json: bool,
 }
@@ -41,6 +60,46 @@ pub fn run(args: Args) -> Result<()> {
         &[("MODEL", source.as_path())],
         &[("--output", &args.output)],
     )?;
+    if let (Some(layer), Some(channel), Some(dir)) = (&args.layer, args.channel, &args.images) {
+        let images = image_files(dir, args.limit as usize)?;
+        let model = classifier.model();
+        let top = top_patches(
+            model,
+            &images,
+            layer,
+            channel,
+            args.top as usize,
+            &inference_device(),
+        )?;
+        for (path, why) in &top.skipped {
+            eprintln!("warning: {} left out: {why}", path.display());
+        }
+        render_top_patches(model, &top, &args.output)?;
+        if args.json {
+            let mut out = json!(top);
+            out["output"] = super::json_path(&args.output);
+            super::print_json(&out);
+        } else {
+            println!(
+                "{layer}, channel {channel}: the {} strongest of {} pictures in {}, drawn in {}",
+                top.patches.len(),
+                top.images,
+                dir.display(),
+                args.output.display()
+            );
+            for p in &top.patches {
+                let [y, x, h, w] = p.region;
+                println!(
+                    "  {:>9.4}  {}  (at {},{}; pixels {h}×{w} from {y},{x})",
+                    p.activation,
+                    p.image.display(),
+                    p.position[0],
+                    p.position[1]
+                );
+            }
+        }
+        return Ok(());
+    }
     let kernels = render_first_kernels(classifier.model(), &args.output)?;
     if args.json {
         let mut out = json!(kernels);

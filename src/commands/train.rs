@@ -318,7 +318,7 @@ fn run_scratch(args: &Args) -> Result<()> {
         "training {} on {} {} images ({} held out), {} epochs, batch {}, one-cycle Adam peaking at {:?}",
         preset.name(),
         train.len(),
-        args.source.name(),
+        args.source.stem(),
         valid.len(),
         fit.epochs,
         fit.batch_size,
@@ -337,10 +337,16 @@ fn run_scratch(args: &Args) -> Result<()> {
         ];
         super::print_json(&with_files(json!(report), &files));
     } else {
+        let score = match (report.valid_f2, report.threshold) {
+            (Some(f2), Some(t)) => format!(
+                "F2 {f2:.4} at the chosen threshold {t:.2} ({:.2}% of tag decisions right)",
+                100.0 * report.valid_accuracy
+            ),
+            _ => format!("{:.2}% accuracy", 100.0 * report.valid_accuracy),
+        };
         println!(
-            "{}: {:.2}% accuracy on {} held-out images after {} epochs, {:.1} s ({:.0} training images/s)",
+            "{}: {score} on {} held-out images after {} epochs, {:.1} s ({:.0} training images/s)",
             preset.name(),
-            100.0 * report.valid_accuracy,
             report.valid_images,
             report.epochs,
             report.seconds,

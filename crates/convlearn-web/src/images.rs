@@ -63,7 +63,10 @@ impl ImageStore {
         let mut samples = Vec::new();
         let shapes = generate_shapes(4, 96, 7);
         for k in 0..shapes.len() {
-            let name = format!("generated {}", shapes.classes[shapes.labels[k]]);
+            let name = format!(
+                "generated {}",
+                shapes.targets.view().describe(k, &shapes.classes)
+            );
             let image = DynamicImage::ImageRgb8(picture(&shapes.image(k)));
             samples.push((info(format!("sample-{k}"), name, &image), image));
         }

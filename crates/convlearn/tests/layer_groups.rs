@@ -23,7 +23,7 @@ fn photos() -> ImageSet {
         32,
         32,
         pixels,
-        (0..n).map(|i| i % 2).collect(),
+        (0..n).map(|i| i % 2).collect::<Vec<_>>(),
         vec!["a".into(), "b".into()],
     )
     .unwrap()

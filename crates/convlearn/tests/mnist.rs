@@ -21,8 +21,14 @@ fn reads_mnist_idx_files_exactly() {
         (28, 28, 1)
     );
     // The well-known first labels of each split.
-    assert_eq!(&mnist.train.labels[..10], &[5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
-    assert_eq!(&mnist.test.labels[..10], &[7, 2, 1, 0, 4, 1, 4, 9, 5, 9]);
+    assert_eq!(
+        &mnist.train.targets.view().classes().unwrap()[..10],
+        &[5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    );
+    assert_eq!(
+        &mnist.test.targets.view().classes().unwrap()[..10],
+        &[7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+    );
     // Pixels are the file's bytes after the 16-byte header, decompressed independently here.
     let mut raw = Vec::new();
     flate2::read::GzDecoder::new(

@@ -10,7 +10,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use common::assert_close;
 use convlearn::data::{Crop, Normalization, Preprocess};
 use convlearn::host::values;
-use convlearn::interpret::explain;
+use convlearn::interpret::{explain, image_files, render_top_patches, top_patches};
 use convlearn::kernels::{FeatureMaps, Kernel, Padding, convolve};
 use convlearn::model_file::{FORMAT_VERSION, ModelMeta, SavedModel};
 use convlearn::models::{ArchSpec, ModelPreset, Network};
@@ -182,6 +182,138 @@ fn explain_matches_a_hand_computation_of_the_spreadsheet() {
             .to_string()
             .contains("outside")
     );
+}
+
+#[test]
+fn top_patches_rank_a_folder_by_a_hand_computed_convolution() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, path) = spreadsheet_model(tmp.path());
+    let f = TensorFile::read(&path).unwrap();
+    let (w1, b1) = (
+        &f.tensors["convs.0.conv.weight"].values,
+        &f.tensors["convs.0.conv.bias"].values,
+    );
+    // Seven 28 × 28 gray pictures of random pixels (one in a sub-folder), a broken one, a note.
+    let pics = tmp.path().join("pics");
+    std::fs::create_dir_all(pics.join("sub")).unwrap();
+    let mut pixels = Vec::new();
+    for i in 0..7u64 {
+        let p: Vec<u8> = random(784, 100 + i)
+            .iter()
+            .map(|v| ((v + 1.0) * 127.5) as u8)
+            .collect();
+        let dir = if i == 3 {
+            pics.join("sub")
+        } else {
+            pics.clone()
+        };
+        let file = dir.join(format!("p{i}.png"));
+        image::GrayImage::from_raw(28, 28, p.clone())
+            .unwrap()
+            .save(&file)
+            .unwrap();
+        pixels.push((file, p));
+    }
+    std::fs::write(pics.join("broken.png"), b"no").unwrap();
+    std::fs::write(pics.join("notes.txt"), b"no").unwrap();
+    std::fs::write(pics.join(".hidden.png"), b"no").unwrap();
+    let files = image_files(&pics, 100).unwrap();
+    assert_eq!(files.len(), 8, "{files:?}");
+    assert_eq!(image_files(&pics, 3).unwrap().len(), 3, "the limit");
+
+    // By hand: channel k of conv 1 (3 × 3, valid, ReLU) on (pixel/255 − 0.25) / 0.5; each
+    // picture's largest value and where it is (the first place it is reached), strongest first.
+    let hand = |k: usize| {
+        let mut best: Vec<(f32, std::path::PathBuf, [usize; 2])> = pixels
+            .iter()
+            .map(|(file, p)| {
+                let x: Vec<f32> = p.iter().map(|&v| (v as f32 / 255.0 - 0.25) / 0.5).collect();
+                let mut best = (f32::NEG_INFINITY, [0, 0]);
+                for r in 0..26 {
+                    for c in 0..26 {
+                        let mut s = b1[k];
+                        for i in 0..3 {
+                            for j in 0..3 {
+                                s += x[(r + i) * 28 + c + j] * w1[9 * k + i * 3 + j];
+                            }
+                        }
+                        if s.max(0.0) > best.0 {
+                            best = (s.max(0.0), [r, c]);
+                        }
+                    }
+                }
+                (best.0, file.clone(), best.1)
+            })
+            .collect();
+        best.sort_by(|a, b| b.0.total_cmp(&a.0));
+        best
+    };
+    // The weights are random: the kernel that responds more (a kernel silent on every picture
+    // would make the ranking a tie).
+    let k = if hand(0)[0].0 >= hand(1)[0].0 { 0 } else { 1 };
+    let hand = hand(k);
+    assert!(hand[0].0 > 0.0, "a random 3 × 3 kernel responds somewhere");
+    let device = Device::flex();
+    let top = top_patches(&model, &files, "conv1 + ReLU", k, 4, &device).unwrap();
+    assert_eq!((top.images, top.channels, top.map_size), (7, 2, [26, 26]));
+    assert_eq!(top.skipped.len(), 1);
+    assert!(top.skipped[0].0.ends_with("broken.png"));
+    assert_eq!(top.patches.len(), 4);
+    for (patch, (value, file, at)) in top.patches.iter().zip(&hand) {
+        assert!(
+            (patch.activation - value).abs() < 1e-4,
+            "{patch:?} vs {value}"
+        );
+        assert_eq!((&patch.image, patch.position), (file, *at));
+        // A valid 3 × 3 convolution at (r, c) depends on rows r..r+3 and columns c..c+3; a value
+        // the ReLU holds at zero depends on nothing, and is shown whole.
+        let want = if *value > 0.0 {
+            [at[0], at[1], 3, 3]
+        } else {
+            [0, 0, 28, 28]
+        };
+        assert_eq!(patch.region, want, "{patch:?}");
+    }
+    // Deeper, after the second convolution and the pool: inside the 6 × 6 pixels a pooled value
+    // of two valid 3 × 3 convolutions sees (again the channel that responds more).
+    let pooled = [0, 1].map(|c| top_patches(&model, &files, "pool2", c, 3, &device).unwrap());
+    let strongest = pooled
+        .iter()
+        .max_by(|a, b| a.patches[0].activation.total_cmp(&b.patches[0].activation))
+        .unwrap();
+    assert!(strongest.patches[0].activation > 0.0, "{strongest:?}");
+    for p in pooled.iter().flat_map(|t| &t.patches) {
+        let ([r, c], [y, x, h, w]) = (p.position, p.region);
+        if p.activation > 0.0 {
+            assert!(
+                y >= 2 * r && x >= 2 * c && y + h <= 2 * r + 6 && x + w <= 2 * c + 6,
+                "{p:?}"
+            );
+        } else {
+            assert_eq!(p.region, [0, 0, 28, 28], "{p:?}");
+        }
+    }
+    render_top_patches(&model, &top, &tmp.path().join("top.png")).unwrap();
+    assert!(image::open(tmp.path().join("top.png")).unwrap().width() >= 400);
+
+    let err = |layer: &str, channel| {
+        top_patches(&model, &files, layer, channel, 3, &device)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(
+        err("conv3", 0).contains("conv1 + ReLU, conv2 + ReLU, pool2"),
+        "{}",
+        err("conv3", 0)
+    );
+    assert!(
+        err("pool2", 2).contains("2 channels"),
+        "{}",
+        err("pool2", 2)
+    );
+    let only_broken = [pics.join("broken.png")];
+    let e = top_patches(&model, &only_broken, "pool2", 0, 3, &device).unwrap_err();
+    assert!(e.to_string().contains("broken.png"), "{e}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! An in-memory labelled set of same-sized images (8-bit pixels, channel-major).
 
+use super::Targets;
 use crate::error::{Error, Result};
 use crate::feature_maps::FeatureMaps;
 
@@ -14,32 +15,38 @@ pub struct ImageSet {
     pub width: usize,
     /// `len * channels * height * width` bytes, 0 = black, 255 = white.
     pub pixels: Vec<u8>,
-    /// The class index of each image.
-    pub labels: Vec<usize>,
+    /// Each image's class (or, multi-label, its tags).
+    pub targets: Targets,
     /// Class names, indexed by label.
     pub classes: Vec<String>,
 }
 
 impl ImageSet {
     /// Checks that pixels and labels agree in count and that every label names a class.
+    /// `targets`: a class index per image (`Vec<usize>`), or [`Targets::Tags`].
     pub fn new(
         channels: usize,
         height: usize,
         width: usize,
         pixels: Vec<u8>,
-        labels: Vec<usize>,
+        targets: impl Into<Targets>,
         classes: Vec<String>,
     ) -> Result<Self> {
+        let targets = targets.into();
         let per = channels * height * width;
-        if per == 0 || pixels.len() != labels.len() * per {
+        if per == 0 || pixels.len() != targets.len() * per {
             return Err(Error::Invalid(format!(
                 "{} labels need {} pixels of {channels}×{height}×{width} images, got {}",
-                labels.len(),
-                labels.len() * per,
+                targets.len(),
+                targets.len() * per,
                 pixels.len()
             )));
         }
-        if let Some(bad) = labels.iter().find(|&&l| l >= classes.len()) {
+        let indices: Vec<usize> = match &targets {
+            Targets::Classes(c) => c.clone(),
+            Targets::Tags(t) => t.iter().flatten().copied().collect(),
+        };
+        if let Some(bad) = indices.iter().find(|&&l| l >= classes.len()) {
             return Err(Error::Invalid(format!(
                 "label {bad} but only {} classes",
                 classes.len()
@@ -50,19 +57,24 @@ impl ImageSet {
             height,
             width,
             pixels,
-            labels,
+            targets,
             classes,
         })
     }
 
     /// Number of images.
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.targets.len()
     }
 
     /// True when there are no images.
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.targets.is_empty()
+    }
+
+    /// True when images carry tags (several labels each) rather than one class.
+    pub fn is_multi_label(&self) -> bool {
+        self.targets.view().is_multi_label()
     }
 
     /// Bytes per image.
@@ -89,7 +101,7 @@ impl ImageSet {
         let n = n.min(self.len());
         ImageSet {
             pixels: self.pixels[..n * self.image_len()].to_vec(),
-            labels: self.labels[..n].to_vec(),
+            targets: self.targets.view().range(0..n),
             ..self.clone_meta()
         }
     }
@@ -101,12 +113,12 @@ impl ImageSet {
         (
             ImageSet {
                 pixels: self.pixels[..cut].to_vec(),
-                labels: self.labels[..n].to_vec(),
+                targets: self.targets.view().range(0..n),
                 ..self.clone_meta()
             },
             ImageSet {
                 pixels: self.pixels[cut..].to_vec(),
-                labels: self.labels[n..].to_vec(),
+                targets: self.targets.view().range(n..self.len()),
                 ..self.clone_meta()
             },
         )
@@ -118,7 +130,7 @@ impl ImageSet {
             height: self.height,
             width: self.width,
             pixels: Vec::new(),
-            labels: Vec::new(),
+            targets: self.targets.empty_like(),
             classes: self.classes.clone(),
         }
     }

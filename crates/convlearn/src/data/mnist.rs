@@ -55,7 +55,7 @@ fn load_split(dir: &Path, prefix: &str) -> Result<ImageSet> {
         rows,
         cols,
         pixels,
-        labels.into_iter().map(usize::from).collect(),
+        labels.into_iter().map(usize::from).collect::<Vec<_>>(),
         MNIST_CLASSES.iter().map(ToString::to_string).collect(),
     )
 }

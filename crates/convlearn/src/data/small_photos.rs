@@ -9,8 +9,8 @@ use image::imageops::FilterType;
 use image::{DynamicImage, GenericImageView};
 use rayon::prelude::*;
 
-use super::{ImageSet, ItemList, Targets, image_to_maps, load_image};
-use crate::error::{Error, Result};
+use super::{ImageSet, ItemList, image_to_maps, load_image};
+use crate::error::Result;
 use crate::progress::Progress;
 
 /// The decoded photos of one part of a split, and the files that could not be decoded.
@@ -33,7 +33,7 @@ fn decode(path: &std::path::Path, size: u32) -> Result<(DynamicImage, bool)> {
     Ok((small, colour))
 }
 
-/// Decodes `train` and `valid` (single-label) at `size × size`, with `channels` (1 or 3; `None`:
+/// Decodes `train` and `valid` (single- or multi-label) at `size × size`, with `channels` (1 or 3; `None`:
 /// 1 when every photo of both is gray, else 3).
 pub fn decode_small_photos(
     train: &ItemList,
@@ -67,19 +67,13 @@ pub fn decode_small_photos(
     });
     let keep =
         |list: &ItemList, decoded: Vec<Result<(DynamicImage, bool)>>| -> Result<SmallPhotos> {
-            let Targets::Classes(labels) = &list.targets else {
-                return Err(Error::Invalid(
-                "several tags per image: training from scratch takes one class per image for now \
-                 (fine-tune a pretrained network with --pretrained for multi-label data)"
-                    .into(),
-            ));
-            };
-            let (mut pixels, mut kept, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
-            for ((path, label), result) in list.paths.iter().zip(labels).zip(decoded) {
+            let (mut pixels, mut kept, mut skipped) =
+                (Vec::new(), list.targets.empty_like(), Vec::new());
+            for (i, (path, result)) in list.paths.iter().zip(decoded).enumerate() {
                 match result.and_then(|(image, _)| image_to_maps(&image, channels, None)) {
                     Ok(maps) => {
                         pixels.extend(maps.data.iter().map(|v| (v * 255.0).round() as u8));
-                        kept.push(*label);
+                        kept.push_from(list.targets.view(), i);
                     }
                     Err(e) => skipped.push((path.clone(), e.to_string())),
                 }

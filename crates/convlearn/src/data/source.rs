@@ -34,10 +34,10 @@ pub trait ImageSource: Sync {
 
 impl ImageSource for ImageSet {
     fn len(&self) -> usize {
-        self.labels.len()
+        self.targets.len()
     }
     fn labels(&self) -> Labels<'_> {
-        Labels::Classes(&self.labels)
+        self.targets.view()
     }
     fn classes(&self) -> &[String] {
         &self.classes

@@ -95,7 +95,16 @@ mod tests {
         let a = generate_shapes(60, 28, 1);
         let b = generate_shapes(60, 28, 1);
         assert_eq!(a.pixels, b.pixels);
-        assert_eq!(a.labels.iter().filter(|&&l| l == 3).count(), 10);
+        assert_eq!(
+            a.targets
+                .view()
+                .classes()
+                .unwrap()
+                .iter()
+                .filter(|&&l| l == 3)
+                .count(),
+            10
+        );
         // a filled square covers more bright pixels than a thin horizontal bar
         let bright = |i: usize| a.image(i).data.iter().filter(|&&v| v > 0.5).count();
         assert!(

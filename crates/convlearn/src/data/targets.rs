@@ -19,6 +19,12 @@ pub enum Labels<'a> {
     Tags(&'a [Vec<usize>]),
 }
 
+impl From<Vec<usize>> for Targets {
+    fn from(classes: Vec<usize>) -> Self {
+        Targets::Classes(classes)
+    }
+}
+
 impl Targets {
     /// The borrowed view.
     pub fn view(&self) -> Labels<'_> {
@@ -88,6 +94,14 @@ impl<'a> Labels<'a> {
         match self {
             Labels::Classes(c) => Targets::Classes(indices.iter().map(|&i| c[i]).collect()),
             Labels::Tags(t) => Targets::Tags(indices.iter().map(|&i| t[i].clone()).collect()),
+        }
+    }
+
+    /// The labels of the items in `range`, owned.
+    pub fn range(self, range: std::ops::Range<usize>) -> Targets {
+        match self {
+            Labels::Classes(c) => Targets::Classes(c[range].to_vec()),
+            Labels::Tags(t) => Targets::Tags(t[range].to_vec()),
         }
     }
 

@@ -38,7 +38,7 @@ pub struct Heatmap {
 
 /// Turns every layer's training switch off (BatchNorm on running statistics, no dropout) and
 /// every parameter's gradient: the network is differentiated only with respect to a feature map.
-struct Inference;
+pub(super) struct Inference;
 
 impl ModuleMapper for Inference {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {

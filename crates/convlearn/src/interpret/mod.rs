@@ -1,6 +1,7 @@
 //! Looking inside a trained model: predictions, every layer's activations, the arithmetic of one
-//! activation, where it looked (Grad-CAM), what its first kernels learned, and what it gets wrong (confusion matrix, top losses, uncertain predictions, per-tag
-//! scores).
+//! activation, where it looked (Grad-CAM), what its first kernels learned and which pictures excite
+//! a deeper channel most, and what it gets wrong (confusion matrix, top losses, uncertain
+//! predictions, per-tag scores).
 
 mod activations;
 pub mod explain;
@@ -10,6 +11,7 @@ mod learned_kernels;
 mod lesson_workbook;
 mod predict;
 mod report;
+mod top_patches;
 mod workbook;
 
 pub use activations::render_activations;
@@ -23,4 +25,5 @@ pub use predict::{
     predict_image, read_model_image,
 };
 pub use report::{InterpretReport, interpret, matrix_table, tag_table};
+pub use top_patches::{Patch, TopPatches, image_files, render_top_patches, top_patches};
 pub use workbook::{MAX_FORMULA_CELLS, WorkbookReport, workbook_bytes, write_workbook};

@@ -1,22 +1,33 @@
-//! Training a plain CNN from scratch (MNIST, generated shapes).
+//! Training a plain CNN from scratch: MNIST, generated shapes, or a learner's own small pictures
+//! (one class or several tags each).
 
 use std::path::Path;
 use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::data::ImageSource;
 use crate::data::{Crop, Dataset, ImageSet, Preprocess, decode_small_photos};
 use crate::device::training_device;
 use crate::error::Result;
-use crate::learner::{FitConfig, History, Learner, Watcher, run_settings};
+use crate::learner::{
+    FitConfig, History, Learner, Watcher, best_threshold, run_settings, score, threshold_sweep,
+};
 use crate::model_file::{ModelMeta, SavedModel};
 use crate::models::{ArchSpec, ModelPreset, Network};
 
 /// What a training run achieved.
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainReport {
-    /// Accuracy on the held-out set after the last epoch (0–1).
+    /// Accuracy on the held-out set after the last epoch (0–1; multi-label: the fraction of
+    /// (image, tag) decisions right at the threshold).
     pub valid_accuracy: f64,
+    /// Multi-label: F2 on the held-out set after the last epoch, at the threshold chosen on it.
+    pub valid_f2: Option<f64>,
+    /// Multi-label: the threshold with the best held-out F2, saved with the model.
+    pub threshold: Option<f32>,
+    /// True when images carry several tags each (sigmoid outputs, binary cross-entropy).
+    pub multi_label: bool,
     /// Loss on the held-out set after the last epoch.
     pub valid_loss: f64,
     /// Epochs run.
@@ -112,8 +123,24 @@ fn run(
     let history = learner.history.clone();
     let seconds = start.elapsed().as_secs_f64();
     let last = history.epochs.last().expect("at least one epoch");
+    let (mut valid_accuracy, mut valid_f2, mut threshold) = (last.valid_accuracy, None, None);
+    if learner.meta.multi_label {
+        // As a fine-tune does: the threshold with the best held-out F2 goes with the model.
+        let preds = learner
+            .predict_tta(valid, 0, fit.batch_size, fit.seed)
+            .plain;
+        let (labels, outputs) = (valid.labels(), valid.classes.len());
+        let (best, f2) = best_threshold(&threshold_sweep(&preds, labels, outputs));
+        learner.meta.threshold = best;
+        valid_accuracy = score(&preds, labels, outputs, best).accuracy;
+        (valid_f2, threshold) = (Some(f2), Some(best));
+        eprintln!("threshold sweep: best F2 {f2:.4} at {best:.2}");
+    }
     let report = TrainReport {
-        valid_accuracy: last.valid_accuracy,
+        valid_accuracy,
+        valid_f2,
+        threshold,
+        multi_label: learner.meta.multi_label,
         valid_loss: last.valid_loss,
         epochs: fit.epochs,
         seconds,
@@ -138,7 +165,8 @@ pub(crate) fn batches(done: usize) -> String {
     }
 }
 
-/// A fresh learner for architecture `preset` on images like `train`'s (normalised by its statistics).
+/// A fresh learner for architecture `preset` on images like `train`'s (normalised by its
+/// statistics; sigmoid outputs when they carry tags).
 pub fn scratch_learner(preset: ModelPreset, train: &ImageSet) -> Result<Learner> {
     let device = training_device();
     let spec = preset.spec(
@@ -158,7 +186,12 @@ pub fn scratch_learner(preset: ModelPreset, train: &ImageSet) -> Result<Learner>
         normalization: train.normalization(),
         crop: Crop::None,
     };
-    let meta = ModelMeta::new(arch.clone(), train.classes.clone(), preprocess, false);
+    let meta = ModelMeta::new(
+        arch.clone(),
+        train.classes.clone(),
+        preprocess,
+        train.is_multi_label(),
+    );
     Ok(Learner::new(Network::new(&arch, &device)?, meta, device))
 }
 
