@@ -71,6 +71,9 @@ pub fn run(args: Args) -> Result<()> {
     println!("what to try next:");
     println!("  convlearn predict {m} {s}");
     println!("  convlearn explain {m} {s} --layer 1 --channel 5 --at 10,12");
+    println!("  convlearn heatmap {m} {s} -o heat.png   # where it looked (Grad-CAM)");
+    println!("  convlearn kernels {m} -o kernels.png   # what the first kernels learned");
+    println!("  convlearn serve --model {m}   # all of it in the browser");
     println!(
         "  convlearn kernel ../shared/data/images/chelsea.png --kernel top-sobel --at 40,40 -o cat-edges.png"
     );

@@ -21,10 +21,28 @@ use crate::training_log::{LogWatcher, SharedLog, TrainingLog};
 pub enum SlotState {
     /// Being trained.
     Training,
-    /// Ready, with its accuracy on held-out shapes when it is the built-in model.
-    Ready(Arc<SavedModel>, Option<f64>),
+    /// Ready.
+    Ready {
+        /// The model.
+        model: Arc<SavedModel>,
+        /// Its accuracy on held-out shapes when it is the built-in model.
+        accuracy: Option<f64>,
+        /// Whether the spreadsheet view holds it (found once, when it became ready).
+        spreadsheet: bool,
+    },
     /// Training failed.
     Failed(String),
+}
+
+impl SlotState {
+    /// Ready with `model`, its spreadsheet view tried once.
+    fn ready(model: SavedModel, accuracy: Option<f64>) -> Self {
+        SlotState::Ready {
+            spreadsheet: convlearn::interpret::workbook_fits(&model),
+            model: Arc::new(model),
+            accuracy,
+        }
+    }
 }
 
 /// The model and where it came from.
@@ -51,7 +69,7 @@ pub struct ModelStatus {
     /// Whether `explain` works: on every conv layer of a plain CNN, on a pretrained network's
     /// first layer.
     pub explainable: bool,
-    /// Whether the spreadsheet download works (plain CNNs).
+    /// Whether the spreadsheet download works (plain CNNs small enough for a workbook).
     pub spreadsheet: bool,
     /// Accuracy on held-out shapes (the built-in model).
     pub accuracy: Option<f64>,
@@ -121,7 +139,7 @@ impl ModelSlot {
         let model = SavedModel::load(path, &inference_device())?;
         Ok(Self {
             slot: Arc::new(RwLock::new(Slot {
-                state: SlotState::Ready(Arc::new(model), None),
+                state: SlotState::ready(model, None),
                 source: path.display().to_string(),
             })),
             log: SharedLog::default(),
@@ -184,9 +202,7 @@ impl ModelSlot {
             let result =
                 train_classifier_watched(ModelPreset::Spreadsheet, &train, &valid, &fit, watcher);
             slot.write().expect("not poisoned").state = match result {
-                Ok((model, report)) => {
-                    SlotState::Ready(Arc::new(model), Some(report.valid_accuracy))
-                }
+                Ok((model, report)) => SlotState::ready(model, Some(report.valid_accuracy)),
                 Err(e) => SlotState::Failed(e.to_string()),
             };
         });
@@ -196,7 +212,7 @@ impl ModelSlot {
     /// The model, when ready.
     pub fn ready(&self) -> Option<Arc<SavedModel>> {
         match &self.slot.read().expect("not poisoned").state {
-            SlotState::Ready(m, _) => Some(m.clone()),
+            SlotState::Ready { model, .. } => Some(model.clone()),
             _ => None,
         }
     }
@@ -233,7 +249,11 @@ impl ModelSlot {
                 s.status = "failed";
                 s.error = Some(e.clone());
             }
-            SlotState::Ready(m, accuracy) => {
+            SlotState::Ready {
+                model: m,
+                accuracy,
+                spreadsheet,
+            } => {
                 s.status = "ready";
                 s.accuracy = *accuracy;
                 s.architecture = Some(m.meta.arch.name());
@@ -242,7 +262,7 @@ impl ModelSlot {
                 s.threshold = m.meta.threshold;
                 let plain = matches!(m.network, convlearn::models::Network::Plain(_));
                 s.explainable = plain || m.network.first_conv_bn().is_some();
-                s.spreadsheet = plain;
+                s.spreadsheet = *spreadsheet;
             }
         }
         s

@@ -309,3 +309,46 @@ async fn a_pretrained_networks_first_layer_is_shown_and_explained() {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     assert!(e["error"].as_str().unwrap().contains("plain CNNs"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_network_too_large_for_a_workbook_offers_no_download() {
+    use convlearn::data::{Crop, Normalization, Preprocess};
+    use convlearn::model_file::{ModelMeta, SavedModel};
+    use convlearn::models::{ArchSpec, ModelPreset, Network};
+    // simple_cnn: 32 + 64 kernels, about 47 000 formula cells, over the workbook's 20 000.
+    let arch = ArchSpec::Plain {
+        preset: "simple_cnn".into(),
+        spec: ModelPreset::SimpleCnn.spec(1, 28, 28, 2),
+    };
+    let preprocess = Preprocess {
+        channels: 1,
+        height: 28,
+        width: 28,
+        normalization: Normalization::identity(1),
+        crop: Crop::None,
+    };
+    let model = SavedModel {
+        network: Network::new(&arch, &inference_device()).unwrap(),
+        meta: ModelMeta::new(arch, vec!["a".into(), "b".into()], preprocess, false),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("simple.safetensors");
+    model.save(&path).unwrap();
+    let config = convlearn_web::ServeConfig {
+        model: Some(path),
+        ..Default::default()
+    };
+    let app = convlearn_web::router(convlearn_web::app_state(&config).unwrap());
+    let (_, status) = get(&app, "/api/model").await;
+    assert_eq!(
+        (&status["explainable"], &status["spreadsheet"]),
+        (&json!(true), &json!(false)),
+        "{status}"
+    );
+    let (s, e) = get(&app, "/api/spreadsheet?image=sample-0").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("formula cells"),
+        "{e}"
+    );
+}

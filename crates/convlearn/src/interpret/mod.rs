@@ -26,4 +26,6 @@ pub use predict::{
 };
 pub use report::{InterpretReport, interpret, matrix_table, tag_table};
 pub use top_patches::{Patch, TopPatches, image_files, render_top_patches, top_patches};
-pub use workbook::{MAX_FORMULA_CELLS, WorkbookReport, workbook_bytes, write_workbook};
+pub use workbook::{
+    MAX_FORMULA_CELLS, WorkbookReport, workbook_bytes, workbook_fits, write_workbook,
+};

@@ -296,11 +296,11 @@ pub fn render_top_patches(model: &SavedModel, top: &TopPatches, path: &Path) -> 
     canvas.save(path)
 }
 
-/// `patch` scaled so that its longer side is [`TILE`]: whole-pixel enlargement (crisp squares) for
-/// small patches, a smooth reduction for large ones.
+/// `patch` scaled so that its longer side is about [`TILE`]: whole-pixel enlargement (crisp squares)
+/// for patches of a few pixels, a smooth resize for photo-sized ones.
 fn fit(patch: &RgbImage) -> RgbImage {
     let side = patch.width().max(patch.height()).max(1);
-    if side <= TILE {
+    if 2 * side <= TILE {
         let s = TILE / side;
         RgbImage::from_fn(patch.width() * s, patch.height() * s, |x, y| {
             *patch.get_pixel(x / s, y / s)

@@ -298,6 +298,14 @@ pub fn workbook_bytes(
     Ok((workbook.save_to_buffer().map_err(xlsx)?, report))
 }
 
+/// Whether the spreadsheet view can hold `model`: a plain CNN whose workbook needs at most
+/// [`MAX_FORMULA_CELLS`] formulas (found by building it once, on a blank picture).
+pub fn workbook_fits(model: &SavedModel) -> bool {
+    let shape = &model.meta.preprocess;
+    let blank = FeatureMaps::zeros(shape.channels, shape.height, shape.width);
+    build_workbook(model, &blank).is_ok()
+}
+
 /// The workbook of `model` on `input`, and what it holds.
 fn build_workbook(model: &SavedModel, input: &FeatureMaps) -> Result<(Workbook, WorkbookReport)> {
     let (Network::Plain(cnn), ArchSpec::Plain { spec, .. }) = (&model.network, &model.meta.arch)
