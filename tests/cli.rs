@@ -20,6 +20,17 @@ fn square_png(dir: &Path) -> std::path::PathBuf {
     p
 }
 
+/// `convlearn BASE ARGS` fails, its message containing `needle`.
+fn fails_naming(dir: &Path, base: &[&str], args: &[&str], needle: &str) {
+    let all: Vec<&str> = base.iter().chain(args).copied().collect();
+    let out = convlearn(&all, dir);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        !out.status.success() && err.contains(needle),
+        "{args:?}: {err}"
+    );
+}
+
 #[test]
 fn kernel_writes_a_figure_and_explains_a_pixel() {
     let tmp = tempfile::tempdir().unwrap();
@@ -249,13 +260,11 @@ fn train_predict_explain_activations_on_generated_shapes() {
         (&["--class", "hexagon"][..], "no class 'hexagon'"),
         (&["-o", "m.safetensors"][..], "--output"),
     ] {
-        let mut all = vec!["heatmap", "m.safetensors", "square.png"];
-        all.extend(args);
-        let out = convlearn(&all, tmp.path());
-        let err = String::from_utf8(out.stderr).unwrap();
-        assert!(
-            !out.status.success() && err.contains(needle),
-            "{args:?}: {err}"
+        fails_naming(
+            tmp.path(),
+            &["heatmap", "m.safetensors", "square.png"],
+            args,
+            needle,
         );
     }
 
@@ -403,14 +412,8 @@ fn train_predict_explain_activations_on_generated_shapes() {
         (&["--channel", "0", "--images", "nowhere"][..], "nowhere"),
         (&["--channel", "0"][..], "--images"),
     ] {
-        let mut all = vec!["kernels", "m.safetensors", "--layer", "conv2 + ReLU"];
-        all.extend(args);
-        let out = convlearn(&all, tmp.path());
-        let err = String::from_utf8(out.stderr).unwrap();
-        assert!(
-            !out.status.success() && err.contains(needle),
-            "{args:?}: {err}"
-        );
+        let base = ["kernels", "m.safetensors", "--layer", "conv2 + ReLU"];
+        fails_naming(tmp.path(), &base, args, needle);
     }
 
     let out = convlearn(&["predict", "loss.png", "square.png"], tmp.path());

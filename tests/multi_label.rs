@@ -44,6 +44,26 @@ fn write_tagged_pictures(dir: &Path, n: usize) {
     std::fs::write(dir.join("classes.csv"), class_csv).unwrap();
 }
 
+/// `predict` with `model` lists both tags for p0 and none for p3.
+fn assert_tags_of_p0_and_p3(dir: &Path, model: &str) {
+    let v = json_of(&convlearn(
+        &["predict", model, "img/p0.png", "img/p3.png", "--json"],
+        dir,
+    ));
+    assert_eq!(v["multi_label"], true, "{v}");
+    let tags = |k: usize| -> Vec<&str> {
+        let mut n: Vec<&str> = v["results"][k]["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["class"].as_str().unwrap())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!((tags(0), tags(1)), (vec!["bar", "dot"], vec![]), "{v}");
+}
+
 #[test]
 fn the_small_cnn_learns_several_tags_from_scratch() {
     // No pretrained weights: the lesson's simple_cnn on the same tagged pictures, squashed to 28 px.
@@ -87,28 +107,7 @@ fn the_small_cnn_learns_several_tags_from_scratch() {
     assert!(f2 > 0.9, "two easy tags: F2 {f2} ({v})");
     assert!((0.0..1.0).contains(&threshold), "{v}");
     // p0 has both tags, p3 neither; sigmoid outputs, so the probabilities need not sum to 1.
-    let v = json_of(&convlearn(
-        &[
-            "predict",
-            "tags.safetensors",
-            "img/p0.png",
-            "img/p3.png",
-            "--json",
-        ],
-        tmp.path(),
-    ));
-    assert_eq!(v["multi_label"], true, "{v}");
-    let tags = |k: usize| -> Vec<&str> {
-        let mut n: Vec<&str> = v["results"][k]["predictions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["class"].as_str().unwrap())
-            .collect();
-        n.sort();
-        n
-    };
-    assert_eq!((tags(0), tags(1)), (vec!["bar", "dot"], vec![]), "{v}");
+    assert_tags_of_p0_and_p3(tmp.path(), "tags.safetensors");
     // Grad-CAM for a tag that is not the top one.
     let v = json_of(&convlearn(
         &[
@@ -172,29 +171,7 @@ fn multi_label_csv_trains_predicts_and_interprets() {
     assert!(metrics.is_file(), "{v}");
 
     // p0 has both tags, p3 neither: predict lists the tags above the saved threshold.
-    let v = json_of(&convlearn(
-        &[
-            "predict",
-            "tags.safetensors",
-            "img/p0.png",
-            "img/p3.png",
-            "--json",
-        ],
-        tmp.path(),
-    ));
-    assert_eq!(v["multi_label"], true);
-    let names = |k: usize| -> Vec<String> {
-        let mut n: Vec<String> = v["results"][k]["predictions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["class"].as_str().unwrap().to_string())
-            .collect();
-        n.sort();
-        n
-    };
-    assert_eq!(names(0), ["bar", "dot"], "{v}");
-    assert!(names(1).is_empty(), "{v}");
+    assert_tags_of_p0_and_p3(tmp.path(), "tags.safetensors");
     // --threshold overrides: at 0.999 hardly anything passes, at 0.0001 everything does.
     let v = json_of(&convlearn(
         &[

@@ -26,6 +26,22 @@ fn floats(v: &Value) -> Vec<f64> {
         .collect()
 }
 
+/// The server on `model`, saved to a file as a user would give it (the folder lives as long as the
+/// returned guard).
+fn serve(model: &convlearn::model_file::SavedModel) -> (axum::Router, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    model.save(&path).unwrap();
+    let config = convlearn_web::ServeConfig {
+        model: Some(path),
+        ..Default::default()
+    };
+    (
+        convlearn_web::router(convlearn_web::app_state(&config).unwrap()),
+        dir,
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn clicking_a_class_gives_the_librarys_grad_cam() {
     let (app, state) = app();
@@ -263,15 +279,7 @@ async fn a_pretrained_networks_first_layer_is_shown_and_explained() {
         network: Network::new(&arch, &device).unwrap(),
         meta: ModelMeta::new(arch, vec!["ants".into(), "bees".into()], preprocess, false),
     };
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("mobilenet.safetensors");
-    model.save(&path).unwrap();
-    let config = convlearn_web::ServeConfig {
-        model: Some(path),
-        ..Default::default()
-    };
-    let state = convlearn_web::app_state(&config).unwrap();
-    let app = convlearn_web::router(state);
+    let (app, _dir) = serve(&model);
     let (_, status) = get(&app, "/api/model").await;
     assert_eq!(status["explainable"], true, "{status}");
     assert_eq!(status["spreadsheet"], false, "{status}");
@@ -331,14 +339,7 @@ async fn a_network_too_large_for_a_workbook_offers_no_download() {
         network: Network::new(&arch, &inference_device()).unwrap(),
         meta: ModelMeta::new(arch, vec!["a".into(), "b".into()], preprocess, false),
     };
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("simple.safetensors");
-    model.save(&path).unwrap();
-    let config = convlearn_web::ServeConfig {
-        model: Some(path),
-        ..Default::default()
-    };
-    let app = convlearn_web::router(convlearn_web::app_state(&config).unwrap());
+    let (app, _dir) = serve(&model);
     let (_, status) = get(&app, "/api/model").await;
     assert_eq!(
         (&status["explainable"], &status["spreadsheet"]),
