@@ -36,7 +36,8 @@ enum Command {
     Explain(commands::explain::Args),
     /// Show where the network looked for a class (Grad-CAM), drawn over the picture.
     Heatmap(commands::heatmap::Args),
-    /// Draw what the first layer's kernels learned, one tile per kernel, or the pictures that excite a deeper channel most.
+    /// Draw what the first layer's kernels learned, one tile per kernel, or the pictures that
+    /// excite a deeper channel most.
     Kernels(commands::kernels::Args),
     /// Write a plain CNN on one picture as a live spreadsheet (formulas and their values).
     Spreadsheet(commands::spreadsheet::Args),

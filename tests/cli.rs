@@ -411,6 +411,10 @@ fn train_predict_explain_activations_on_generated_shapes() {
         (&["--channel", "64", "--images", "pics"][..], "64 channels"),
         (&["--channel", "0", "--images", "nowhere"][..], "nowhere"),
         (&["--channel", "0"][..], "--images"),
+        (
+            &["--channel", "0", "--images", "pics", "-o", "pics/sq0.png"][..],
+            "--output",
+        ),
     ] {
         let base = ["kernels", "m.safetensors", "--layer", "conv2 + ReLU"];
         fails_naming(tmp.path(), &base, args, needle);

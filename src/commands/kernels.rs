@@ -62,6 +62,10 @@ pub fn run(args: Args) -> Result<()> {
     )?;
     if let (Some(layer), Some(channel), Some(dir)) = (&args.layer, args.channel, &args.images) {
         let images = image_files(dir, args.limit as usize)?;
+        // The figure may not replace one of the pictures it is drawn from.
+        let inputs: Vec<(&str, &std::path::Path)> =
+            images.iter().map(|p| ("--images", p.as_path())).collect();
+        super::check_outputs(&inputs, &[("--output", &args.output)])?;
         let model = classifier.model();
         let top = top_patches(
             model,

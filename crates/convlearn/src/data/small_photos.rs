@@ -33,8 +33,8 @@ fn decode(path: &std::path::Path, size: u32) -> Result<(DynamicImage, bool)> {
     Ok((small, colour))
 }
 
-/// Decodes `train` and `valid` (single- or multi-label) at `size × size`, with `channels` (1 or 3; `None`:
-/// 1 when every photo of both is gray, else 3).
+/// Decodes `train` and `valid` (single- or multi-label) at `size × size`, with `channels` (1 or
+/// 3; `None`: 1 when every photo of both is gray, else 3).
 pub fn decode_small_photos(
     train: &ItemList,
     valid: &ItemList,

@@ -296,8 +296,8 @@ pub fn render_top_patches(model: &SavedModel, top: &TopPatches, path: &Path) -> 
     canvas.save(path)
 }
 
-/// `patch` scaled so that its longer side is about [`TILE`]: whole-pixel enlargement (crisp squares)
-/// for patches of a few pixels, a smooth resize for photo-sized ones.
+/// `patch` scaled so that its longer side is about [`TILE`]: whole-pixel enlargement (crisp
+/// squares) for patches of a few pixels, a smooth resize for photo-sized ones.
 fn fit(patch: &RgbImage) -> RgbImage {
     let side = patch.width().max(patch.height()).max(1);
     if 2 * side <= TILE {
