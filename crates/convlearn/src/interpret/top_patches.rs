@@ -134,10 +134,15 @@ pub fn top_patches(
         ))
     })?;
     let [_, channels, rows, columns] = stages[stage].1.dims();
+    if rows * columns == 0 {
+        return Err(Error::Invalid(format!(
+            "layer '{layer}' has an empty map ({rows}×{columns}) at this model's input size"
+        )));
+    }
     if channel >= channels {
         return Err(Error::Invalid(format!(
             "layer '{layer}' has {channels} channels (0 to {}); there is no channel {channel}",
-            channels - 1
+            channels.saturating_sub(1)
         )));
     }
     let (mut best, mut skipped, mut read) = (Vec::<Patch>::new(), Vec::new(), 0);
