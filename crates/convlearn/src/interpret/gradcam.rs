@@ -50,6 +50,21 @@ impl ModuleMapper for Inference {
     }
 }
 
+/// The index of the stage called `layer` among `names` (as
+/// [`Network::forward_with_stages`] names them), or an error listing them.
+pub(super) fn stage_named(names: &[impl AsRef<str>], layer: &str) -> Result<usize> {
+    names
+        .iter()
+        .position(|n| n.as_ref() == layer)
+        .ok_or_else(|| {
+            let all: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
+            Error::Invalid(format!(
+                "this model has no layer '{layer}'; its feature maps are: {}",
+                all.join(", ")
+            ))
+        })
+}
+
 /// The layer Grad-CAM uses by default: the last feature map of a pretrained body, the last
 /// convolution's output (before its pool) of a plain CNN.
 fn default_layer(network: &Network, names: &[String]) -> usize {
@@ -85,12 +100,7 @@ pub fn grad_cam(
     }
     let stage = match layer {
         None => default_layer(&network, &names),
-        Some(l) => names.iter().position(|n| n == l).ok_or_else(|| {
-            Error::Invalid(format!(
-                "this model has no layer '{l}'; its feature maps are: {}",
-                names.join(", ")
-            ))
-        })?,
+        Some(l) => stage_named(&names, l)?,
     };
     let probs = values(probabilities(logits.clone(), meta.multi_label));
     let logits = values(logits);

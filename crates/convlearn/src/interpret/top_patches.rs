@@ -10,7 +10,7 @@ use image::RgbImage;
 use image::imageops::{FilterType, crop_imm, resize};
 use serde::Serialize;
 
-use super::gradcam::Inference;
+use super::gradcam::{Inference, stage_named};
 use super::{model_input, read_model_image};
 use crate::error::{Error, Result};
 use crate::feature_maps::FeatureMaps;
@@ -127,12 +127,7 @@ pub fn top_patches(
     let probe = FeatureMaps::zeros(shape.channels, shape.height, shape.width);
     let (_, stages) = network.forward_with_stages(model_input(model, &probe, device));
     let names: Vec<&str> = stages.iter().map(|(n, _)| n.as_str()).collect();
-    let stage = names.iter().position(|n| *n == layer).ok_or_else(|| {
-        Error::Invalid(format!(
-            "this model has no layer '{layer}'; its feature maps are: {}",
-            names.join(", ")
-        ))
-    })?;
+    let stage = stage_named(&names, layer)?;
     let [_, channels, rows, columns] = stages[stage].1.dims();
     if rows * columns == 0 {
         return Err(Error::Invalid(format!(
