@@ -10,6 +10,10 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "convlearn", version, about, long_about = None)]
 struct Cli {
+    /// The precision of the convolutions' matrix products: fp32, or bf16 operands summed in fp32
+    /// (AVX512-BF16; weights, optimiser and BatchNorm stay fp32, as PyTorch's autocast does).
+    #[arg(long, global = true, default_value = "fp32", value_parser = commands::parse_precision)]
+    precision: convlearn::engine::Precision,
     #[command(subcommand)]
     command: Command,
 }
@@ -50,6 +54,7 @@ enum Command {
 fn main() {
     allocator::configure();
     let cli = Cli::parse();
+    commands::use_precision(cli.precision);
     if !matches!(cli.command, Command::Serve(_))
         && let Err(e) = convlearn::device::compute_on_this_thread()
     {

@@ -4,6 +4,7 @@
 use anyhow::Result;
 use convlearn::bench::{WORKLOADS, run_workload};
 use convlearn::data::shared_data_dir;
+use convlearn::engine::{bf16_hardware, current_precision};
 use serde_json::json;
 
 /// Arguments of `bench`.
@@ -40,12 +41,13 @@ pub fn run(args: Args) -> Result<()> {
         args.workloads.clone()
     };
     let data = shared_data_dir();
+    let precision = current_precision();
     let mut results = Vec::new();
     for name in &names {
         let r = run_workload(name, &data, args.quick)?;
         if !args.json {
             println!(
-                "{:24} {:>9.1} images/s ({} images in {:.2} s){}, peak memory {} ({} threads)",
+                "{:24} {:>9.1} images/s ({} images in {:.2} s){}, peak memory {} ({} threads, {})",
                 r.workload,
                 r.images_per_second,
                 r.images,
@@ -55,13 +57,19 @@ pub fn run(args: Args) -> Result<()> {
                     .unwrap_or_default(),
                 r.peak_rss_mib
                     .map_or("unknown".into(), |m| format!("{m:.0} MiB")),
-                r.threads
+                r.threads,
+                precision.name()
             );
         }
         results.push(r);
     }
     if args.json {
-        super::print_json(&json!({ "engine": "convlearn (burn 0.22.1 flex)", "results": results }));
+        super::print_json(&json!({
+            "engine": "convlearn (burn 0.22.1 flex)",
+            "precision": precision.name(),
+            "bf16_hardware": bf16_hardware(),
+            "results": results,
+        }));
     }
     Ok(())
 }

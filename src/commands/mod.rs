@@ -18,6 +18,29 @@ pub mod serve;
 pub mod spreadsheet;
 pub mod train;
 
+/// Parses `--precision`.
+pub fn parse_precision(s: &str) -> Result<convlearn::engine::Precision, String> {
+    use convlearn::engine::Precision;
+    Precision::parse(s).ok_or_else(|| {
+        format!(
+            "unknown precision '{s}' (known: {})",
+            Precision::NAMES.join(", ")
+        )
+    })
+}
+
+/// Sets the engine's precision for the process; says so on stderr when this CPU cannot do bf16.
+pub fn use_precision(precision: convlearn::engine::Precision) {
+    use convlearn::engine::{bf16_hardware, set_precision};
+    if set_precision(precision) != precision {
+        eprintln!(
+            "note: --precision {}: this CPU's bf16 products: {}; computing in fp32",
+            precision.name(),
+            bf16_hardware()
+        );
+    }
+}
+
 /// Parses "A,B" into two numbers (for `--at`).
 pub fn parse_pair(s: &str) -> Result<(usize, usize), String> {
     let (a, b) = s

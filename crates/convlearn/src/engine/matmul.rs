@@ -2,7 +2,7 @@
 //! operands' layouts and when to run them on several threads.
 
 /// Products below this many multiply-adds run on one thread.
-const PARALLEL_MACS: usize = 1 << 21;
+pub(super) const PARALLEL_MACS: usize = 1 << 21;
 
 /// `to[c, r] = from[r, c]` for `from` `[rows, columns]` row-major.
 pub(super) fn transpose(from: &[f32], to: &mut [f32], [rows, columns]: [usize; 2]) {
@@ -73,6 +73,12 @@ pub(super) unsafe fn matmul_rows(
         lhs.len() >= m * k && rhs.len() >= k * n,
         "matmul: operand sizes"
     );
+    #[cfg(target_arch = "x86_64")]
+    if super::precision::bf16_product([m, k, n]) {
+        // SAFETY: the caller's contract is the same; `bf16_product` implies `bf16::available`.
+        unsafe { super::bf16::matmul_rows(dst, dst_row_stride, lhs, rhs, [m, k, n], layout) };
+        return;
+    }
     let (lhs_cs, lhs_rs) = if layout.lhs_transposed {
         (m, 1)
     } else {

@@ -29,6 +29,8 @@
 mod adamw;
 mod autodiff;
 mod batch_norm;
+#[cfg(target_arch = "x86_64")]
+mod bf16;
 mod buffers;
 mod clamp;
 mod conv;
@@ -36,11 +38,13 @@ mod conv_shape;
 mod flex;
 mod matmul;
 mod max_pool;
+mod precision;
 mod winograd;
 
 pub use adamw::{AdamWStep, adamw_step};
 pub use conv_shape::{ConvGeometry, ConvShape, Pads};
 pub use max_pool::PoolWindow;
+pub use precision::{Precision, bf16_hardware, current_precision, set_precision};
 
 use burn::backend::{
     Backend, DispatchDevice, TensorMetadata, backend_extension, tensor::FloatTensor,
