@@ -2,7 +2,12 @@
 """The PyTorch side of `bench/compare`: the same workloads as `convlearn bench`, with the same shapes,
 batch sizes, thread count and data, printing the same JSON.
 
-    python3 bench/pytorch_reference.py [WORKLOAD ...] [--quick] [--threads 2]
+    python3 bench/pytorch_reference.py [WORKLOAD ...] [--quick] [--threads 2] [--variant fp32|fp32-cl|bf16-cl]
+
+--variant picks PyTorch's CPU mode: `fp32` (eager, NCHW: the default), `fp32-cl` (model and input in
+`channels_last`) or `bf16-cl` (`channels_last` under `torch.autocast("cpu", torch.bfloat16)`: oneDNN's
+bf16 kernels, AMX or AVX512-BF16 where the CPU has them). The data pipeline has no model: fp32 only.
+Run with ONEDNN_VERBOSE=1 to see which oneDNN kernels ran (`bench/compare` reports them).
 
 Needs torch and torchvision (see the README's "Benchmarks" section); the data comes from
 $CONVLEARN_DATA (default ../shared).
@@ -24,6 +29,31 @@ try:
     import torchvision
 except ImportError as e:  # pragma: no cover - the message is the point
     sys.exit(f"pytorch_reference.py needs torch and torchvision ({e}); see the README's Benchmarks section")
+
+VARIANTS = ["fp32", "fp32-cl", "bf16-cl"]
+VARIANT = "fp32"  # set by main()
+
+
+def channels_last():
+    return VARIANT in ("fp32-cl", "bf16-cl")
+
+
+def in_layout(t):
+    """A batch as the variant wants it: channels-last for 4-d tensors in the -cl variants."""
+    return t.contiguous(memory_format=torch.channels_last) if channels_last() and t.dim() == 4 else t
+
+
+def laid_out(model):
+    return model.to(memory_format=torch.channels_last) if channels_last() else model
+
+
+def autocast():
+    """bf16 products, fp32 master weights, as the bf16-cl variant computes."""
+    import contextlib
+    if VARIANT == "bf16-cl":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
 
 DATA = Path(os.environ.get("CONVLEARN_DATA", Path(__file__).resolve().parent.parent.parent / "shared"))
 WORKLOADS = ["small_cnn_train", "small_cnn_infer", "resnet18_train", "resnet18_infer",
@@ -55,21 +85,25 @@ def random_batch(shape, classes):
 
 def time_train(model, shape, classes, warmup, steps):
     x, y = random_batch(shape, classes)
+    x, model = in_layout(x), laid_out(model)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     for i in range(warmup + steps):
         if i == warmup:
             start = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
+        with autocast():
+            loss = F.cross_entropy(model(x), y)
+        loss.backward()
         opt.step()
     return steps * shape[0], time.perf_counter() - start
 
 
 def time_infer(model, shape, classes, warmup, steps):
     x, _ = random_batch(shape, classes)
+    x, model = in_layout(x), laid_out(model)
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast():
         for i in range(warmup + steps):
             if i == warmup:
                 start = time.perf_counter()
@@ -156,7 +190,7 @@ def mnist_3_epochs(quick):
         xtr, ytr = xtr[:2000], ytr[:2000]
     epochs = 1 if quick else 3
     torch.manual_seed(42)
-    model = SmallCnn()
+    model = laid_out(SmallCnn())
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
     steps = epochs * ((len(xtr) + 63) // 64)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-2, total_steps=steps)
@@ -167,12 +201,14 @@ def mnist_3_epochs(quick):
         for i in range(0, len(xtr), 64):
             idx = perm[i:i + 64]
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(xtr[idx]), ytr[idx]).backward()
+            with autocast():
+                loss = F.cross_entropy(model(in_layout(xtr[idx])), ytr[idx])
+            loss.backward()
             opt.step()
             sched.step()
         model.eval()
-        with torch.inference_mode():
-            acc = sum((model(xte[i:i + 256]).argmax(1) == yte[i:i + 256]).sum().item() for i in range(0, len(xte), 256)) / len(xte)
+        with torch.inference_mode(), autocast():
+            acc = sum((model(in_layout(xte[i:i + 256])).argmax(1) == yte[i:i + 256]).sum().item() for i in range(0, len(xte), 256)) / len(xte)
     return epochs * len(xtr), time.perf_counter() - start, acc
 
 
@@ -222,6 +258,7 @@ def fine_tune_hymenoptera(threads, quick):
     for p in model.parameters():
         p.requires_grad = False
     model.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 2))
+    model = laid_out(model)
     start = time.perf_counter()
     train = [im for b in torch.utils.data.DataLoader(Photos(DATA / "data/hymenoptera/train"), batch_size=32, num_workers=threads, collate_fn=collate_keep) for im in b]
     labels = [0 if "/ants/" in str(f) else 1 for f in Photos(DATA / "data/hymenoptera/train").files]
@@ -248,11 +285,13 @@ def fine_tune_hymenoptera(threads, quick):
             x = torch.stack([side_on(train[j], random.Random(epoch * 100003 + j)) for j in idx])
             y = torch.tensor([labels[j] for j in idx])
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), y).backward()
+            with autocast():
+                loss = F.cross_entropy(model(in_layout(x)), y)
+            loss.backward()
             opt.step()
     model.eval()
-    with torch.inference_mode():
-        acc = (model(valid).argmax(1) == vlabels).float().mean().item()
+    with torch.inference_mode(), autocast():
+        acc = (model(in_layout(valid)).argmax(1) == vlabels).float().mean().item()
     return epochs * len(train), time.perf_counter() - start, acc
 
 
@@ -278,7 +317,7 @@ def run(name, quick, threads):
     else:
         sys.exit(f"unknown workload '{name}': expected one of {', '.join(WORKLOADS)}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"workload": name, "images_per_second": images / secs, "images": images, "seconds": secs,
+    return {"workload": name, "variant": VARIANT, "images_per_second": images / secs, "images": images, "seconds": secs,
             "peak_rss_mib": peak, "accuracy": acc, "threads": torch.get_num_threads()}
 
 
@@ -288,7 +327,10 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", "2")))
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--variant", choices=VARIANTS, default="fp32")
     a = ap.parse_args()
+    global VARIANT
+    VARIANT = a.variant
     torch.set_num_threads(a.threads)
     names = a.workloads or [w for w in WORKLOADS if w not in ("mnist_3_epochs", "fine_tune_hymenoptera")]
     results = [run(n, a.quick, a.threads) for n in names]
@@ -296,7 +338,7 @@ def main():
         print(json.dumps({"engine": f"pytorch {torch.__version__}", "results": results}))
     else:
         for r in results:
-            print(f"{r['workload']:24} {r['images_per_second']:9.1f} images/s, peak memory {r['peak_rss_mib']:.0f} MiB")
+            print(f"{r['workload']:24} {VARIANT:8} {r['images_per_second']:9.1f} images/s, peak memory {r['peak_rss_mib']:.0f} MiB")
 
 
 if __name__ == "__main__":
