@@ -60,6 +60,18 @@
 //! # Ok(()) }
 //! ```
 //!
+//! **bf16 on a CPU that has AVX512-BF16** ([`set_precision`], the command line's `--precision bf16`):
+//! the convolutions' products take bf16 operands and sum in fp32, as PyTorch's `autocast` does;
+//! everything else stays fp32. It is the whole process's setting:
+//!
+//! ```
+//! use convlearn::{Precision, set_precision};
+//!
+//! let in_effect = set_precision(Precision::Bf16); // fp32 where the CPU cannot
+//! # set_precision(Precision::Fp32);
+//! # let _ = in_effect;
+//! ```
+//!
 //! `examples/` holds each of these as a program (`cargo run --release --example NAME`).
 //!
 //! ## How it fits together
@@ -104,6 +116,7 @@ pub mod recipes;
 pub mod tensor_file;
 
 pub use classifier::Classifier;
+pub use engine::{Precision, set_precision};
 pub use error::{Error, Result};
 pub use feature_maps::FeatureMaps;
 pub use interpret::Scores;
