@@ -14,6 +14,10 @@ struct Cli {
     /// (AVX512-BF16; weights, optimiser and BatchNorm stay fp32, as PyTorch's autocast does).
     #[arg(long, global = true, default_value = "fp32", value_parser = commands::parse_precision)]
     precision: convlearn::engine::Precision,
+    /// The device to compute on: cpu, or wgpu / cuda in a binary built with that cargo feature
+    /// (default: CONVLEARN_DEVICE, else cpu).
+    #[arg(long, global = true, value_parser = commands::parse_device)]
+    device: Option<convlearn::device::DeviceKind>,
     #[command(subcommand)]
     command: Command,
 }
@@ -54,6 +58,10 @@ enum Command {
 fn main() {
     allocator::configure();
     let cli = Cli::parse();
+    if let Err(e) = commands::use_device(cli.device) {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
     commands::use_precision(cli.precision);
     if !matches!(cli.command, Command::Serve(_))
         && let Err(e) = convlearn::device::compute_on_this_thread()

@@ -107,6 +107,58 @@ fn flags_out_of_range_are_refused_before_any_work() {
 }
 
 #[test]
+fn devices_this_binary_cannot_compute_on_are_refused_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = refused(
+        &["train", "shapes", "--device", "tpu"],
+        tmp.path(),
+        &["--device", "unknown device 'tpu'", "cpu, wgpu, cuda"],
+    );
+    assert!(err.contains("this binary computes on: cpu"), "{err}");
+    for kind in ["wgpu", "cuda"] {
+        let compiled = match kind {
+            "wgpu" => cfg!(feature = "wgpu"),
+            _ => cfg!(feature = "cuda"),
+        };
+        if !compiled {
+            refused(
+                &["train", "shapes", "--device", kind],
+                tmp.path(),
+                &[
+                    &format!("--device {kind}"),
+                    &format!("`{kind}` cargo feature"),
+                ],
+            );
+        }
+    }
+    // The environment variable is checked the same way, and named.
+    let out = Command::new(env!("CARGO_BIN_EXE_convlearn"))
+        .args(["train", "shapes", "--epochs", "1"])
+        .env("CONVLEARN_DEVICE", "gpu")
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "CONVLEARN_DEVICE=gpu ran: {err}");
+    assert!(
+        err.contains("CONVLEARN_DEVICE") && err.contains("unknown device 'gpu'"),
+        "{err}"
+    );
+    // The flag wins over the variable; cpu always computes.
+    let out = Command::new(env!("CARGO_BIN_EXE_convlearn"))
+        .args(["bench", "--list", "--device", "cpu"])
+        .env("CONVLEARN_DEVICE", "gpu")
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn outputs_never_replace_inputs_or_each_other() {
     let tmp = tempfile::tempdir().unwrap();
     let picture = tmp.path().join("in.png");

@@ -41,6 +41,22 @@ pub fn use_precision(precision: convlearn::engine::Precision) {
     }
 }
 
+/// Parses `--device`.
+pub fn parse_device(s: &str) -> Result<convlearn::device::DeviceKind, String> {
+    convlearn::device::DeviceKind::parse(s).map_err(|e| e.to_string())
+}
+
+/// Selects `--device`, else the one `CONVLEARN_DEVICE` names: an error naming the flag or the
+/// variable when this binary cannot compute there.
+pub fn use_device(flag: Option<convlearn::device::DeviceKind>) -> convlearn::Result<()> {
+    use convlearn::device::{device_from_environment, select_device};
+    match flag {
+        Some(kind) => select_device(kind)
+            .map_err(|e| convlearn::Error::Invalid(format!("--device {}: {e}", kind.name()))),
+        None => select_device(device_from_environment()?),
+    }
+}
+
 /// Parses "A,B" into two numbers (for `--at`).
 pub fn parse_pair(s: &str) -> Result<(usize, usize), String> {
     let (a, b) = s

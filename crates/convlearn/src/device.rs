@@ -1,17 +1,137 @@
 //! Which burn device convlearn computes on, and from which thread.
 //!
-//! The CPU path is burn's pure-Rust `flex` backend. Building with the `cuda` or `wgpu` cargo feature and
-//! setting `CONVLEARN_DEVICE=cuda|wgpu` moves the work to a GPU.
+//! The CPU path is burn's pure-Rust `flex` backend. A binary built with the `cuda` or `wgpu` cargo
+//! feature moves the work to a GPU when [`select_device`] (the command line's `--device`) or the
+//! `CONVLEARN_DEVICE` environment variable asks for it.
+
+use std::sync::atomic::{AtomicU8, Ordering};
 
 pub use burn::tensor::Device;
 
-/// The device for inference (no gradients).
+use crate::Error;
+
+/// A kind of device convlearn can compute on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// The CPU, through burn's `flex` backend and convlearn's own kernels (the default).
+    #[default]
+    Cpu,
+    /// A GPU through WebGPU (Vulkan, Metal or DirectX 12): the `wgpu` cargo feature.
+    Wgpu,
+    /// An NVIDIA GPU through CUDA: the `cuda` cargo feature.
+    Cuda,
+}
+
+impl DeviceKind {
+    /// Every kind, in the order of [`DeviceKind::name`]'s list.
+    pub const ALL: [DeviceKind; 3] = [DeviceKind::Cpu, DeviceKind::Wgpu, DeviceKind::Cuda];
+
+    /// `"cpu"`, `"wgpu"` or `"cuda"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceKind::Cpu => "cpu",
+            DeviceKind::Wgpu => "wgpu",
+            DeviceKind::Cuda => "cuda",
+        }
+    }
+
+    /// The kind a name stands for: an error listing the names otherwise.
+    pub fn parse(name: &str) -> crate::Result<DeviceKind> {
+        DeviceKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "unknown device '{name}' (known: {}; this binary computes on: {})",
+                    names(&DeviceKind::ALL),
+                    names(&compiled_devices())
+                ))
+            })
+    }
+
+    /// Whether this binary was built with this kind's cargo feature.
+    pub fn compiled(self) -> bool {
+        match self {
+            DeviceKind::Cpu => true,
+            DeviceKind::Wgpu => cfg!(feature = "wgpu"),
+            DeviceKind::Cuda => cfg!(feature = "cuda"),
+        }
+    }
+}
+
+fn names(kinds: &[DeviceKind]) -> String {
+    let names: Vec<&str> = kinds.iter().map(|kind| kind.name()).collect();
+    names.join(", ")
+}
+
+/// The kinds this binary can compute on.
+pub fn compiled_devices() -> Vec<DeviceKind> {
+    DeviceKind::ALL
+        .into_iter()
+        .filter(|kind| kind.compiled())
+        .collect()
+}
+
+/// No selection yet: [`inference_device`] reads `CONVLEARN_DEVICE`.
+const UNSELECTED: u8 = u8::MAX;
+static SELECTED: AtomicU8 = AtomicU8::new(UNSELECTED);
+
+/// Makes `kind` the device of every later [`inference_device`] and [`training_device`] in this
+/// process; an error, naming the cargo feature to build with, when this binary lacks it.
+pub fn select_device(kind: DeviceKind) -> crate::Result<()> {
+    if !kind.compiled() {
+        return Err(Error::Invalid(format!(
+            "device '{}': this binary was built without the `{}` cargo feature (it computes on: \
+             {}); build with `cargo build --release --features {}`",
+            kind.name(),
+            kind.name(),
+            names(&compiled_devices()),
+            kind.name()
+        )));
+    }
+    SELECTED.store(kind as u8, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The device kind `CONVLEARN_DEVICE` names (the CPU when it is unset or empty), checked as
+/// [`select_device`] checks it.
+pub fn device_from_environment() -> crate::Result<DeviceKind> {
+    match std::env::var("CONVLEARN_DEVICE") {
+        Err(std::env::VarError::NotPresent) => Ok(DeviceKind::Cpu),
+        Ok(name) if name.is_empty() => Ok(DeviceKind::Cpu),
+        Ok(name) => {
+            let kind = DeviceKind::parse(&name)
+                .map_err(|e| Error::Invalid(format!("CONVLEARN_DEVICE: {e}")))?;
+            if kind.compiled() {
+                Ok(kind)
+            } else {
+                Err(Error::Invalid(format!(
+                    "CONVLEARN_DEVICE={name}: this binary was built without the `{name}` cargo \
+                     feature (it computes on: {})",
+                    names(&compiled_devices())
+                )))
+            }
+        }
+        Err(e) => Err(Error::Invalid(format!("CONVLEARN_DEVICE: {e}"))),
+    }
+}
+
+/// The kind [`inference_device`] uses: the [`select_device`] choice, else `CONVLEARN_DEVICE`'s
+/// when it names a device this binary has, else the CPU.
+pub fn current_device() -> DeviceKind {
+    match SELECTED.load(Ordering::Relaxed) {
+        UNSELECTED => device_from_environment().unwrap_or_default(),
+        selected => DeviceKind::ALL[selected as usize],
+    }
+}
+
+/// The device for inference (no gradients): [`current_device`]'s.
 pub fn inference_device() -> Device {
-    match std::env::var("CONVLEARN_DEVICE").as_deref() {
+    match current_device() {
         #[cfg(feature = "cuda")]
-        Ok("cuda") => Device::cuda(0usize),
+        DeviceKind::Cuda => Device::cuda(0usize),
         #[cfg(feature = "wgpu")]
-        Ok("wgpu") => Device::wgpu(Default::default()),
+        DeviceKind::Wgpu => Device::wgpu(Default::default()),
         _ => Device::flex(),
     }
 }
