@@ -132,12 +132,15 @@ fn devices_this_binary_cannot_compute_on_are_refused_before_any_work() {
         }
     }
     // The environment variable is checked the same way, and named.
-    let out = Command::new(env!("CARGO_BIN_EXE_convlearn"))
-        .args(["train", "shapes", "--epochs", "1"])
-        .env("CONVLEARN_DEVICE", "gpu")
-        .current_dir(tmp.path())
-        .output()
-        .unwrap();
+    let with_variable = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_convlearn"))
+            .args(args)
+            .env("CONVLEARN_DEVICE", "gpu")
+            .current_dir(tmp.path())
+            .output()
+            .unwrap()
+    };
+    let out = with_variable(&["train", "shapes", "--epochs", "1"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "CONVLEARN_DEVICE=gpu ran: {err}");
     assert!(
@@ -145,12 +148,7 @@ fn devices_this_binary_cannot_compute_on_are_refused_before_any_work() {
         "{err}"
     );
     // The flag wins over the variable; cpu always computes.
-    let out = Command::new(env!("CARGO_BIN_EXE_convlearn"))
-        .args(["bench", "--list", "--device", "cpu"])
-        .env("CONVLEARN_DEVICE", "gpu")
-        .current_dir(tmp.path())
-        .output()
-        .unwrap();
+    let out = with_variable(&["bench", "--list", "--device", "cpu"]);
     assert!(
         out.status.success(),
         "{}",

@@ -79,41 +79,38 @@ static SELECTED: AtomicU8 = AtomicU8::new(UNSELECTED);
 /// Makes `kind` the device of every later [`inference_device`] and [`training_device`] in this
 /// process; an error, naming the cargo feature to build with, when this binary lacks it.
 pub fn select_device(kind: DeviceKind) -> crate::Result<()> {
-    if !kind.compiled() {
-        return Err(Error::Invalid(format!(
-            "device '{}': this binary was built without the `{}` cargo feature (it computes on: \
-             {}); build with `cargo build --release --features {}`",
-            kind.name(),
-            kind.name(),
-            names(&compiled_devices()),
-            kind.name()
-        )));
-    }
+    require_compiled(kind)?;
     SELECTED.store(kind as u8, Ordering::Relaxed);
     Ok(())
 }
 
-/// The device kind `CONVLEARN_DEVICE` names (the CPU when it is unset or empty), checked as
-/// [`select_device`] checks it.
-pub fn device_from_environment() -> crate::Result<DeviceKind> {
-    match std::env::var("CONVLEARN_DEVICE") {
-        Err(std::env::VarError::NotPresent) => Ok(DeviceKind::Cpu),
-        Ok(name) if name.is_empty() => Ok(DeviceKind::Cpu),
-        Ok(name) => {
-            let kind = DeviceKind::parse(&name)
-                .map_err(|e| Error::Invalid(format!("CONVLEARN_DEVICE: {e}")))?;
-            if kind.compiled() {
-                Ok(kind)
-            } else {
-                Err(Error::Invalid(format!(
-                    "CONVLEARN_DEVICE={name}: this binary was built without the `{name}` cargo \
-                     feature (it computes on: {})",
-                    names(&compiled_devices())
-                )))
-            }
-        }
-        Err(e) => Err(Error::Invalid(format!("CONVLEARN_DEVICE: {e}"))),
+/// An error, naming the cargo feature to build with, when this binary cannot compute on `kind`.
+fn require_compiled(kind: DeviceKind) -> crate::Result<()> {
+    if kind.compiled() {
+        return Ok(());
     }
+    Err(Error::Invalid(format!(
+        "device '{}': this binary was built without the `{}` cargo feature (it computes on: \
+         {}); build with `cargo build --release --features {}`",
+        kind.name(),
+        kind.name(),
+        names(&compiled_devices()),
+        kind.name()
+    )))
+}
+
+/// The device kind `CONVLEARN_DEVICE` names (the CPU when it is unset or empty), checked as
+/// [`select_device`] checks it; errors start with the variable's name.
+pub fn device_from_environment() -> crate::Result<DeviceKind> {
+    let name = match std::env::var("CONVLEARN_DEVICE") {
+        Err(std::env::VarError::NotPresent) => return Ok(DeviceKind::Cpu),
+        Ok(name) if name.is_empty() => return Ok(DeviceKind::Cpu),
+        Ok(name) => name,
+        Err(e) => return Err(Error::Invalid(format!("CONVLEARN_DEVICE: {e}"))),
+    };
+    DeviceKind::parse(&name)
+        .and_then(|kind| require_compiled(kind).map(|()| kind))
+        .map_err(|e| Error::Invalid(format!("CONVLEARN_DEVICE={name}: {e}")))
 }
 
 /// The kind [`inference_device`] uses: the [`select_device`] choice, else `CONVLEARN_DEVICE`'s
