@@ -73,11 +73,69 @@ impl Destination {
     }
 }
 
-/// `lhs` packed as pairs: pair `p` of row `r` at `r · row_step + p · pair_step`.
-struct PackedLhs {
+/// `lhs` `[m, k]` packed as pairs (pair `p` of row `r` at `r · row_step + p · pair_step`), its
+/// rows padded with zeros to whole blocks of [`ROWS`]: made once by [`PackedLhs::new`], it serves
+/// any number of products with it (a convolution's kernels, over all of its tiles).
+pub(super) struct PackedLhs {
     pairs: Vec<u32>,
     row_step: usize,
     pair_step: usize,
+    /// `[m, k]`.
+    shape: [usize; 2],
+}
+
+impl PackedLhs {
+    /// `lhs` `[m, k]` (stored `[k, m]` when `transposed`) packed for [`matmul_packed_rows`].
+    ///
+    /// # Panics
+    /// When this CPU has no AVX512-BF16 ([`available`]), or `lhs` holds fewer than `m · k` values.
+    pub(super) fn new(lhs: &[f32], [m, k]: [usize; 2], transposed: bool) -> PackedLhs {
+        assert!(available(), "bf16: this CPU has no AVX512-BF16");
+        assert!(lhs.len() >= m * k, "matmul: operand sizes");
+        // SAFETY: `available` was checked.
+        unsafe { pack_lhs(lhs, [m, k], transposed) }
+    }
+
+    /// The buffer [`PackedLhs::from_pairs`] takes for `[m, k]`.
+    pub(super) fn len([m, k]: [usize; 2]) -> usize {
+        m.div_ceil(ROWS) * ROWS * k.div_ceil(2)
+    }
+
+    /// `lhs` `[m, k]` already packed by its producer: row `r`'s pairs at `r · ⌈k / 2⌉ ..` (as
+    /// [`to_pairs`] writes a row), then zeros for the rows up to a whole block of [`ROWS`].
+    ///
+    /// # Panics
+    /// When this CPU has no AVX512-BF16, or `pairs` is not [`PackedLhs::len`] long.
+    pub(super) fn from_pairs(pairs: Vec<u32>, [m, k]: [usize; 2]) -> PackedLhs {
+        assert!(available(), "bf16: this CPU has no AVX512-BF16");
+        assert_eq!(
+            pairs.len(),
+            PackedLhs::len([m, k]),
+            "bf16: a packed lhs's size"
+        );
+        PackedLhs {
+            pairs,
+            row_step: k.div_ceil(2),
+            pair_step: 1,
+            shape: [m, k],
+        }
+    }
+
+    /// `[m, k]`.
+    pub(super) fn shape(&self) -> [usize; 2] {
+        self.shape
+    }
+}
+
+/// `values` as pairs of bf16 neighbours into `out` (`⌈len / 2⌉` of them; an odd last value is
+/// paired with zero).
+///
+/// # Panics
+/// When this CPU has no AVX512-BF16, or `out` is shorter.
+pub(super) fn to_pairs(values: &[f32], out: &mut [u32]) {
+    assert!(available(), "bf16: this CPU has no AVX512-BF16");
+    // SAFETY: `available` was checked.
+    unsafe { convert_row(values, out) }
 }
 
 /// [`super::matmul::matmul_rows`] with bf16 operands and fp32 sums: `dst[m, n] (+)= lhs · rhs`,
@@ -94,14 +152,30 @@ pub(super) unsafe fn matmul_rows(
     [m, k, n]: [usize; 3],
     layout: Layout,
 ) {
-    assert!(
-        lhs.len() >= m * k && rhs.len() >= k * n,
-        "matmul: operand sizes"
-    );
-    let pairs = k.div_ceil(2);
-    let blocks = m.div_ceil(ROWS);
+    assert!(lhs.len() >= m * k, "matmul: operand sizes");
     // SAFETY: `available` (the caller's contract).
     let lhs = unsafe { pack_lhs(lhs, [m, k], layout.lhs_transposed) };
+    // SAFETY: the caller's contract.
+    unsafe { matmul_packed_rows(dst, dst_row_stride, &lhs, rhs, n, layout) }
+}
+
+/// [`matmul_rows`] with `lhs` packed beforehand: `dst[m, n] (+)= lhs · rhs`, `[m, k]` being the
+/// packed operand's shape (`layout.lhs_transposed` is how it was stored, and not read here).
+///
+/// # Safety
+/// As [`matmul_rows`].
+pub(super) unsafe fn matmul_packed_rows(
+    dst: *mut f32,
+    dst_row_stride: usize,
+    lhs: &PackedLhs,
+    rhs: &[f32],
+    n: usize,
+    layout: Layout,
+) {
+    let [m, k] = lhs.shape;
+    assert!(rhs.len() >= k * n, "matmul: operand sizes");
+    let pairs = k.div_ceil(2);
+    let blocks = m.div_ceil(ROWS);
     let panels = n.div_ceil(COLUMNS);
     let dst = Destination(dst);
     let run = |panel: usize, block_range: std::ops::Range<usize>| {
@@ -166,6 +240,7 @@ fn pack_lhs(lhs: &[f32], [m, k]: [usize; 2], transposed: bool) -> PackedLhs {
             pairs: packed,
             row_step: 1,
             pair_step: rows,
+            shape: [m, k],
         }
     } else {
         for (row, out) in lhs[..m * k]
@@ -178,6 +253,7 @@ fn pack_lhs(lhs: &[f32], [m, k]: [usize; 2], transposed: bool) -> PackedLhs {
             pairs: packed,
             row_step: pairs,
             pair_step: 1,
+            shape: [m, k],
         }
     }
 }
@@ -245,33 +321,121 @@ fn interleave_rows(
 ) {
     assert!(c0 + columns <= width && columns <= out_width && src.len() >= k * width);
     assert!(out.len() >= k.div_ceil(2) * out_width);
+    for p in 0..k.div_ceil(2) {
+        let first = &src[2 * p * width + c0..][..columns];
+        let second = (2 * p + 1 < k).then(|| &src[(2 * p + 1) * width + c0..][..columns]);
+        interleave_pair(first, second, &mut out[p * out_width..][..columns]);
+    }
+}
+
+/// Two rows of floats as bf16 pairs, `out[j]` = (`first[j]`, `second[j]`) (zero for a missing
+/// second row).
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+fn interleave_pair(first: &[f32], second: Option<&[f32]>, out: &mut [u32]) {
+    let columns = first.len();
+    assert!(out.len() >= columns && second.is_none_or(|s| s.len() >= columns));
     // Lane 2j takes the first row's column j, lane 2j + 1 the second row's: values j and 16 + j
     // of the converted pair of rows.
     let order: [u16; 32] = std::array::from_fn(|i| (i / 2 + i % 2 * 16) as u16);
     // SAFETY: `order` holds 64 bytes.
     let interleave = unsafe { _mm512_loadu_si512(order.as_ptr().cast()) };
-    for p in 0..k.div_ceil(2) {
-        let first = src[2 * p * width + c0..].as_ptr();
-        let has_second = 2 * p + 1 < k;
-        for c in (0..columns).step_by(16) {
-            let mask = lane_mask((columns - c).min(16));
-            // SAFETY: the masked lanes are columns c0 + c .. < c0 + columns ≤ width of rows 2p
-            // and (when it exists) 2p + 1; the store's lanes are below out_width (asserted).
+    for c in (0..columns).step_by(16) {
+        let mask = lane_mask((columns - c).min(16));
+        // SAFETY: the masked lanes are columns c .. < columns of both rows and of `out`
+        // (asserted above).
+        unsafe {
+            let a = _mm512_maskz_loadu_ps(mask, first.as_ptr().add(c));
+            let b = match second {
+                Some(second) => _mm512_maskz_loadu_ps(mask, second.as_ptr().add(c)),
+                None => _mm512_setzero_ps(),
+            };
+            // Low 16 values: the first row's; high 16: the second's.
+            let both: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(b, a));
+            let pairs = _mm512_permutexvar_epi16(interleave, both);
+            _mm512_mask_storeu_epi32(out.as_mut_ptr().add(c).cast(), mask, pairs);
+        }
+    }
+}
+
+/// `rhs` `[k, n]` packed as the product's panels, `[n / COLUMNS][k / 2][COLUMNS]` pairs, in a
+/// caller's buffer, written a pair of rows at a time by its producer (the Winograd input
+/// transform, which so never writes the fp32 matrix). Lanes past `n` in the last panel hold
+/// whatever was there: their sums are never written.
+pub(super) struct PackedRhs<'a> {
+    panels: &'a mut [u32],
+    /// `[k, n]`.
+    shape: [usize; 2],
+}
+
+impl<'a> PackedRhs<'a> {
+    /// The buffer size [`PackedRhs::new`] needs for `[k, n]`.
+    pub(super) fn len([k, n]: [usize; 2]) -> usize {
+        k.div_ceil(2) * n.div_ceil(COLUMNS) * COLUMNS
+    }
+
+    /// A `[k, n]` matrix in `buffer`, every pair of rows of which the caller then writes with
+    /// [`PackedRhs::write_rows`] before a product reads it.
+    ///
+    /// # Panics
+    /// When this CPU has no AVX512-BF16, or `buffer` is shorter than [`PackedRhs::len`].
+    pub(super) fn new(buffer: &'a mut [u32], [k, n]: [usize; 2]) -> PackedRhs<'a> {
+        assert!(available(), "bf16: this CPU has no AVX512-BF16");
+        let len = PackedRhs::len([k, n]);
+        assert!(buffer.len() >= len, "bf16: a packed rhs of {len} pairs");
+        PackedRhs {
+            panels: &mut buffer[..len],
+            shape: [k, n],
+        }
+    }
+
+    /// Rows `2p` (`first`) and `2p + 1` (`second`; `None` past an odd `k`) of the matrix.
+    pub(super) fn write_rows(&mut self, p: usize, first: &[f32], second: Option<&[f32]>) {
+        let [k, n] = self.shape;
+        let pairs = k.div_ceil(2);
+        assert!(p < pairs && first.len() == n && (second.is_some() == (2 * p + 1 < k)));
+        for (panel, out) in self.panels.chunks_exact_mut(pairs * COLUMNS).enumerate() {
+            let j0 = panel * COLUMNS;
+            let j1 = (j0 + COLUMNS).min(n);
+            let out = &mut out[p * COLUMNS..][..j1 - j0];
+            // SAFETY: `new` checked `available`.
+            unsafe { interleave_pair(&first[j0..j1], second.map(|s| &s[j0..j1]), out) };
+        }
+    }
+}
+
+/// `dst[m, n] (+)= lhs · rhs` on the calling thread, both operands packed, `dst`'s rows
+/// `dst_row_stride` floats apart.
+///
+/// # Safety
+/// The `m` destination rows must be valid for reads and writes and touched by nothing else during
+/// the call.
+pub(super) unsafe fn matmul_packed(
+    dst: *mut f32,
+    dst_row_stride: usize,
+    lhs: &PackedLhs,
+    rhs: &PackedRhs,
+    accumulate: bool,
+) {
+    let ([m, k], [rhs_k, n]) = (lhs.shape, rhs.shape);
+    assert_eq!(k, rhs_k, "matmul: the packed operands' inner sizes");
+    let pairs = k.div_ceil(2);
+    for (panel, b) in rhs.panels.chunks_exact(pairs * COLUMNS).enumerate() {
+        let j0 = panel * COLUMNS;
+        for i0 in (0..m).step_by(ROWS) {
+            // SAFETY: the block's rows i0.. (at most ROWS, below m) and the panel's columns j0..
+            // (below n) are the caller's destination; the packed block lies inside `lhs.pairs`
+            // (rows padded to whole blocks); both operands exist only where `available` is true.
             unsafe {
-                let a = _mm512_maskz_loadu_ps(mask, first.add(c));
-                let b = if has_second {
-                    _mm512_maskz_loadu_ps(mask, first.add(width + c))
-                } else {
-                    _mm512_setzero_ps()
-                };
-                // Low 16 values: the first row's; high 16: the second's.
-                let both: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(b, a));
-                let pairs = _mm512_permutexvar_epi16(interleave, both);
-                _mm512_mask_storeu_epi32(
-                    out.as_mut_ptr().add(p * out_width + c).cast(),
-                    mask,
+                block_product(
+                    lhs.pairs.as_ptr().add(i0 * lhs.row_step),
+                    [lhs.row_step, lhs.pair_step],
+                    b,
                     pairs,
-                );
+                    dst.wrapping_add(i0 * dst_row_stride + j0),
+                    dst_row_stride,
+                    [ROWS.min(m - i0), COLUMNS.min(n - j0)],
+                    accumulate,
+                )
             }
         }
     }

@@ -14,6 +14,8 @@ pub(super) struct Scratch {
     pub(super) product: Vec<f32>,
     pub(super) dy: Vec<f32>,
     pub(super) dcol: Vec<f32>,
+    /// Operands packed as bf16 pairs (`--precision bf16`).
+    pub(super) packed: Vec<u32>,
 }
 
 thread_local! {
@@ -49,10 +51,10 @@ pub(super) fn zero_fill(cells: &mut [MaybeUninit<f32>]) -> &mut [f32] {
     unsafe { &mut *(cells as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
-/// The first `len` floats of `buffer`, growing it (zeroed) when shorter. Callers overwrite them.
-pub(super) fn scratch(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+/// The first `len` values of `buffer`, growing it (zeroed) when shorter. Callers overwrite them.
+pub(super) fn scratch<T: Copy + Default>(buffer: &mut Vec<T>, len: usize) -> &mut [T] {
     if buffer.len() < len {
-        buffer.resize(len, 0.0);
+        buffer.resize(len, T::default());
     }
     &mut buffer[..len]
 }
@@ -66,15 +68,16 @@ pub(super) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     })
 }
 
-/// The output of `conv::forward_tiles`, shared by its tiles, which write disjoint parts of it.
-pub(super) struct TileOutput(pub(super) *mut f32);
+/// An output shared by parallel tasks (the tiles of `conv::forward_tiles`), which write disjoint
+/// parts of it.
+pub(super) struct TileOutput<T = f32>(pub(super) *mut T);
 
-// SAFETY: the tiles write disjoint cells (see `forward_tiles`), and the vector outlives the pass.
-unsafe impl Sync for TileOutput {}
+// SAFETY: the tasks write disjoint cells (see `forward_tiles`), and the vector outlives the pass.
+unsafe impl<T> Sync for TileOutput<T> {}
 
-impl TileOutput {
-    /// The cell `offset` floats from the start.
-    pub(super) fn at(&self, offset: usize) -> *mut f32 {
+impl<T> TileOutput<T> {
+    /// The cell `offset` values from the start.
+    pub(super) fn at(&self, offset: usize) -> *mut T {
         // SAFETY: callers stay inside the output (see `forward_tiles`).
         unsafe { self.0.add(offset) }
     }

@@ -22,7 +22,8 @@ use rayon::prelude::*;
 
 use super::buffers::{Scratch, TileOutput, scratch, with_scratch, zeroed};
 use super::conv_shape::ConvShape;
-use super::matmul::{Layout, matmul, matmul_rows, transpose};
+use super::matmul::{Layout, PreparedLhs, matmul, matmul_prepared_rows, matmul_rows, transpose};
+use super::precision;
 
 /// The most floats one group's im2col matrix may hold (16 MiB): bounds the extra memory and
 /// keeps enough images together for a wide product.
@@ -213,6 +214,9 @@ fn forward_tiles(
     let bands = oh.div_ceil(rows);
     assert!(y.len() >= shape.batch * cout * p, "conv: output size");
     let out = TileOutput(y.as_mut_ptr().cast::<f32>());
+    // The kernels serve every tile's product: prepared (packed, in bf16) once.
+    let bf16 = precision::bf16_product([cout, k, rows * ow]);
+    let weight = PreparedLhs::new(weight, [cout, k], bf16);
     (0..shape.batch * bands).into_par_iter().for_each(|tile| {
         let (b, r0) = (tile / bands, tile % bands * rows);
         let r1 = (r0 + rows).min(oh);
@@ -222,10 +226,10 @@ fn forward_tiles(
             // of (r1 − r0)·ow floats, p apart, from (b·cout·p + r0·ow) — and no other tile writes
             // them; the last one ends at (b + 1)·cout·p − (oh − r1)·ow ≤ y.len() (asserted).
             unsafe {
-                matmul_rows(
+                matmul_prepared_rows(
                     out.at(b * cout * p + r0 * ow),
                     p,
-                    weight,
+                    &weight,
                     col,
                     [cout, k, (r1 - r0) * ow],
                     Layout::SERIAL,
