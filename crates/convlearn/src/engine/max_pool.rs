@@ -77,10 +77,36 @@ fn pool_window<const ARGMAX: bool>(
     }
     let stem =
         window.kernel == [3, 3] && window.stride == [2, 2] && window.padding == Pads::uniform(1);
-    if stem && !ARGMAX && pool_3x3_stride_2(x, [h, w], out) {
+    if stem && pool_3x3_stride_2(x, [h, w], out) {
+        if ARGMAX {
+            // The maxima known, where each came from (training's stem: the general loop, maxima
+            // and all, was a thirtieth of ResNet-18's training step).
+            let ow = w.div_ceil(2);
+            for (oy, (row, cells)) in out
+                .chunks_exact(ow)
+                .zip(argmax.chunks_exact_mut(ow))
+                .enumerate()
+            {
+                let ys = window_span(2 * oy, 1, 3, h);
+                for (ox, (&value, cell)) in row.iter().zip(cells).enumerate() {
+                    *cell = window_argmax(x, w, ys, window_span(2 * ox, 1, 3, w), value);
+                }
+            }
+        }
         return;
     }
-    // Any window, and a 2×2 or stem plane holding a NaN (redone here with PyTorch's NaN choices).
+    any_window::<ARGMAX>(window, x, [h, w], out, argmax);
+}
+
+/// Any window, and a 2×2 or stem plane holding a NaN (with PyTorch's NaN choices).
+#[multiversion(targets = "simd")]
+fn any_window<const ARGMAX: bool>(
+    window: PoolWindow,
+    x: &[f32],
+    [h, w]: [usize; 2],
+    out: &mut [f32],
+    argmax: &mut [u32],
+) {
     let [oh, ow] = window
         .output_size([h, w])
         .expect("pool_plane: the window does not fit");
@@ -340,7 +366,7 @@ mod tests {
     }
 
     #[test]
-    fn the_separable_stem_pool_gives_the_general_loops_maxima_on_odd_and_even_sides() {
+    fn the_separable_stem_pool_gives_the_general_loops_maxima_and_argmax_on_odd_and_even_sides() {
         let pool = PoolWindow {
             kernel: [3, 3],
             stride: [2, 2],
@@ -352,10 +378,16 @@ mod tests {
             let x: Vec<f32> = (0..h * w).map(|i| ((i * 7919) % 13) as f32 - 6.0).collect();
             let [oh, ow] = pool.output_size([h, w]).unwrap();
             let (mut fast, mut general) = (vec![f32::NAN; oh * ow], vec![0.0; oh * ow]);
-            // The argmax variant always takes the general loop.
-            pool.pool_plane_argmax(&x, [h, w], &mut general, &mut vec![0; oh * ow]);
+            let (mut fast_at, mut general_at) = (vec![0; oh * ow], vec![1; oh * ow]);
+            any_window::<true>(pool, &x, [h, w], &mut general, &mut general_at);
             pool.pool_plane(&x, [h, w], &mut fast);
             assert_eq!(fast, general, "{h}×{w}");
+            pool.pool_plane_argmax(&x, [h, w], &mut fast, &mut fast_at);
+            assert_eq!(fast, general, "{h}×{w}, with the argmax");
+            assert_eq!(
+                fast_at, general_at,
+                "{h}×{w}: the argmax (the first of ties)"
+            );
         }
         // A NaN goes through the general loop: the window holding it gives NaN.
         let mut x = vec![1.0; 36];

@@ -253,15 +253,17 @@ pub fn input_gradient(shape: &ConvShape, weight: &[f32], dy: &[f32]) -> Vec<f32>
         weight.len()
     );
     let mut turned = zeroed(cin * cout * 9);
-    // Written in order (kernel by kernel of the source, the writes went cout·9 floats apart).
-    for (c, row) in turned.chunks_exact_mut(cout * 9).enumerate() {
+    // Written in order (kernel by kernel of the source, the writes went cout·9 floats apart), on
+    // rayon's threads.
+    let rows = turned.par_chunks_exact_mut(cout * 9).enumerate();
+    rows.for_each(|(c, row)| {
         for (o, kernel) in row.chunks_exact_mut(9).enumerate() {
             let source = &weight[(o * cin + c) * 9..][..9];
             for (t, value) in kernel.iter_mut().enumerate() {
                 *value = source[8 - t];
             }
         }
-    }
+    });
     let swapped = ConvShape {
         cin: cout,
         cout: cin,
