@@ -3,7 +3,7 @@
 //! - Convolution: the backward pass computes the weight gradient `dy · colᵀ` and the input
 //!   gradient `Wᵀ · dy` (folded back by col2im) with the same batched im2col layout as the forward
 //!   pass (`conv.rs`) — for a 3×3 'same' convolution, the input gradient as Winograd's
-//!   convolution of `dy` (`winograd.rs`); only the gradients a parent needs are computed (a
+//!   convolution of `dy` (`winograd/`); only the gradients a parent needs are computed (a
 //!   frozen layer skips its weight gradient, the first layer its input gradient).
 //! - Max-pooling: the forward pass records where each maximum came from (a `u32` per output), and
 //!   the backward pass adds each output gradient to that cell, one feature map per rayon task.

@@ -6,7 +6,7 @@
 //!   with and without gradients (`clamp.rs`);
 //! - convolution as im2col + one matrix product per group of images (`conv.rs`), forward and
 //!   backward, instead of flex's product per image; 3×3 'same' convolutions of 64 channels and
-//!   more by Winograd's F(2×2, 3×3) (`winograd.rs`), forward and input gradient;
+//!   more by Winograd's F(2×2, 3×3) (`winograd/`), forward and input gradient;
 //! - hot loops compiled for AVX-512 and AVX2 as well as the baseline, picked at run time
 //!   (`multiversion`);
 //! - max-pooling without per-element index bookkeeping, and when training a `u32` record of each
