@@ -429,6 +429,22 @@ mod tests {
         }
     }
 
+    /// A 'same' 3×3 convolution of patterned images and kernels, and its direct (im2col) output.
+    fn case(
+        batch: usize,
+        channels: [usize; 2],
+        input: [usize; 2],
+    ) -> (ConvShape, Vec<f32>, Vec<f32>, Vec<f32>) {
+        let shape = shape(batch, channels, input, 1, 1);
+        let x = pattern(batch * channels[0] * input[0] * input[1], 7919, 61);
+        let weight = pattern(channels[1] * channels[0] * 9, 104729, 53);
+        let batched = Grouping::Batched {
+            max_columns: 1 << 22,
+        };
+        let want = conv_forward(&shape, &x, &weight, batched);
+        (shape, x, weight, want)
+    }
+
     #[test]
     fn the_same_outputs_as_the_direct_convolution_on_odd_and_even_sides() {
         assert!(applies(&shape(1, [64, 64], [8, 8], 1, 1)));
@@ -443,13 +459,7 @@ mod tests {
             // Bands of tile rows, the last one shorter.
             (1, [64, 64], [99, 64]),
         ] {
-            let shape = shape(batch, channels, input, 1, 1);
-            let x = pattern(batch * channels[0] * input[0] * input[1], 7919, 61);
-            let weight = pattern(channels[1] * channels[0] * 9, 104729, 53);
-            let batched = Grouping::Batched {
-                max_columns: 1 << 22,
-            };
-            let want = conv_forward(&shape, &x, &weight, batched);
+            let (shape, x, weight, want) = case(batch, channels, input);
             assert_close(&conv3x3(&shape, &x, &weight), &want, &format!("{shape:?}"));
         }
     }
@@ -464,13 +474,7 @@ mod tests {
         // An odd channel count (a last pair of one channel), several images per product, and
         // bands of tile rows with a shorter last one.
         for (batch, channels, input) in [(3, [65, 70], [7, 9]), (1, [64, 96], [99, 64])] {
-            let shape = shape(batch, channels, input, 1, 1);
-            let x = pattern(batch * channels[0] * input[0] * input[1], 7919, 61);
-            let weight = pattern(channels[1] * channels[0] * 9, 104729, 53);
-            let batched = Grouping::Batched {
-                max_columns: 1 << 22,
-            };
-            let want = conv_forward(&shape, &x, &weight, batched);
+            let (shape, x, weight, want) = case(batch, channels, input);
             let got = convolve(&shape, &x, &weight, Some(true));
             assert_ne!(
                 got,
