@@ -104,7 +104,6 @@ pub(super) unsafe fn matmul_packed_rows(
 ) {
     let [m, k] = lhs.shape;
     assert!(rhs.len() >= k * n, "matmul: operand sizes");
-    let pairs = k.div_ceil(2);
     let blocks = m.div_ceil(ROWS);
     let panels = n.div_ceil(COLUMNS);
     let dst = Destination(dst);
@@ -115,24 +114,18 @@ pub(super) unsafe fn matmul_packed_rows(
             let columns = COLUMNS.min(n - j0);
             // SAFETY: `available` (the caller's contract).
             unsafe { pack_rhs_panel(rhs, [k, n], j0, layout.rhs_transposed, buffer, row) };
-            for block in block_range {
-                let i0 = block * ROWS;
-                // SAFETY: the block's rows i0.. (at most ROWS, below m) and the panel's columns
-                // j0.. (at most COLUMNS, below n) are this task's alone; the packed block lies
-                // inside `lhs.pairs` (rows padded to whole blocks); `available` was checked by the
-                // caller.
-                unsafe {
-                    block_product(
-                        lhs.pairs.as_ptr().add(i0 * lhs.row_step),
-                        [lhs.row_step, lhs.pair_step],
-                        buffer,
-                        pairs,
-                        dst.at(i0 * dst_row_stride + j0),
-                        dst_row_stride,
-                        [ROWS.min(m - i0), columns],
-                        layout.accumulate,
-                    )
-                }
+            // SAFETY: the blocks' rows and the panel's columns are this task's alone; `available`
+            // was checked by the caller.
+            unsafe {
+                panel_product(
+                    lhs,
+                    buffer,
+                    [j0, columns],
+                    block_range,
+                    dst.at(0),
+                    dst_row_stride,
+                    layout.accumulate,
+                )
             }
         })
     };
@@ -172,25 +165,48 @@ pub(super) unsafe fn matmul_packed(
 ) {
     let ([m, k], [rhs_k, n]) = (lhs.shape, rhs.shape);
     assert_eq!(k, rhs_k, "matmul: the packed operands' inner sizes");
-    let pairs = k.div_ceil(2);
-    for (panel, b) in rhs.panels.chunks_exact(pairs * COLUMNS).enumerate() {
+    let blocks = m.div_ceil(ROWS);
+    for (panel, b) in rhs.panels.chunks_exact(k.div_ceil(2) * COLUMNS).enumerate() {
         let j0 = panel * COLUMNS;
-        for i0 in (0..m).step_by(ROWS) {
-            // SAFETY: the block's rows i0.. (at most ROWS, below m) and the panel's columns j0..
-            // (below n) are the caller's destination; the packed block lies inside `lhs.pairs`
-            // (rows padded to whole blocks); both operands exist only where `available` is true.
-            unsafe {
-                block_product(
-                    lhs.pairs.as_ptr().add(i0 * lhs.row_step),
-                    [lhs.row_step, lhs.pair_step],
-                    b,
-                    pairs,
-                    dst.wrapping_add(i0 * dst_row_stride + j0),
-                    dst_row_stride,
-                    [ROWS.min(m - i0), COLUMNS.min(n - j0)],
-                    accumulate,
-                )
-            }
+        let columns = [j0, COLUMNS.min(n - j0)];
+        // SAFETY: the caller's destination; both operands exist only where `available` is true.
+        unsafe { panel_product(lhs, b, columns, 0..blocks, dst, dst_row_stride, accumulate) }
+    }
+}
+
+/// The blocks `blocks` of packed `lhs` times one packed panel `b` of `rhs` (its columns `j0 ..
+/// j0 + columns` of the product), into the destination's rows from `dst`, `dst_row_stride`
+/// floats apart.
+///
+/// # Safety
+/// Those blocks' rows (below `m`) and the panel's columns of the destination must be valid for
+/// reads and writes and touched by nothing else during the call; [`available`] must be true.
+unsafe fn panel_product(
+    lhs: &PackedLhs,
+    b: &[u32],
+    [j0, columns]: [usize; 2],
+    blocks: std::ops::Range<usize>,
+    dst: *mut f32,
+    dst_row_stride: usize,
+    accumulate: bool,
+) {
+    let [m, k] = lhs.shape;
+    for block in blocks {
+        let i0 = block * ROWS;
+        // SAFETY: the block's rows i0.. (at most ROWS, below m) and the panel's columns are the
+        // caller's (its contract); the packed block lies inside `lhs.pairs` (rows padded to whole
+        // blocks).
+        unsafe {
+            block_product(
+                lhs.pairs.as_ptr().add(i0 * lhs.row_step),
+                [lhs.row_step, lhs.pair_step],
+                b,
+                k.div_ceil(2),
+                dst.wrapping_add(i0 * dst_row_stride + j0),
+                dst_row_stride,
+                [ROWS.min(m - i0), columns],
+                accumulate,
+            )
         }
     }
 }

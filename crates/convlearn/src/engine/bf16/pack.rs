@@ -92,7 +92,7 @@ pub(in crate::engine) fn to_pairs(values: &[f32], out: &mut [u32]) {
 pub(super) fn pack_lhs(lhs: &[f32], [m, k]: [usize; 2], transposed: bool) -> PackedLhs {
     let pairs = k.div_ceil(2);
     let rows = m.div_ceil(ROWS) * ROWS;
-    let mut packed = vec![0u32; rows * pairs];
+    let mut packed = vec![0u32; PackedLhs::len([m, k])];
     if transposed {
         interleave_rows(lhs, [k, m], 0, m, &mut packed, rows);
         PackedLhs {
@@ -108,12 +108,7 @@ pub(super) fn pack_lhs(lhs: &[f32], [m, k]: [usize; 2], transposed: bool) -> Pac
         {
             convert_row(row, out);
         }
-        PackedLhs {
-            pairs: packed,
-            row_step: pairs,
-            pair_step: 1,
-            shape: [m, k],
-        }
+        PackedLhs::from_pairs(packed, [m, k])
     }
 }
 

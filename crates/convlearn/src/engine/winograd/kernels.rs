@@ -16,19 +16,19 @@ use super::POSITIONS;
 /// `U_ξ[o, c]`: each 3×3 kernel `g` as `G g Gᵀ`, blocks of kernels on rayon's threads (on one,
 /// it was a twelfth of ResNet-18's inference, the other thread waiting).
 pub(super) fn transform_kernels(weight: &[f32], cout: usize, cin: usize) -> Vec<f32> {
-    let pairs = cout * cin;
+    let kernels = cout * cin;
     // Every value is written below, block by block (zeroing these 16 matrices first cost ResNet-18
     // inference about a tenth of its time).
-    let len = POSITIONS * pairs;
+    let len = POSITIONS * kernels;
     let mut u: Vec<f32> = Vec::with_capacity(len);
     let cells = TileOutput(u.as_mut_ptr());
     for_each_kernel_block(weight, cout, cin, |start, block| {
         for (xi, values) in block.into_iter().enumerate() {
-            // SAFETY: this block alone writes cells ξ·pairs + start .. + values.len() of position
-            // ξ, inside `u`'s capacity of 16·pairs.
+            // SAFETY: this block alone writes cells ξ·kernels + start .. + values.len() of position
+            // ξ, inside `u`'s capacity of 16·kernels.
             let run = unsafe {
                 std::slice::from_raw_parts_mut(
-                    cells.at(xi * pairs + start).cast::<MaybeUninit<f32>>(),
+                    cells.at(xi * kernels + start).cast::<MaybeUninit<f32>>(),
                     values.len(),
                 )
             };
@@ -37,7 +37,7 @@ pub(super) fn transform_kernels(weight: &[f32], cout: usize, cin: usize) -> Vec<
             }
         }
     });
-    // SAFETY: the blocks cover every pair `start..end` for each of the 16 positions.
+    // SAFETY: the blocks cover every kernel `start..end` for each of the 16 positions.
     unsafe { u.set_len(len) };
     u
 }
@@ -112,7 +112,7 @@ fn for_each_kernel_block(
         });
 }
 
-/// Kernels per block of [`transform_kernels`].
+/// Kernels per block of [`for_each_kernel_block`] (even, so a block holds whole bf16 pairs).
 const KERNEL_BLOCK: usize = 256;
 
 /// The kernels `weight` (up to [`KERNEL_BLOCK`] of them, 9 values each) transformed, position ξ's
