@@ -31,7 +31,10 @@ pub struct FitConfig {
     pub schedule: Schedule,
     /// Decoupled weight decay (AdamW; 0 = plain Adam).
     pub weight_decay: f64,
-    /// Seed of the shuffling order and of augmentation.
+    /// Seed of the shuffling order, augmentation and dropout (and, from scratch, of the initial
+    /// weights). Dropout and new weights come from burn's random generator, one for the whole
+    /// process: a run repeats bit for bit when no other thread of the process trains or builds a
+    /// network at the same time.
     pub seed: u64,
     /// Epochs already done (a resumed run starts after them, at the same schedule position).
     pub start_epoch: usize,

@@ -79,7 +79,8 @@ impl FineTune {
         self
     }
 
-    /// Seed of the split, shuffling, augmentation and new weights (default 42).
+    /// Seed of the split, shuffling, augmentation, dropout and new weights (default 42); see
+    /// [`TransferConfig::seed`] for what makes a run repeat bit for bit.
     pub fn seed(mut self, seed: u64) -> Self {
         self.config.seed = seed;
         self

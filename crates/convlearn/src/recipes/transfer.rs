@@ -61,7 +61,9 @@ pub struct TransferConfig {
     pub batch_size: usize,
     /// Validation fraction when the folder has no train/valid split.
     pub valid_pct: f64,
-    /// Seed for the split, shuffling and augmentation.
+    /// Seed for the split, shuffling, augmentation, dropout and the new head's weights. The last
+    /// two come from burn's random generator, one for the whole process: a run repeats bit for
+    /// bit when no other thread of the process trains or builds a network at the same time.
     pub seed: u64,
     /// Progress bars and per-epoch lines.
     pub verbose: bool,
