@@ -4,6 +4,7 @@
 use anyhow::Result;
 use convlearn::bench::{WORKLOADS, run_workload};
 use convlearn::data::shared_data_dir;
+use convlearn::device::current_device;
 use convlearn::engine::{bf16_hardware, current_precision};
 use serde_json::json;
 
@@ -42,6 +43,12 @@ pub fn run(args: Args) -> Result<()> {
     };
     let data = shared_data_dir();
     let precision = current_precision();
+    let device = current_device().name();
+    // Off the CPU the precision does not apply: it selects convlearn's CPU products.
+    let mode = match device {
+        "cpu" => precision.name(),
+        gpu => gpu,
+    };
     let mut results = Vec::new();
     for name in &names {
         let r = run_workload(name, &data, args.quick)?;
@@ -58,14 +65,15 @@ pub fn run(args: Args) -> Result<()> {
                 r.peak_rss_mib
                     .map_or("unknown".into(), |m| format!("{m:.0} MiB")),
                 r.threads,
-                precision.name()
+                mode
             );
         }
         results.push(r);
     }
     if args.json {
         super::print_json(&json!({
-            "engine": "convlearn (burn 0.22.1 flex)",
+            "engine": format!("convlearn (burn 0.22.1 {})", if device == "cpu" { "flex" } else { device }),
+            "device": device,
             "precision": precision.name(),
             "bf16_hardware": bf16_hardware(),
             "results": results,

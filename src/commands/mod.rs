@@ -29,9 +29,19 @@ pub fn parse_precision(s: &str) -> Result<convlearn::engine::Precision, String> 
     })
 }
 
-/// Sets the engine's precision for the process; says so on stderr when this CPU cannot do bf16.
+/// Sets the engine's precision for the process; says so on stderr when this CPU cannot do bf16,
+/// and when the device is a GPU, where the precision does not apply.
 pub fn use_precision(precision: convlearn::engine::Precision) {
-    use convlearn::engine::{bf16_hardware, set_precision};
+    use convlearn::device::{DeviceKind, current_device};
+    use convlearn::engine::{Precision, bf16_hardware, set_precision};
+    let device = current_device();
+    if precision != Precision::Fp32 && device != DeviceKind::Cpu {
+        eprintln!(
+            "note: --precision {} selects convlearn's CPU products; on {} burn computes in fp32",
+            precision.name(),
+            device.name()
+        );
+    }
     if set_precision(precision) != precision {
         eprintln!(
             "note: --precision {}: this CPU's bf16 products: {}; computing in fp32",

@@ -102,7 +102,8 @@ fn random_batch(shape: [usize; 4], classes: usize, device: &Device) -> (Tensor<4
     (x, y)
 }
 
-/// Times `steps` training steps (forward, cross-entropy, backward, AdamW) after `warmup` ones.
+/// Times `steps` training steps (forward, cross-entropy, backward, AdamW) after `warmup` ones,
+/// each reading its loss back as the learner does (on a GPU, waiting for the step's forward).
 fn time_train(
     arch: &ArchSpec,
     shape: [usize; 4],
@@ -122,7 +123,13 @@ fn time_train(
         let loss = cross_entropy(model.forward(x.clone()), y.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(1e-4, model, grads);
+        let _ = loss.into_scalar::<f32>();
     }
+    // The last step's update, waited for: on a GPU it may still be queued.
+    let _ = model
+        .forward(x.narrow(0, 0, 1))
+        .slice([0..1, 0..1])
+        .into_scalar::<f32>();
     Ok((steps * shape[0], start.elapsed().as_secs_f64()))
 }
 

@@ -30,8 +30,21 @@ pub fn max_abs_diff(a: &[f32], b: &[f32], what: &str) -> f32 {
         .fold(0.0, f32::max)
 }
 
-/// Asserts every value is within `tol`.
+/// The tolerance on a GPU, where sums run in other orders and round differently.
+pub const GPU_TOLERANCE: f32 = 1e-3;
+
+/// `cpu` on the CPU; at least [`GPU_TOLERANCE`] when the tests compute on a GPU
+/// (`CONVLEARN_DEVICE=wgpu`, with `--features wgpu`).
+pub fn tolerance(cpu: f32) -> f32 {
+    match convlearn::device::current_device() {
+        convlearn::device::DeviceKind::Cpu => cpu,
+        _ => cpu.max(GPU_TOLERANCE),
+    }
+}
+
+/// Asserts every value is within `tol` ([`tolerance`]'s on a GPU).
 pub fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    let tol = tolerance(tol);
     let d = max_abs_diff(a, b, what);
     assert!(d <= tol, "{what}: max |Δ| = {d:e} > {tol:e}");
 }
