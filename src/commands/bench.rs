@@ -4,7 +4,7 @@
 use anyhow::Result;
 use convlearn::bench::{WORKLOADS, run_workload};
 use convlearn::data::shared_data_dir;
-use convlearn::device::current_device;
+use convlearn::device::{DeviceKind, current_device, gpu_name};
 use convlearn::engine::{bf16_hardware, current_precision};
 use serde_json::json;
 
@@ -43,11 +43,11 @@ pub fn run(args: Args) -> Result<()> {
     };
     let data = shared_data_dir();
     let precision = current_precision();
-    let device = current_device().name();
+    let device = current_device();
     // Off the CPU the precision does not apply: it selects convlearn's CPU products.
-    let mode = match device {
-        "cpu" => precision.name(),
-        gpu => gpu,
+    let (mode, engine) = match device {
+        DeviceKind::Cpu => (precision.name(), "flex"),
+        gpu => (gpu.name(), gpu.name()),
     };
     let mut results = Vec::new();
     for name in &names {
@@ -72,8 +72,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     if args.json {
         super::print_json(&json!({
-            "engine": format!("convlearn (burn 0.22.1 {})", if device == "cpu" { "flex" } else { device }),
-            "device": device,
+            "engine": format!("convlearn (burn 0.22.1 {engine})"),
+            "device": device.name(),
+            "gpu": gpu_name(),
             "precision": precision.name(),
             "bf16_hardware": bf16_hardware(),
             "results": results,

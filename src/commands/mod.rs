@@ -35,14 +35,14 @@ pub fn use_precision(precision: convlearn::engine::Precision) {
     use convlearn::device::{DeviceKind, current_device};
     use convlearn::engine::{Precision, bf16_hardware, set_precision};
     let device = current_device();
+    let chosen = set_precision(precision);
     if precision != Precision::Fp32 && device != DeviceKind::Cpu {
         eprintln!(
             "note: --precision {} selects convlearn's CPU products; on {} burn computes in fp32",
             precision.name(),
             device.name()
         );
-    }
-    if set_precision(precision) != precision {
+    } else if chosen != precision {
         eprintln!(
             "note: --precision {}: this CPU's bf16 products: {}; computing in fp32",
             precision.name(),

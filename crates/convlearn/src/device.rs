@@ -77,11 +77,59 @@ const UNSELECTED: u8 = u8::MAX;
 static SELECTED: AtomicU8 = AtomicU8::new(UNSELECTED);
 
 /// Makes `kind` the device of every later [`inference_device`] and [`training_device`] in this
-/// process; an error, naming the cargo feature to build with, when this binary lacks it.
+/// process; an error, naming the cargo feature to build with, when this binary lacks it. For
+/// `wgpu` it also brings the GPU up, so that a machine without one is told so here, with what
+/// wgpu reported, rather than by a panic inside burn at the first tensor.
 pub fn select_device(kind: DeviceKind) -> crate::Result<()> {
     require_compiled(kind)?;
+    #[cfg(feature = "wgpu")]
+    if kind == DeviceKind::Wgpu {
+        wgpu_gpu()?;
+    }
     SELECTED.store(kind as u8, Ordering::Relaxed);
     Ok(())
+}
+
+/// The GPU the selected device computes on, as `name (graphics API, kind)`: `None` on the CPU,
+/// and for `cuda`, whose adapter burn does not report.
+pub fn gpu_name() -> Option<String> {
+    match current_device() {
+        #[cfg(feature = "wgpu")]
+        DeviceKind::Wgpu => wgpu_gpu().ok().map(|(_, name)| name.clone()),
+        _ => None,
+    }
+}
+
+/// wgpu's default device, brought up once per process, with its adapter's name; or, when wgpu
+/// finds no adapter, an error with wgpu's report and what to install.
+#[cfg(feature = "wgpu")]
+fn wgpu_gpu() -> crate::Result<&'static (Device, String)> {
+    static GPU: std::sync::OnceLock<Result<(Device, String), String>> = std::sync::OnceLock::new();
+    GPU.get_or_init(|| {
+        let (device, setup) = Device::wgpu_options().init_with_setup().map_err(|e| {
+            format!(
+                "device 'wgpu': no GPU to compute on ({e}). wgpu looks for Vulkan, Metal, DirectX 12 \
+                 or OpenGL; on Linux install the GPU's Vulkan driver (Debian's mesa-vulkan-drivers \
+                 also gives lavapipe, a Vulkan device that runs on the CPU); `vulkaninfo --summary` \
+                 lists what Vulkan finds"
+            )
+        })?;
+        let info = setup.adapter.get_info();
+        let name = format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type);
+        // Without a Vulkan driver wgpu falls back to OpenGL, where burn's kernels do not compile
+        // (its matrix product's WGSL failed validation on Mesa's llvmpipe, deep inside training).
+        if info.backend == burn::tensor::wgpu::wgpu::Backend::Gl {
+            return Err(format!(
+                "device 'wgpu': wgpu found only OpenGL ({name}), where burn's kernels do not \
+                 compile; it needs Vulkan, Metal or DirectX 12. On Linux install the GPU's Vulkan \
+                 driver (Debian's mesa-vulkan-drivers also gives lavapipe, a Vulkan device that \
+                 runs on the CPU); `vulkaninfo --summary` lists what Vulkan finds"
+            ));
+        }
+        Ok((device, name))
+    })
+    .as_ref()
+    .map_err(|e| Error::Invalid(e.clone()))
 }
 
 /// An error, naming the cargo feature to build with, when this binary cannot compute on `kind`.
@@ -128,7 +176,11 @@ pub fn inference_device() -> Device {
         #[cfg(feature = "cuda")]
         DeviceKind::Cuda => Device::cuda(0usize),
         #[cfg(feature = "wgpu")]
-        DeviceKind::Wgpu => Device::wgpu(Default::default()),
+        DeviceKind::Wgpu => match wgpu_gpu() {
+            Ok((device, _)) => device.clone(),
+            // burn's own error, at the first tensor: `select_device` reports it better.
+            Err(_) => Device::wgpu(Default::default()),
+        },
         _ => Device::flex(),
     }
 }

@@ -9,7 +9,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use common::{assert_close, require_shared};
-use convlearn::device::training_device;
+use convlearn::device::{inference_device, training_device};
 use convlearn::host::values;
 use convlearn::learner::{bce_with_logits, cross_entropy};
 use convlearn::models::{BatchNorm, Cnn, ModelPreset, load_torch_cnn_weights};
@@ -185,7 +185,7 @@ fn batchnorm_in_train_mode_matches_pytorch() {
         "running_var (unbiased)",
     );
     let eval = bn.valid();
-    let y_eval = eval.forward(Tensor::<4>::from_data(x.into_data(), &Device::flex()));
+    let y_eval = eval.forward(Tensor::<4>::from_data(x.into_data(), &inference_device()));
     assert_close(
         &values(y_eval),
         &f.get("y_eval_after").unwrap().values,

@@ -4,8 +4,9 @@
 
 use std::path::Path;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, Param};
 use burn::store::ModuleRecord;
+use burn::tensor::Tensor;
 use serde::Serialize;
 
 use super::step::Stepper;
@@ -93,12 +94,27 @@ pub fn lr_find_head(
     sweep(learner, train, cfg, true)
 }
 
-/// The values of every parameter and running statistic. Not a clone: clones share BatchNorm running
-/// statistics, which the sweep's forward passes update. burn keeps updates pending per thread until
-/// they are synchronised (`valid()` does that), so they are flushed before reading.
+/// The values of every parameter and running statistic, each in a buffer of its own. Not a clone:
+/// clones share BatchNorm running statistics, which the sweep's forward passes update. burn keeps
+/// updates pending per thread until they are synchronised (`valid()` does that), so they are
+/// flushed before reading. Nor the record of a clone: on wgpu that shares the weights' buffers,
+/// and the sweep's first steps then landed in the saved values too (lr_find came back off by up to
+/// 2.2e-7, in `tests/layer_groups.rs` on lavapipe).
 fn snapshot(model: &Network) -> ModuleRecord {
     let _ = model.valid();
-    model.clone().into_record()
+    model.clone().map(&mut OwnBuffers).into_record()
+}
+
+/// Copies every parameter into a buffer that nothing else holds.
+struct OwnBuffers;
+
+impl ModuleMapper for OwnBuffers {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.map(|t| {
+            let device = t.device();
+            Tensor::from_data(t.into_data(), &device)
+        })
+    }
 }
 
 /// `model` with the values of `saved` (pending running-statistic updates flushed first, so they
