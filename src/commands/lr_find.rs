@@ -47,7 +47,7 @@ pub fn run(args: Args) -> Result<()> {
             let (train, _) = a
                 .source
                 .scratch_images(a.data.as_deref(), a.size.map(|s| s.0))?;
-            let mut learner = scratch_learner(preset, &train)?;
+            let mut learner = scratch_learner(preset, &train, fit.seed)?;
             lr_find(&mut learner, &train, &fit)?
         }
     };

@@ -1,12 +1,14 @@
 //! convlearn's engine on a GPU: every routine that flex runs as one of convlearn's own kernels
 //! (`engine/`), run on wgpu — where the same function composes burn's ops, the reference each
-//! kernel was written against — and compared with flex's, outputs and gradients both.
+//! kernel was written against — and compared with flex's, outputs and gradients both; and a
+//! seeded network's initial weights, which are the same on both.
 //!
 //! Built with `--features wgpu` only, and ignored unless asked for (it needs a Vulkan, Metal or
 //! DirectX device; lavapipe, Mesa's Vulkan on the CPU, does): `.ci/run` runs it on lavapipe with
 //! `cargo test --release --features wgpu --test gpu_engine -- --ignored`.
 #![cfg(feature = "wgpu")]
 
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::PaddingConfig2d;
 use burn::nn::pool::MaxPool2dConfig;
 use burn::tensor::ops::ConvOptions;
@@ -17,6 +19,7 @@ use convlearn::engine::{
     conv2d, max_pool2d, residual_activation,
 };
 use convlearn::host::values;
+use convlearn::models::{ArchSpec, ModelPreset, Network, build_seeded};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 /// wgpu's device, or the test's failure saying why there is none.
@@ -255,4 +258,44 @@ fn adamw_steps_agree_with_flex() {
         }
         vec![values(param), values(m1), values(m2)]
     });
+}
+
+/// Every parameter's values, each checked to be on `device`.
+fn parameters_on(network: &Network, device: &Device) -> Vec<Vec<f32>> {
+    struct Collect<'a>(&'a Device, Vec<Vec<f32>>);
+    impl ModuleVisitor for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let value = param.val();
+            assert!(
+                value.device() == *self.0,
+                "a parameter left on {:?}",
+                value.device()
+            );
+            self.1.push(values(value));
+        }
+    }
+    let mut collect = Collect(device, Vec::new());
+    network.visit(&mut collect);
+    collect.1
+}
+
+#[test]
+#[ignore = "needs --features wgpu and a GPU (lavapipe will do)"]
+fn one_seed_gives_the_same_initial_weights_on_the_gpu_as_on_the_cpu() {
+    // wgpu's generator turns a seed into other numbers than flex's: the CPU draws for both.
+    let arch = ArchSpec::Plain {
+        preset: ModelPreset::SimpleCnn.name().to_string(),
+        spec: ModelPreset::SimpleCnn.spec(3, 28, 28, 6),
+    };
+    for gradients in [false, true] {
+        flex_and_gpu_agree(
+            "the small CNN's initial weights",
+            0.0,
+            gradients,
+            |device| {
+                let network = build_seeded(9, device, |cpu| Network::new(&arch, cpu)).unwrap();
+                parameters_on(&network, device)
+            },
+        );
+    }
 }

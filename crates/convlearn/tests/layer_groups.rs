@@ -155,7 +155,7 @@ fn freeze_trains_only_the_head_and_bn_freeze_fixes_statistics() {
 #[test]
 fn a_diverging_loss_stops_with_epoch_and_batch() {
     let set = generate_shapes(240, 28, 3);
-    let mut l = scratch_learner(ModelPreset::SimpleCnn, &set).unwrap();
+    let mut l = scratch_learner(ModelPreset::SimpleCnn, &set, 0).unwrap();
     let cfg = FitConfig {
         epochs: 2,
         batch_size: 16,

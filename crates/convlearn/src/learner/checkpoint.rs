@@ -405,7 +405,7 @@ mod tests {
     /// A checkpoint of one epoch of the small CNN on 64 shapes, and its contents.
     fn checkpoint(dir: &Path) -> (PathBuf, Checkpoint) {
         let set = generate_shapes(64, 28, 1);
-        let mut learner = scratch_learner(ModelPreset::SimpleCnn, &set).unwrap();
+        let mut learner = scratch_learner(ModelPreset::SimpleCnn, &set, 0).unwrap();
         let path = dir.join("c.safetensors");
         learner.checkpoint = Some(path.clone());
         let fit = FitConfig {

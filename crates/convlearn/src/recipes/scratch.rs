@@ -14,7 +14,7 @@ use crate::learner::{
     FitConfig, History, Learner, Watcher, best_threshold, run_settings, score, threshold_sweep,
 };
 use crate::model_file::{ModelMeta, SavedModel};
-use crate::models::{ArchSpec, ModelPreset, Network};
+use crate::models::{ArchSpec, ModelPreset, Network, build_seeded};
 
 /// What a training run achieved.
 #[derive(Clone, Debug, Serialize)]
@@ -92,9 +92,7 @@ fn run(
     resume: bool,
     watcher: Option<Box<dyn Watcher>>,
 ) -> Result<(SavedModel, TrainReport)> {
-    // The initial weights come from the device's generator: seeded, a run repeats bit for bit.
-    training_device().seed(fit.seed);
-    let mut learner = scratch_learner(preset, train)?;
+    let mut learner = scratch_learner(preset, train, fit.seed)?;
     learner.checkpoint = checkpoint.map(Path::to_path_buf);
     learner.watcher = watcher;
     let mut fit = fit.clone();
@@ -166,8 +164,9 @@ pub(crate) fn batches(done: usize) -> String {
 }
 
 /// A fresh learner for architecture `preset` on images like `train`'s (normalised by its
-/// statistics; sigmoid outputs when they carry tags).
-pub fn scratch_learner(preset: ModelPreset, train: &ImageSet) -> Result<Learner> {
+/// statistics; sigmoid outputs when they carry tags), its initial weights drawn from `seed` — the
+/// same on every device ([`build_seeded`]).
+pub fn scratch_learner(preset: ModelPreset, train: &ImageSet, seed: u64) -> Result<Learner> {
     let device = training_device();
     let spec = preset.spec(
         train.channels,
@@ -192,7 +191,8 @@ pub fn scratch_learner(preset: ModelPreset, train: &ImageSet) -> Result<Learner>
         preprocess,
         train.is_multi_label(),
     );
-    Ok(Learner::new(Network::new(&arch, &device)?, meta, device))
+    let network = build_seeded(seed, &device, |cpu| Network::new(&arch, cpu))?;
+    Ok(Learner::new(network, meta, device))
 }
 
 /// The training and validation images of a folder of photos or a CSV for a network trained from

@@ -15,7 +15,7 @@ use crate::learner::{
     TrainingState, lr_find, lr_find_head, run_settings,
 };
 use crate::model_file::{ModelMeta, SavedModel};
-use crate::models::{ArchSpec, BackboneKind, HeadKind, HeadSpec, PretrainedWeights};
+use crate::models::{ArchSpec, BackboneKind, HeadKind, HeadSpec, PretrainedWeights, build_seeded};
 
 use super::transfer_report::{PhaseReport, TransferReport, final_report, phase_report};
 
@@ -166,9 +166,8 @@ pub fn prepare(data: &Dataset, cfg: &TransferConfig) -> Result<TransferRun> {
         },
     };
     let device = training_device();
-    // The new head's initial weights come from the device's generator: seeded, a run repeats.
-    device.seed(cfg.seed);
-    let network = weights.build(&arch, &device)?;
+    // The new head's initial weights are drawn from the seed: a run repeats, on every device.
+    let network = build_seeded(cfg.seed, &device, |cpu| weights.build(&arch, cpu))?;
     let mut meta = ModelMeta::new(
         arch,
         split.classes.clone(),
