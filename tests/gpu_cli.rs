@@ -37,19 +37,21 @@ fn training_on_the_gpu_learns_as_on_the_cpu_and_its_model_predicts_alike_on_both
     let cpu = run(&train("cpu", "2", "cpu.safetensors"), tmp.path());
     let gpu = run(&train("wgpu", "2", "gpu.safetensors"), tmp.path());
     let accuracy = |r: &serde_json::Value| r["valid_accuracy"].as_f64().unwrap();
+    let loss = |r: &serde_json::Value| r["valid_loss"].as_f64().unwrap();
     eprintln!(
-        "shapes, 2 epochs: valid accuracy cpu {:.4}, wgpu {:.4}; valid loss cpu {:.4}, wgpu {:.4}",
+        "shapes, 2 epochs: valid accuracy cpu {:.4}, wgpu {:.4}; valid loss cpu {:.7}, wgpu {:.7}",
         accuracy(&cpu),
         accuracy(&gpu),
-        cpu["valid_loss"],
-        gpu["valid_loss"]
+        loss(&cpu),
+        loss(&gpu)
     );
-    // The initial weights differ (each device draws its own from the seed), so the two runs are
-    // not the same run: both must learn well above chance (1 in 6), the GPU's in the CPU's band.
-    // Measured on lavapipe: cpu 0.566, wgpu 0.689 after these 2 epochs.
+    // One seed gives the same initial weights on both devices (`models::build_seeded`) and the
+    // small CNN has no dropout, so the two runs are one computation, apart only in the order the
+    // devices add up their numbers. Measured on lavapipe: valid accuracy 0.7000 on both, valid
+    // loss 0.8385751 on both after these 2 epochs (after 1 epoch on 120 pictures, 1.9e-7 apart).
     assert!(accuracy(&cpu) > 0.4, "{cpu}");
     assert!(
-        accuracy(&gpu) > 0.4 && accuracy(&gpu) > accuracy(&cpu) - 0.15,
+        (loss(&gpu) - loss(&cpu)).abs() <= 1e-3 && (accuracy(&gpu) - accuracy(&cpu)).abs() <= 0.02,
         "{gpu}\nagainst the CPU's {cpu}"
     );
 

@@ -12,7 +12,7 @@ use crate::error::Result;
 static DRAWING: Mutex<()> = Mutex::new(());
 
 /// The module `build` makes, with every weight it draws taken from flex's (the CPU's) generator
-/// seeded with `seed`, all drawn before this returns, then moved to `device`.
+/// seeded with `seed`, all drawn before this returns, then forked to `device`.
 ///
 /// The CPU draws for every device because each back-end's generator turns a seed into other
 /// numbers (wgpu's are not flex's): this way one seed gives the same initial weights on the CPU
@@ -36,7 +36,11 @@ pub fn build_seeded<M: Module>(
     Ok(if *device == cpu {
         module
     } else {
-        module.to_device(device)
+        // `fork`, not `to_device`: a moved parameter would stay a node of the CPU's autodiff graph,
+        // not a leaf of the device's, and a second backward pass through it would find the graph
+        // consumed (burn's `Module::to_device` says so; seen on wgpu when a step left weights as
+        // they were).
+        module.fork(device)
     })
 }
 
