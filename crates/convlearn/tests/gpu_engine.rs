@@ -16,7 +16,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use convlearn::device::{DeviceKind, inference_device, select_device};
 use convlearn::engine::{
     Activation, AdamWStep, adamw_step, affine_activation, batch_norm_train, bias_activation,
-    conv2d, max_pool2d, residual_activation,
+    conv2d, conv2d_affine_activation, max_pool2d, residual_activation,
 };
 use convlearn::host::values;
 use convlearn::models::{ArchSpec, ModelPreset, Network, build_seeded};
@@ -201,6 +201,38 @@ fn convolutions_agree_with_flex_forward_and_backward() {
                 ]
             },
         );
+    }
+}
+
+#[test]
+#[ignore = "needs --features wgpu and a GPU (lavapipe will do)"]
+fn convolutions_with_their_batchnorm_and_activation_agree_with_flex() {
+    // (input, kernels, stride, groups, activation): flex applies the BatchNorm and activation as
+    // each convolution routine writes its output — im2col tiles, Winograd, depthwise.
+    let cases = [
+        ([4, 6, 12, 12], [8, 6, 3, 3], 1, 1, Activation::Relu),
+        ([2, 64, 6, 6], [64, 64, 3, 3], 1, 1, Activation::Relu),
+        ([2, 8, 9, 9], [8, 1, 3, 3], 2, 8, Activation::Relu6),
+        ([2, 8, 9, 9], [8, 1, 3, 3], 1, 8, Activation::Identity),
+    ];
+    for (input, kernels, stride, groups, activation) in cases {
+        let what = format!(
+            "conv {kernels:?} on {input:?}, stride {stride}, then BatchNorm + {activation:?}"
+        );
+        flex_and_gpu_agree(&what, 1e-4, false, |device| {
+            let options = ConvOptions::new([stride, stride], [1, 1], [1, 1], groups);
+            let y = conv2d_affine_activation(
+                drawn(input, 23, device),
+                drawn(kernels, 24, device),
+                options,
+                [
+                    drawn([kernels[0]], 25, device),
+                    drawn([kernels[0]], 26, device),
+                ],
+                activation,
+            );
+            vec![values(y)]
+        });
     }
 }
 

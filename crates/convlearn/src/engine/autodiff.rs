@@ -4,7 +4,8 @@
 //!   gradient `Wᵀ · dy` (folded back by col2im) with the same batched im2col layout as the forward
 //!   pass (`conv.rs`) — for a 3×3 'same' convolution, the input gradient as Winograd's
 //!   convolution of `dy` (`winograd/`); only the gradients a parent needs are computed (a
-//!   frozen layer skips its weight gradient, the first layer its input gradient).
+//!   frozen layer skips its weight gradient, the first layer its input gradient). A depthwise
+//!   convolution's gradients are `depthwise.rs`'s, map by map.
 //! - Max-pooling: the forward pass records where each maximum came from (a `u32` per output), and
 //!   the backward pass adds each output gradient to that cell, one feature map per rayon task.
 //!   burn's default records `i64` indices, converts them, and adds the gradients back on one
@@ -30,9 +31,10 @@ use super::batch_norm::{BatchNormSaved, ChannelLayout, batch_norm_backward};
 use super::clamp::{bias_clamp_backward, clamp_backward};
 use super::conv::{Grouping, conv_backward};
 use super::conv_shape::{ConvShape, Pads};
+use super::depthwise;
 use super::flex::{
-    batch_norm_planes, conv_operands, convolve, f32_tensor, max_pool_planes, max_unpool_planes,
-    owned_f32,
+    batch_norm_planes, conv_operands, convolve, convolve_depthwise, depthwise_operands, f32_tensor,
+    max_pool_planes, max_unpool_planes, owned_f32,
 };
 use super::max_pool::PoolWindow;
 use super::winograd;
@@ -115,6 +117,28 @@ impl Backward<Flex, 2> for ConvBackward {
             grads.register::<Flex>(parent.id, f32_tensor(dx, x.layout().shape().to_vec()));
         }
         if let (Some(parent), Some(dw)) = (weight_parent, dw) {
+            grads.register::<Flex>(parent.id, f32_tensor(dw, weight.layout().shape().to_vec()));
+        }
+    }
+}
+
+/// The backward step of [`FusedOps::depthwise_conv2d`].
+#[derive(Debug)]
+struct DepthwiseBackward;
+
+impl Backward<Flex, 2> for DepthwiseBackward {
+    type State = ConvState;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_parent, weight_parent] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let ConvState { x, weight, shape } = ops.state;
+        if let Some(parent) = x_parent {
+            let dx = depthwise::input_gradient(&shape, weight.storage(), dy.storage());
+            grads.register::<Flex>(parent.id, f32_tensor(dx, x.layout().shape().to_vec()));
+        }
+        if let Some(parent) = weight_parent {
+            let dw = depthwise::weight_gradient(&shape, x.storage(), dy.storage());
             grads.register::<Flex>(parent.id, f32_tensor(dw, weight.layout().shape().to_vec()));
         }
     }
@@ -335,10 +359,31 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         {
             OpsKind::Tracked(prep) => {
                 let (x, weight, shape) = conv_operands(x, weight, &options);
-                let y = convolve(&x, &weight, &shape);
+                let y = convolve(&x, &weight, &shape, None);
                 prep.finish(ConvState { x, weight, shape }, y)
             }
             OpsKind::UnTracked(prep) => prep.finish(Flex::conv2d_batched(x, weight, options)),
+        }
+    }
+
+    fn depthwise_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let (x, x_node) = x.into_parts();
+        let (weight, weight_node) = weight.into_parts();
+        match DepthwiseBackward
+            .prepare::<C>([x_node, weight_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, weight, shape) = depthwise_operands(x, weight, &options);
+                let y = convolve_depthwise(&x, &weight, &shape, None);
+                prep.finish(ConvState { x, weight, shape }, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::depthwise_conv2d(x, weight, options)),
         }
     }
 

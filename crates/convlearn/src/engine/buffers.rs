@@ -47,7 +47,16 @@ pub(super) fn zeroed<T: Copy + Default + Send + Sync>(len: usize) -> Vec<T> {
 /// Writes zeros into `cells` (which may be unwritten) and returns them as floats.
 pub(super) fn zero_fill(cells: &mut [MaybeUninit<f32>]) -> &mut [f32] {
     cells.fill(MaybeUninit::new(0.0));
-    // SAFETY: every cell was written just above, and `MaybeUninit<f32>` has `f32`'s layout.
+    // SAFETY: every cell was written just above.
+    unsafe { assume_written(cells) }
+}
+
+/// `cells`, every one of which has been written, as floats.
+///
+/// # Safety
+/// Every cell of `cells` must be initialised.
+pub(super) unsafe fn assume_written(cells: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and the caller vouches for the values.
     unsafe { &mut *(cells as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 

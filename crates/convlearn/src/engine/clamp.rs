@@ -47,6 +47,39 @@ pub fn affine_clamp_in_place(
         });
 }
 
+/// `clamp(y · scale[c] + shift[c], lower, upper)` per output channel `c`, applied by a convolution
+/// to each part of its output as soon as that part is written, while it is still in the core's
+/// cache: a BatchNorm with running statistics and its activation, without a pass of their own.
+#[derive(Clone, Copy, Debug)]
+pub struct Epilogue<'a> {
+    scale: &'a [f32],
+    shift: &'a [f32],
+    bounds: [f32; 2],
+}
+
+impl<'a> Epilogue<'a> {
+    /// The epilogue of a convolution with `channels` output channels. Panics, naming the lengths,
+    /// unless `scale` and `shift` have one value per channel.
+    pub fn new(channels: usize, [scale, shift]: [&'a [f32]; 2], bounds: [f32; 2]) -> Self {
+        assert!(
+            scale.len() == channels && shift.len() == channels,
+            "conv2d_affine_clamp: {channels} output channels, {} scales and {} shifts",
+            scale.len(),
+            shift.len()
+        );
+        Self {
+            scale,
+            shift,
+            bounds,
+        }
+    }
+
+    /// Applies channel `c`'s map to `values`, outputs of that channel.
+    pub fn apply(&self, c: usize, values: &mut [f32]) {
+        scale_shift_clamp(values, [self.scale[c], self.shift[c]], self.bounds)
+    }
+}
+
 /// `v ← clamp(v · s + t, lower, upper)` over one feature map.
 #[multiversion(targets = "simd")]
 fn scale_shift_clamp(values: &mut [f32], [s, t]: [f32; 2], [lower, upper]: [f32; 2]) {

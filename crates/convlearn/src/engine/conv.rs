@@ -21,6 +21,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::buffers::{Scratch, TileOutput, scratch, with_scratch, zeroed};
+use super::clamp::Epilogue;
 use super::conv_shape::ConvShape;
 use super::matmul::{Layout, PreparedLhs, matmul, matmul_prepared_rows, matmul_rows, transpose};
 use super::precision;
@@ -149,14 +150,22 @@ impl Grouping {
 }
 
 /// `y` `[batch, cout, oh, ow]` = the convolution of `x` `[batch, cin, h, w]` with `weight`
-/// `[cout, cin, kh, kw]` (no bias).
-pub fn conv_forward(shape: &ConvShape, x: &[f32], weight: &[f32], grouping: Grouping) -> Vec<f32> {
+/// `[cout, cin, kh, kw]` (no bias), each part of it passed through `epilogue` (when given) as
+/// soon as it is written.
+pub fn conv_forward(
+    shape: &ConvShape,
+    x: &[f32],
+    weight: &[f32],
+    grouping: Grouping,
+    epilogue: Option<&Epilogue>,
+) -> Vec<f32> {
     let (k, p, cout) = (shape.k(), shape.p(), shape.cout);
     let len = shape.batch * cout * p;
     let max_columns = match grouping {
         Grouping::Tiles { rows } => {
             let mut y = Vec::with_capacity(len);
-            forward_tiles(shape, x, weight, rows, &mut y.spare_capacity_mut()[..len]);
+            let cells = &mut y.spare_capacity_mut()[..len];
+            forward_tiles(shape, x, weight, rows, cells, epilogue);
             // SAFETY: the tiles wrote every one of the `len` values (see `forward_tiles`).
             unsafe { y.set_len(len) };
             return y;
@@ -195,18 +204,27 @@ pub fn conv_forward(shape: &ConvShape, x: &[f32], weight: &[f32], grouping: Grou
     });
     // SAFETY: the groups cover every image, and each group's values were written above.
     unsafe { y.set_len(len) };
+    if let Some(epilogue) = epilogue {
+        // One pass after the products, outside the scratch buffers: a task stolen while this
+        // thread waited inside them would have had to allocate scratch of its own.
+        y.par_chunks_mut(p.max(1))
+            .with_min_len(MIN_COPY.div_ceil(p.max(1)))
+            .enumerate()
+            .for_each(|(map, values)| epilogue.apply(map % cout, values));
+    }
     y
 }
 
 /// [`conv_forward`] for [`Grouping::Tiles`] of `rows` output rows, into `y`, every value of which
 /// is written (through raw pointers only, by gemm, which does not read its destination here: `y`
-/// may be unwritten memory).
+/// may be unwritten memory), each tile then passed through `epilogue` when given.
 fn forward_tiles(
     shape: &ConvShape,
     x: &[f32],
     weight: &[f32],
     rows: usize,
     y: &mut [MaybeUninit<f32>],
+    epilogue: Option<&Epilogue>,
 ) {
     let (k, p, cout) = (shape.k(), shape.p(), shape.cout);
     let [oh, ow] = shape.output();
@@ -235,7 +253,20 @@ fn forward_tiles(
                     Layout::SERIAL,
                 )
             }
-        })
+        });
+        if let Some(epilogue) = epilogue {
+            for o in 0..cout {
+                // SAFETY: the product above wrote this run — rows r0..r1 of image b's map o —
+                // which this tile alone touches (see above).
+                let run = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        out.at(b * cout * p + o * p + r0 * ow),
+                        (r1 - r0) * ow,
+                    )
+                };
+                epilogue.apply(o, run);
+            }
+        }
     });
 }
 
@@ -421,7 +452,10 @@ mod tests {
             },
         };
         // y = x[i][j] − x[i+1][j+1] = −4 everywhere.
-        assert_eq!(conv_forward(&shape, &x, &weight, BATCHED), vec![-4.0; 4]);
+        assert_eq!(
+            conv_forward(&shape, &x, &weight, BATCHED, None),
+            vec![-4.0; 4]
+        );
         let dy = [1.0, 2.0, 3.0, 4.0];
         let (dx, dw) = conv_backward(&shape, &x, &weight, &dy, [true, true], BATCHED);
         // dW[a][b] = Σ dy[i][j]·x[i+a][j+b]: dW[0][0] = 1+4+12+20 = 37, [0][1] = 2+6+15+24 = 47,
@@ -522,7 +556,7 @@ mod tests {
             let weight = values(4 * shape.k(), 2);
             let dy = values(5 * 4 * shape.p(), 3);
             let reference = (
-                conv_forward(&shape, &x, &weight, BATCHED),
+                conv_forward(&shape, &x, &weight, BATCHED, None),
                 conv_backward(&shape, &x, &weight, &dy, [true, true], BATCHED),
             );
             let per_image = shape.k() * shape.p();
@@ -541,7 +575,7 @@ mod tests {
                     rows: shape.output()[0],
                 },
             ] {
-                let y = conv_forward(&shape, &x, &weight, grouping);
+                let y = conv_forward(&shape, &x, &weight, grouping, None);
                 let grads = conv_backward(&shape, &x, &weight, &dy, [true, true], grouping);
                 let close =
                     |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| (p - q).abs() < 1e-4);

@@ -1,7 +1,8 @@
 //! convlearn's routines on burn's `flex` CPU backend, each splitting its work across rayon's
 //! threads: the passes after a convolution (written in place when its output is not shared), the
-//! batched convolution's forward pass (`conv.rs`), max-pooling (`max_pool.rs`), BatchNorm with
-//! batch statistics (`batch_norm.rs`) and the AdamW step (`adamw.rs`, in place).
+//! batched convolution's forward pass (`conv.rs`), the depthwise one (`depthwise.rs`),
+//! max-pooling (`max_pool.rs`), BatchNorm with batch statistics (`batch_norm.rs`) and the AdamW
+//! step (`adamw.rs`, in place).
 
 use burn::backend::Flex;
 use burn::tensor::ops::ConvOptions;
@@ -12,9 +13,10 @@ use rayon::prelude::*;
 
 use super::batch_norm::{ChannelLayout, affine, channel_statistics, normalize};
 use super::buffers::{zero_fill, zeroed};
-use super::clamp::affine_clamp_in_place;
+use super::clamp::{Epilogue, affine_clamp_in_place};
 use super::conv::{Grouping, conv_forward};
 use super::conv_shape::{ConvGeometry, ConvShape, Pads};
+use super::depthwise;
 use super::max_pool::{PoolWindow, unpool_plane};
 use super::winograd;
 use super::{AdamWStep, FusedOps};
@@ -65,7 +67,35 @@ impl FusedOps for Flex {
 
     fn conv2d_batched(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
         let (x, weight, shape) = conv_operands(x, weight, &options);
-        convolve(&x, &weight, &shape)
+        convolve(&x, &weight, &shape, None)
+    }
+
+    fn depthwise_conv2d(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+        let (x, weight, shape) = depthwise_operands(x, weight, &options);
+        convolve_depthwise(&x, &weight, &shape, None)
+    }
+
+    fn conv2d_affine_clamp(
+        x: FlexTensor,
+        weight: FlexTensor,
+        scale: FlexTensor,
+        shift: FlexTensor,
+        lower: f32,
+        upper: f32,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        let scale = f32_values(&scale, "conv2d_affine_clamp: scale");
+        let shift = f32_values(&shift, "conv2d_affine_clamp: shift");
+        let depthwise = options.groups != 1;
+        let (x, weight, shape) = match depthwise {
+            true => depthwise_operands(x, weight, &options),
+            false => conv_operands(x, weight, &options),
+        };
+        let epilogue = Epilogue::new(shape.cout, [&scale, &shift], [lower, upper]);
+        match depthwise {
+            true => convolve_depthwise(&x, &weight, &shape, Some(&epilogue)),
+            false => convolve(&x, &weight, &shape, Some(&epilogue)),
+        }
     }
 
     fn batch_norm_clamp(
@@ -237,19 +267,46 @@ pub(super) fn max_unpool_planes(grad: FlexTensor, argmax: &[u32], input: [usize;
     f32_tensor(grad_in, input.to_vec())
 }
 
-/// `x` and `weight` made contiguous, and the convolution they describe. Panics, naming the shapes,
-/// when they do not form one.
+/// `x` and `weight` made contiguous, and the one-group convolution they describe. Panics, naming
+/// the shapes, when they do not form one.
 pub(super) fn conv_operands(
     x: FlexTensor,
     weight: FlexTensor,
     options: &ConvOptions<2>,
 ) -> (FlexTensor, FlexTensor, ConvShape) {
+    operands(x, weight, options, "a one-group", |xs, ws| {
+        xs[1] == ws[1] && options.groups == 1
+    })
+}
+
+/// As [`conv_operands`], for a depthwise convolution: `weight` `[channels, 1, kh, kw]` and
+/// `groups = channels`.
+pub(super) fn depthwise_operands(
+    x: FlexTensor,
+    weight: FlexTensor,
+    options: &ConvOptions<2>,
+) -> (FlexTensor, FlexTensor, ConvShape) {
+    operands(x, weight, options, "a depthwise", |xs, ws| {
+        xs[1] == ws[0] && ws[1] == 1 && options.groups == xs[1]
+    })
+}
+
+/// `x` and `weight` made contiguous, and the convolution they describe when `fits` their shapes
+/// (`kind` names it in the panic otherwise).
+fn operands(
+    x: FlexTensor,
+    weight: FlexTensor,
+    options: &ConvOptions<2>,
+    kind: &str,
+    fits: impl Fn(&[usize], &[usize]) -> bool,
+) -> (FlexTensor, FlexTensor, ConvShape) {
     let x = owned_f32(x, "conv2d: x");
     let weight = owned_f32(weight, "conv2d: weight");
     let (xs, ws) = (x.layout().shape().clone(), weight.layout().shape().clone());
     assert!(
-        xs.len() == 4 && ws.len() == 4 && xs[1] == ws[1] && options.groups == 1,
-        "conv2d: input {xs:?} and weight {ws:?} do not form a one-group convolution"
+        xs.len() == 4 && ws.len() == 4 && fits(&xs, &ws),
+        "conv2d: input {xs:?} and weight {ws:?} ({} groups) do not form {kind} convolution",
+        options.groups
     );
     let [(top, bottom), (left, right)] = options.padding;
     let padding = Pads {
@@ -282,22 +339,42 @@ pub(super) fn conv_operands(
     (x, weight, shape)
 }
 
-/// The convolution `shape` describes, of operands [`conv_operands`] prepared.
-pub(super) fn convolve(x: &FlexTensor, weight: &FlexTensor, shape: &ConvShape) -> FlexTensor {
+/// The convolution `shape` describes, of operands [`conv_operands`] prepared, its output passed
+/// through `epilogue` when given.
+pub(super) fn convolve(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    shape: &ConvShape,
+    epilogue: Option<&Epilogue>,
+) -> FlexTensor {
     let y = if winograd::applies(shape) {
-        winograd::conv3x3(shape, x.storage(), weight.storage())
+        winograd::conv3x3(shape, x.storage(), weight.storage(), epilogue)
     } else {
         conv_forward(
             shape,
             x.storage(),
             weight.storage(),
             Grouping::forward(shape),
+            epilogue,
         )
     };
     let [oh, ow] = shape
         .geometry
         .output_size(shape.input)
         .expect("checked by conv_operands");
+    f32_tensor(y, vec![shape.batch, shape.cout, oh, ow])
+}
+
+/// The depthwise convolution `shape` describes, of operands [`depthwise_operands`] prepared, its
+/// output passed through `epilogue` when given.
+pub(super) fn convolve_depthwise(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    shape: &ConvShape,
+    epilogue: Option<&Epilogue>,
+) -> FlexTensor {
+    let y = depthwise::forward(shape, x.storage(), weight.storage(), epilogue);
+    let [oh, ow] = shape.output();
     f32_tensor(y, vec![shape.batch, shape.cout, oh, ow])
 }
 

@@ -6,7 +6,8 @@
 //!   with and without gradients (`clamp.rs`);
 //! - convolution as im2col + one matrix product per group of images (`conv.rs`), forward and
 //!   backward, instead of flex's product per image; 3×3 'same' convolutions of 64 channels and
-//!   more by Winograd's F(2×2, 3×3) (`winograd/`), forward and input gradient;
+//!   more by Winograd's F(2×2, 3×3) (`winograd/`), forward and input gradient; depthwise
+//!   convolutions map by map, row by row (`depthwise.rs`), forward and backward;
 //! - hot loops compiled for AVX-512 and AVX2 as well as the baseline, picked at run time
 //!   (`multiversion`);
 //! - max-pooling without per-element index bookkeeping, and when training a `u32` record of each
@@ -35,6 +36,7 @@ mod buffers;
 mod clamp;
 mod conv;
 mod conv_shape;
+mod depthwise;
 mod flex;
 mod matmul;
 mod max_pool;
@@ -141,6 +143,37 @@ pub trait FusedOps: Backend {
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
         Self::conv2d(x, weight, None, options)
+    }
+
+    /// The depthwise convolution of `x` `[batch, channels, h, w]` with `weight` `[channels, 1,
+    /// kh, kw]` (`groups = channels`, no bias: MobileNetV2's). flex's runs each feature map on its
+    /// own, row by row (`depthwise.rs`).
+    fn depthwise_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d(x, weight, None, options)
+    }
+
+    /// The convolution of `x` with `weight` (one group, or depthwise: see
+    /// [`FusedOps::conv2d_batched`] and [`FusedOps::depthwise_conv2d`]), then
+    /// `clamp(y · scale[c] + shift[c], lower, upper)` per output channel: a BatchNorm with
+    /// running statistics and its activation. flex's applies the map to each part of the output
+    /// as the convolution writes it, while it is in the core's cache, instead of in a pass of its
+    /// own.
+    #[allow(clippy::too_many_arguments)]
+    fn conv2d_affine_clamp(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
+        lower: f32,
+        upper: f32,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let y = Self::conv2d(x, weight, None, options);
+        Self::affine_clamp(y, scale, shift, lower, upper)
     }
 
     /// BatchNorm of `x` `[batch, channels, …]` with the batch's statistics, then a clamp to
@@ -302,18 +335,57 @@ pub fn batch_norm_train<const D: usize>(
 }
 
 /// The convolution of `x` with `weight` (no bias): on flex, with or without gradients, by
-/// convlearn's batched im2col routine (one group only; grouped and depthwise convolutions keep
-/// flex's own); elsewhere burn's.
+/// convlearn's batched im2col routine (one group) or its depthwise one (a kernel per channel);
+/// other grouped convolutions, and every convolution elsewhere, are burn's.
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, options: ConvOptions<2>) -> Tensor<4> {
-    if !on_flex(&x) || options.groups != 1 {
+    if !on_flex(&x) || !convlearns_grouping(&x, &weight, &options) {
         return burn::tensor::module::conv2d(x, weight, None, options);
     }
-    let out = <burn::backend::Dispatch as FusedOps>::conv2d_batched(
+    let (x, weight) = (x.into_dispatch(), weight.into_dispatch());
+    let out = if options.groups == 1 {
+        <burn::backend::Dispatch as FusedOps>::conv2d_batched(x, weight, options)
+    } else {
+        <burn::backend::Dispatch as FusedOps>::depthwise_conv2d(x, weight, options)
+    };
+    Tensor::from_dispatch(out)
+}
+
+/// `activation(conv(x, weight) · scale + shift)`, scale and shift per output channel: a
+/// convolution without bias, its BatchNorm with running statistics and its activation. On flex
+/// without gradients, for the convolutions [`conv2d`] computes itself, one routine applies the
+/// affine map and the activation to the output as the convolution writes it
+/// ([`FusedOps::conv2d_affine_clamp`]); otherwise [`conv2d`], then [`affine_activation`].
+pub fn conv2d_affine_activation(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    options: ConvOptions<2>,
+    [scale, shift]: [Tensor<1>; 2],
+    activation: Activation,
+) -> Tensor<4> {
+    if !fused(&x) || !convlearns_grouping(&x, &weight, &options) {
+        let y = conv2d(x, weight, options);
+        return affine_activation(y, scale, shift, activation);
+    }
+    let (lower, upper) = activation.bounds();
+    let out = <burn::backend::Dispatch as FusedOps>::conv2d_affine_clamp(
         x.into_dispatch(),
         weight.into_dispatch(),
+        scale.into_dispatch(),
+        shift.into_dispatch(),
+        lower,
+        upper,
         options,
     );
     Tensor::from_dispatch(out)
+}
+
+/// Whether convlearn's flex routines compute this convolution: one group, or depthwise (a kernel
+/// per channel). Other grouped convolutions are burn's.
+fn convlearns_grouping(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>) -> bool {
+    let [_, channels, _, _] = x.dims();
+    let [kernels, kernel_channels, _, _] = weight.dims();
+    let depthwise = options.groups == channels && kernels == channels && kernel_channels == 1;
+    options.groups == 1 || depthwise
 }
 
 /// `pool(x)` on flex by convlearn's routine — a plain parallel pass, and when training, a `u32`

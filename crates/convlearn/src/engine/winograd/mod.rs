@@ -26,7 +26,8 @@ use rayon::prelude::*;
 
 #[cfg(target_arch = "x86_64")]
 use super::bf16::{self, PackedRhs};
-use super::buffers::{Scratch, TileOutput, scratch, with_scratch, zeroed};
+use super::buffers::{Scratch, TileOutput, assume_written, scratch, with_scratch, zeroed};
+use super::clamp::Epilogue;
 use super::conv::TILE_FLOATS;
 use super::conv_shape::{ConvShape, Pads};
 use super::matmul::{Layout, PreparedLhs, matmul_prepared};
@@ -66,13 +67,25 @@ pub fn applies(shape: &ConvShape) -> bool {
 }
 
 /// `y` `[batch, cout, h, w]`: the convolution of `x` `[batch, cin, h, w]` with `weight`
-/// `[cout, cin, 3, 3]`, for a shape that [`applies`].
-pub fn conv3x3(shape: &ConvShape, x: &[f32], weight: &[f32]) -> Vec<f32> {
-    convolve(shape, x, weight, None)
+/// `[cout, cin, 3, 3]`, for a shape that [`applies`]; each band of a map passed through
+/// `epilogue` (when given) as soon as its output transform has written it.
+pub fn conv3x3(
+    shape: &ConvShape,
+    x: &[f32],
+    weight: &[f32],
+    epilogue: Option<&Epilogue>,
+) -> Vec<f32> {
+    convolve(shape, x, weight, None, epilogue)
 }
 
 /// [`conv3x3`], its products in bf16 when `bf16` says so (`None`: as `--precision` says).
-fn convolve(shape: &ConvShape, x: &[f32], weight: &[f32], bf16: Option<bool>) -> Vec<f32> {
+fn convolve(
+    shape: &ConvShape,
+    x: &[f32],
+    weight: &[f32],
+    bf16: Option<bool>,
+    epilogue: Option<&Epilogue>,
+) -> Vec<f32> {
     assert!(
         applies(shape),
         "winograd: {shape:?} is not a 3×3 'same' stride-1 convolution"
@@ -149,6 +162,10 @@ fn convolve(shape: &ConvShape, x: &[f32], weight: &[f32], bf16: Option<bool>) ->
                             )
                         };
                         transform_output(m, [o, cout, tiles, first], [t0, t1, tw], [h, w], map, s);
+                        if let Some(epilogue) = epilogue {
+                            // SAFETY: `transform_output` wrote every row of `map` in full.
+                            epilogue.apply(o, unsafe { assume_written(map) });
+                        }
                     }
                 }
             },
@@ -273,7 +290,7 @@ pub fn input_gradient(shape: &ConvShape, weight: &[f32], dy: &[f32]) -> Vec<f32>
         cout: cin,
         ..*shape
     };
-    conv3x3(&swapped, dy, &turned)
+    conv3x3(&swapped, dy, &turned, None)
 }
 
 /// Writes `V_ξ[c, t]` for the tiles of tile rows `t0..t1` of one channel's `plane`, via a copy
@@ -441,7 +458,7 @@ mod tests {
         let batched = Grouping::Batched {
             max_columns: 1 << 22,
         };
-        let want = conv_forward(&shape, &x, &weight, batched);
+        let want = conv_forward(&shape, &x, &weight, batched, None);
         (shape, x, weight, want)
     }
 
@@ -460,7 +477,11 @@ mod tests {
             (1, [64, 64], [99, 64]),
         ] {
             let (shape, x, weight, want) = case(batch, channels, input);
-            assert_close(&conv3x3(&shape, &x, &weight), &want, &format!("{shape:?}"));
+            assert_close(
+                &conv3x3(&shape, &x, &weight, None),
+                &want,
+                &format!("{shape:?}"),
+            );
         }
     }
 
@@ -475,10 +496,10 @@ mod tests {
         // bands of tile rows with a shorter last one.
         for (batch, channels, input) in [(3, [65, 70], [7, 9]), (1, [64, 96], [99, 64])] {
             let (shape, x, weight, want) = case(batch, channels, input);
-            let got = convolve(&shape, &x, &weight, Some(true));
+            let got = convolve(&shape, &x, &weight, Some(true), None);
             assert_ne!(
                 got,
-                convolve(&shape, &x, &weight, Some(false)),
+                convolve(&shape, &x, &weight, Some(false), None),
                 "{shape:?}: the bf16 products were not taken"
             );
             // Operands off by 2⁻⁹ each, so each product by 2⁻⁸ of itself; the transformed values
