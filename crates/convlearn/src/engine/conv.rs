@@ -150,8 +150,8 @@ impl Grouping {
 }
 
 /// `y` `[batch, cout, oh, ow]` = the convolution of `x` `[batch, cin, h, w]` with `weight`
-/// `[cout, cin, kh, kw]` (no bias), each part of it passed through `epilogue` (when given) as
-/// soon as it is written.
+/// `[cout, cin, kh, kw]` (no bias), passed through `epilogue` when given: each tile as soon as
+/// its product has written it; images side by side in one pass after their products.
 pub fn conv_forward(
     shape: &ConvShape,
     x: &[f32],
@@ -205,8 +205,8 @@ pub fn conv_forward(
     // SAFETY: the groups cover every image, and each group's values were written above.
     unsafe { y.set_len(len) };
     if let Some(epilogue) = epilogue {
-        // One pass after the products, outside the scratch buffers: a task stolen while this
-        // thread waited inside them would have had to allocate scratch of its own.
+        // One pass after the products, outside the scratch buffers: a nested parallel pass
+        // inside them can hand this thread a task that then needs scratch of its own.
         y.par_chunks_mut(p.max(1))
             .with_min_len(MIN_COPY.div_ceil(p.max(1)))
             .enumerate()

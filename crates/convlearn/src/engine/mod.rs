@@ -160,8 +160,9 @@ pub trait FusedOps: Backend {
     /// [`FusedOps::conv2d_batched`] and [`FusedOps::depthwise_conv2d`]), then
     /// `clamp(y · scale[c] + shift[c], lower, upper)` per output channel: a BatchNorm with
     /// running statistics and its activation. flex's applies the map to each part of the output
-    /// as the convolution writes it, while it is in the core's cache, instead of in a pass of its
-    /// own.
+    /// as the convolution writes it (an im2col tile, a Winograd band, a depthwise map), while it
+    /// is in the core's cache, instead of in a pass of its own; images side by side in one
+    /// product get it in one pass after their products.
     #[allow(clippy::too_many_arguments)]
     fn conv2d_affine_clamp(
         x: FloatTensor<Self>,
