@@ -12,9 +12,9 @@
 //! in place. Training reuses the same layouts: the weight gradient is `dy · colᵀ`, the input
 //! gradient `Wᵀ · dy` folded back onto the image (col2im).
 //!
-//!
 //! The convolution's shape and im2col layout are in `conv_shape`, the matrix products in `matmul`
-//! and the buffers in `buffers` (Winograd uses them too).
+//! and the buffers in `buffers` (Winograd uses them too). The file stays whole (about 430 lines of
+//! code, the rest tests): the forward and backward passes share the two groupings' layouts.
 
 use std::mem::MaybeUninit;
 

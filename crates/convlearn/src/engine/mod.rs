@@ -26,6 +26,9 @@
 //!
 //! On a GPU back-end the functions below use burn's ops. Tests check every routine against burn's
 //! own (values and gradients) and small cases by hand.
+//!
+//! This file is the trait and the functions models call, one concept: about 430 lines of code,
+//! the rest their tests (the routines themselves are in the files named above).
 
 mod adamw;
 mod autodiff;
